@@ -1,0 +1,272 @@
+"""Adapters give the three layer styles of SPEC §3 one interface: forward, then backward."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gradcheck.results import Status
+from gradcheck.spec import LayerSpec, Location, Ref
+
+UPDATE_LEARNING_RATE = 2.0**-10  # exact in binary, so (p0 - p1) / lr loses nothing to the division
+
+
+class LayerProblem(Exception):
+    """The layer misbehaved (raised, wrong return, wrong shape): a verdict, not a crash."""
+
+    def __init__(self, status: Status, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class Gradients:
+    """What backward produced: per differentiable input, per parameter, and the parameters after."""
+
+    inputs: dict[str, Any]
+    params: dict[str, Any]
+    params_after: dict[str, Any]
+
+
+def resolve(value: Any, env: dict[str, Any]) -> Any:
+    """Replace every Ref in a nested structure by its drawn value (arrays copied)."""
+    if isinstance(value, Ref):
+        bound = env[value.name]
+        return bound.copy() if isinstance(bound, np.ndarray) else bound
+    if isinstance(value, dict):
+        return {k: resolve(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, env) for v in value]
+    return value
+
+
+def call_layer(what: str, function, *args, **kwargs):
+    """Call user code; anything it raises becomes that layer's ERROR naming `what`."""
+    try:
+        with np.errstate(all="ignore"):
+            return function(*args, **kwargs)
+    except LayerProblem:
+        raise
+    except Exception as exc:
+        raise LayerProblem(Status.ERROR, f"{what} raised {type(exc).__name__}: {exc}{_user_frame(exc)}") from exc
+
+
+def _user_frame(exc: BaseException) -> str:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return ""
+    code = tb.tb_frame.f_code
+    return f" (at {code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno} in {code.co_name})"
+
+
+class Adapter:
+    """Base: runs one layer's forward and backward on given arrays."""
+
+    def __init__(self, spec: LayerSpec):
+        self.spec = spec
+        self.args: dict[str, Any] = {}
+
+    def prepare(self, env: dict[str, Any], seed: int) -> None:
+        """Bind this example's drawn values (dims, arrays) before any forward."""
+        self.args = resolve(self.spec.args, env)
+
+    def forward(self, inputs: list, params: dict[str, np.ndarray], seed: int) -> tuple[tuple, Any]:
+        """Run forward; return (outputs, handle for backward)."""
+        raise NotImplementedError
+
+    def backward(self, handle: Any, douts: list) -> Gradients:
+        """Run backward on the handle forward returned."""
+        raise NotImplementedError
+
+    def _args(self) -> dict[str, Any]:
+        return copy.deepcopy(self.args)
+
+
+def reseed(seed: int) -> None:
+    """Reset numpy's global random state so a layer drawing from np.random is repeatable."""
+    np.random.seed(seed % 2**32)
+
+
+def split_gradients(spec: LayerSpec, returned: Any, with_params: bool, who: str) -> tuple[dict, dict]:
+    """Map what backward returned onto the differentiable inputs (and parameters)."""
+    diff = [t.name for t in spec.differentiable_inputs]
+    every = [t.name for t in spec.inputs]
+    params = [p.name for p in spec.params] if with_params else []
+    wanted = diff + params
+    if returned is None:
+        if not wanted:
+            return {}, {}
+        raise LayerProblem(Status.ERROR, f"{who} returned None; expected {_names(wanted)}")
+    items = list(returned) if isinstance(returned, (tuple, list)) else [returned]
+    if not wanted:
+        return {}, {}
+    if len(items) == len(wanted):
+        names = wanted
+    elif len(items) == len(every) + len(params):
+        names = every + params
+    else:
+        raise LayerProblem(
+            Status.ERROR,
+            f"{who} returned {len(items)} value(s); expected {len(wanted)}: {_names(wanted)}",
+        )
+    got = dict(zip(names, items))
+    return {n: got[n] for n in diff}, {n: got[n] for n in params}
+
+
+def _names(names: list[str]) -> str:
+    return "(" + ", ".join("d" + n for n in names) + ")"
+
+
+class ClassAdapter(Adapter):
+    """Style class: an object with forward/backward; parameters and gradients live on it."""
+
+    def prepare(self, env: dict[str, Any], seed: int) -> None:
+        super().prepare(env, seed)
+        kwargs = resolve(self.spec.init, env)
+        self.base = call_layer("the constructor", self.spec.target, **kwargs)
+        if self.spec.params and any(self._read(self.base, self.spec.params_at, i) is None for i in range(len(self.spec.params))):
+            # numpy-ml style: parameters are created on the first forward
+            inputs = [env[t.name].copy() for t in self.spec.inputs]
+            reseed(seed)
+            call_layer("forward (creating parameters)", self.base.forward, *inputs, **self._args())
+        for position, param in enumerate(self.spec.params):
+            found = self._read(self.base, self.spec.params_at, position)
+            place = self.spec.params_at.describe(param.name, position)
+            if found is None:
+                raise LayerProblem(Status.ERROR, f"parameter {param.name!r} not found at {place} (set params_at)")
+            drawn = env[param.name]
+            if np.shape(found) != drawn.shape:
+                raise LayerProblem(
+                    Status.ERROR,
+                    f"the layer holds {place} with shape {np.shape(found)}, but layers.yaml declares "
+                    f"{param.name} with shape {drawn.shape}",
+                )
+        self._write_params(self.base, {p.name: env[p.name].copy() for p in self.spec.params})
+
+    def _read(self, obj: Any, where: Location, position: int) -> Any:
+        name = self.spec.params[position].name
+        try:
+            if where.kind == "attr":
+                return getattr(obj, where.target.format(name=name), None)
+            container = getattr(obj, where.target, None)
+            if container is None:
+                return None
+            return container[name] if where.kind == "dict" else container[position]
+        except (KeyError, IndexError, TypeError):
+            return None
+
+    def _write_params(self, obj: Any, params: dict[str, np.ndarray]) -> None:
+        where = self.spec.params_at
+        for position, param in enumerate(self.spec.params):
+            if param.name not in params:
+                continue
+            value = params[param.name]
+            if where.kind == "attr":
+                setattr(obj, where.target.format(name=param.name), value)
+            else:
+                getattr(obj, where.target)[param.name if where.kind == "dict" else position] = value
+
+    def forward(self, inputs, params, seed):
+        obj = copy.deepcopy(self.base)
+        if params:
+            self._write_params(obj, params)
+        reseed(seed)
+        out = call_layer("forward", obj.forward, *inputs, **self._args())
+        return normalise_outputs(out, "forward"), obj
+
+    def backward(self, handle, douts):
+        kwargs = {}
+        if self.spec.grads.kind == "update":
+            kwargs[self.spec.grads.target] = UPDATE_LEARNING_RATE
+        returned = call_layer("backward", handle.backward, *douts, **kwargs)
+        inputs, _ = split_gradients(self.spec, returned, with_params=False, who="backward")
+        after = {p.name: self._read(handle, self.spec.params_at, i) for i, p in enumerate(self.spec.params)}
+        if self.spec.grads.kind == "update":
+            grads = {}
+        else:
+            grads = {p.name: self._read(handle, self.spec.grads, i) for i, p in enumerate(self.spec.params)}
+        return Gradients(inputs, grads, after)
+
+
+class FunctionsAdapter(Adapter):
+    """Style functions: forward(*inputs, *params, **args) -> (out..., cache); backward(dout..., cache)."""
+
+    def forward(self, inputs, params, seed):
+        ordered = [params[p.name] for p in self.spec.params]
+        reseed(seed)
+        result = call_layer("forward", self.spec.forward, *inputs, *ordered, **self._args())
+        if not isinstance(result, tuple) or len(result) < 2:
+            raise LayerProblem(
+                Status.ERROR,
+                f"forward returned {_kind(result)}; expected a tuple (out, cache) or (out1, ..., cache)",
+            )
+        return normalise_outputs(result[:-1], "forward"), result[-1]
+
+    def backward(self, handle, douts):
+        returned = call_layer("backward", self.spec.backward, *douts, handle)
+        inputs, params = split_gradients(self.spec, returned, with_params=True, who="backward")
+        return Gradients(inputs, params, {})
+
+
+class LossAdapter(Adapter):
+    """Style loss: function(x, y, **args) -> (loss, dx); only the first input is differentiated."""
+
+    def forward(self, inputs, params, seed):
+        reseed(seed)
+        result = call_layer("the loss function", self.spec.function, *inputs, **self._args())
+        if not isinstance(result, tuple) or len(result) != 2:
+            raise LayerProblem(Status.ERROR, f"the loss function returned {_kind(result)}; expected (loss, dx)")
+        outputs = normalise_outputs(result[0], "the loss function")
+        if outputs[0].shape not in ((), (1,)):
+            raise LayerProblem(
+                Status.ERROR, f"the loss function returned a loss of shape {outputs[0].shape}; expected a scalar"
+            )
+        return (outputs[0].reshape(()),), result[1]
+
+    def backward(self, handle, douts):
+        first = self.spec.differentiable_inputs[:1]
+        if not first:
+            return Gradients({}, {}, {})
+        if handle is None:
+            raise LayerProblem(Status.ERROR, f"the loss function returned dx = None; expected d{first[0].name}")
+        return Gradients({first[0].name: handle}, {}, {})
+
+
+ADAPTERS = {"class": ClassAdapter, "functions": FunctionsAdapter, "loss": LossAdapter}
+
+
+def adapter_for(spec: LayerSpec) -> Adapter:
+    """The adapter for a layer's style."""
+    return ADAPTERS[spec.style](spec)
+
+
+def normalise_outputs(out: Any, who: str) -> tuple[np.ndarray, ...]:
+    """Forward's output(s) as a tuple of float64 arrays, or a LayerProblem saying what was wrong."""
+    items = out if isinstance(out, tuple) else (out,)
+    arrays = []
+    for position, item in enumerate(items):
+        label = f"{who} output {position}" if len(items) > 1 else f"{who}"
+        if item is None:
+            raise LayerProblem(Status.ERROR, f"{label} returned None; expected an array")
+        try:
+            array = np.asarray(item)
+        except Exception:
+            raise LayerProblem(Status.ERROR, f"{label} returned {_kind(item)}; expected an array") from None
+        if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+            raise LayerProblem(Status.ERROR, f"{label} returned {_kind(item)}; expected a float array")
+        arrays.append(array.astype(np.float64, copy=False))
+    return tuple(arrays)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    if isinstance(value, tuple):
+        return f"a tuple of {len(value)}"
+    return f"a {type(value).__name__}"

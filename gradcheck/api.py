@@ -1,0 +1,47 @@
+"""The Python API: check layers from a layers.yaml without the command line (SPEC §8)."""
+
+from __future__ import annotations
+
+import os
+
+from gradcheck.engine import Options, check_layers
+from gradcheck.engine import check_layer as _check_spec
+from gradcheck.errors import UnknownLayerError
+from gradcheck.registry import load_registry, suggest
+from gradcheck.results import LayerResult, RunResult
+from gradcheck.spec import LayerSpec, Tolerances
+
+
+def _options(config, examples, seed, rtol, atol, eps, **rest) -> Options:
+    return Options(
+        examples=examples, seed=seed, tolerances=Tolerances(rtol=rtol, atol=atol, eps=eps),
+        config=str(config) if config else None, **rest,
+    )
+
+
+def check_layer(layer: str | LayerSpec, config: str | os.PathLike = "layers.yaml", *,
+                examples: int | None = None, seed: int | None = None, rtol: float | None = None,
+                atol: float | None = None, eps: float | None = None, timeout: float | None = None) -> LayerResult:
+    """Check one layer, named in `config` or given as a LayerSpec; `.assert_ok()` the result in pytest."""
+    if isinstance(layer, LayerSpec):
+        spec = layer
+    else:
+        registry = load_registry(config)
+        spec = registry.get(layer)
+        if spec is None:
+            raise UnknownLayerError(f"no layer named {layer!r} in {config}{suggest(layer, registry.names())}")
+    return _check_spec(spec, _options(config, examples, seed, rtol, atol, eps, timeout=timeout))
+
+
+def run_config(config: str | os.PathLike = "layers.yaml", names: list[str] | None = None, *,
+               examples: int | None = None, seed: int | None = None, rtol: float | None = None,
+               atol: float | None = None, eps: float | None = None) -> RunResult:
+    """Check every layer of a layers.yaml (or the named ones) and return the run's results."""
+    registry = load_registry(config)
+    specs = registry.layers
+    if names:
+        specs = [registry.get(n) for n in names]
+        if None in specs:
+            missing = names[specs.index(None)]
+            raise UnknownLayerError(f"no layer named {missing!r} in {config}{suggest(missing, registry.names())}")
+    return check_layers(specs, _options(config, examples, seed, rtol, atol, eps))

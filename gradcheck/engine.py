@@ -1,0 +1,251 @@
+"""The engine: property-based search over examples of a layer, and runs over many layers."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis.errors import Unsatisfiable
+
+from gradcheck.diagnosis import diagnose
+from gradcheck.examples import Counter, ExampleOutcome, TensorOutcome, check_example
+from gradcheck.results import LayerResult, RunResult, Status, TensorResult, worst
+from gradcheck.sampling import Example, examples_strategy
+from gradcheck.spec import DEFAULT_EXAMPLES, DEFAULT_TOLERANCES, LayerSpec, Tolerances
+
+SHRINK_BUDGET = 40  # extra examples spent looking for a smaller failing case
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to run checks; None means 'the layer's own setting, else the default'."""
+
+    examples: int | None = None
+    seed: int | None = None
+    tolerances: Tolerances = field(default_factory=Tolerances)
+    fail_fast: bool = False
+    timeout: float | None = None
+    config: str | None = None  # shown in the reproduce command
+
+    def resolved_seed(self) -> int:
+        return self.seed if self.seed is not None else random.randrange(2**31)
+
+
+class _ExampleFailed(Exception):
+    """Raised inside the hypothesis test so that it shrinks towards a smaller failing example."""
+
+
+class _Timeout(Exception):
+    """The layer used up its time budget."""
+
+
+def check_layer(spec: LayerSpec, options: Options = Options(), progress: Progress | None = None) -> LayerResult:
+    """Check one layer over property-based examples and return its verdict."""
+    seed = options.resolved_seed()
+    tol = DEFAULT_TOLERANCES.merged(spec.tolerances).merged(options.tolerances)
+    count = options.examples or spec.examples or DEFAULT_EXAMPLES
+    counter = Counter()
+    started = time.perf_counter()
+    search = _Search(spec, tol, count, counter, progress)
+    timeout = options.timeout or spec.timeout
+    try:
+        with _time_limit(timeout):
+            outcomes = search.run(seed)
+    except _Timeout:
+        outcomes = None
+    seconds = time.perf_counter() - started
+    result = _summarise(spec, outcomes if outcomes is not None else list(search.evaluated.values()), seconds, timeout if outcomes is None else None)
+    repro = f"gradcheck check {spec.name} --seed {seed}"
+    if options.examples:
+        repro += f" --examples {options.examples}"
+    if options.config:
+        repro += f" --config {options.config}"
+    result = replace(
+        result, seed=seed, repro=repro if result.status not in (Status.PASS,) else "",
+        source=spec.source, impl=spec.impl, style=spec.style, xfail=spec.xfail,
+        calls={"forward": counter.forward, "backward": counter.backward},
+    )
+    return _apply_xfail(result, spec)
+
+
+def check_layers(specs: list[LayerSpec], options: Options = Options(), progress: Progress | None = None) -> RunResult:
+    """Check layers one after another, in order; stop at the first failure under fail_fast."""
+    seed = options.resolved_seed()
+    options = replace(options, seed=seed)
+    started = time.perf_counter()
+    results = []
+    for spec in specs:
+        result = check_layer(spec, options, progress)
+        results.append(result)
+        if options.fail_fast and result.status.is_failure():
+            break
+    return RunResult(tuple(results), time.perf_counter() - started, seed)
+
+
+class _Search:
+    """Drives hypothesis over one layer's examples, remembering every outcome."""
+
+    def __init__(self, spec, tol, count, counter, progress):
+        self.spec, self.tol, self.count, self.counter, self.progress = spec, tol, count, counter, progress
+        self.evaluated: dict[Example, ExampleOutcome] = {}
+        self.failing = False
+        self.shrinks = 0
+
+    def run(self, seed: int) -> list[ExampleOutcome]:
+        @settings(
+            max_examples=self.count, database=None, deadline=None, derandomize=False,
+            suppress_health_check=list(HealthCheck), phases=(Phase.generate, Phase.shrink),
+            verbosity=Verbosity.quiet, print_blob=False, report_multiple_bugs=False,
+        )
+        @given(examples_strategy(self.spec))
+        def probe(example: Example) -> None:
+            if self.visit(example).failed:
+                raise _ExampleFailed
+
+        try:
+            hypothesis_seed(seed)(probe)()
+        except _ExampleFailed:
+            pass
+        except Unsatisfiable:
+            if not self.evaluated:
+                return [ExampleOutcome(Example((), seed), Status.ERROR,
+                                       "no dims satisfy every 'where' clause within their ranges")]
+        except Exception as exc:  # hypothesis could not replay a flaky failure: our record stands
+            if not any(o.failed for o in self.evaluated.values()) and not _is_flaky(exc):
+                raise
+        return list(self.evaluated.values())
+
+    def visit(self, example: Example) -> ExampleOutcome:
+        outcome = self.evaluated.get(example)
+        if outcome is not None:
+            return outcome
+        if self.failing:
+            if self.shrinks >= SHRINK_BUDGET:
+                return ExampleOutcome(example, Status.PASS)  # budget spent: stop shrinking here
+            self.shrinks += 1
+        try:
+            outcome = check_example(self.spec, example, self.tol, self.counter)
+        except Exception as exc:  # a bug in gradcheck itself: say so rather than blame the layer silently
+            outcome = ExampleOutcome(example, Status.ERROR, f"internal error in gradcheck: {exc!r} (please report it)")
+        self.evaluated[example] = outcome
+        self.failing = self.failing or outcome.failed
+        if self.progress:
+            self.progress(self.spec.name, min(len(self.evaluated), self.count), self.count)
+        return outcome
+
+
+def _is_flaky(exc: Exception) -> bool:
+    return "Flaky" in type(exc).__name__
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None):
+    """Raise _Timeout in the main thread after `seconds` (pure-Python hangs; see --jobs for the rest)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _Timeout()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _size(outcome: ExampleOutcome) -> tuple:
+    dims = outcome.example.dim_values
+    return (sum(dims.values()), tuple(dims.values()), outcome.example.scale != 1.0, outcome.example.seed)
+
+
+def _summarise(spec: LayerSpec, outcomes: list[ExampleOutcome], seconds: float, timed_out: float | None) -> LayerResult:
+    """Fold the examples into one LayerResult: the smallest failure, or the worst passing errors."""
+    skipped = sum(o.skipped for o in outcomes)
+    base = dict(name=spec.name, examples=len(outcomes), seconds=seconds, kinks=skipped)
+    if timed_out is not None:
+        return LayerResult(status=Status.ERROR, message=f"timed out after {timed_out:g} s (a hang, or far too slow?)", **base)
+    failures = [o for o in outcomes if o.failed]
+    if failures:
+        smallest = min(failures, key=_size)
+        tensors = tuple(_tensor_result(spec, t, smallest, outcomes) for t in smallest.tensors)
+        message = smallest.message or "wrong gradient for " + ", ".join(t.name for t in tensors if t.failed)
+        return LayerResult(status=smallest.status, tensors=tensors or _passing_tensors(spec, outcomes),
+                           message=message, failing_dims=smallest.example.dim_values,
+                           warnings=_warnings(outcomes), **base)
+    tensors = _passing_tensors(spec, outcomes)
+    warnings = _warnings(outcomes)
+    status = Status.WARN if warnings else worst(t.status for t in tensors)
+    message = warnings[0] if warnings else ""
+    if skipped:
+        message = message or f"{skipped} point(s) skipped where the function is not smooth (kinks) or the reference is unsteady"
+    return LayerResult(status=status, tensors=tensors, message=message, warnings=warnings, **base)
+
+
+def _warnings(outcomes: list[ExampleOutcome]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(w for o in outcomes for w in o.warnings))
+
+
+def _tensor_result(spec, tensor: TensorOutcome, example: ExampleOutcome, outcomes) -> TensorResult:
+    """A failing (or passing) tensor as seen in the smallest failing example."""
+    index = tensor.worst_index
+    analytic = float(tensor.analytic[index]) if index is not None and tensor.analytic.size else None
+    numeric = float(tensor.numeric[index]) if index is not None and tensor.numeric.size else None
+    failed = tensor.status is Status.FAIL
+    return TensorResult(
+        name=tensor.name, kind=tensor.kind, status=tensor.status, shape=tensor.analytic.shape,
+        max_abs_error=tensor.max_abs_error, max_rel_error=tensor.max_rel_error,
+        worst_index=index, analytic=analytic, numeric=numeric,
+        message=f"{int(np.sum(tensor.abs_error > tensor.bound))} of {tensor.analytic.size} elements outside tolerance" if failed else "",
+        diagnosis=diagnose(spec, tensor, example) if failed else "",
+        failing_dims=example.example.dim_values if failed else None,
+        error_map=tensor.abs_error if failed else None,
+    )
+
+
+def _passing_tensors(spec: LayerSpec, outcomes: list[ExampleOutcome]) -> tuple[TensorResult, ...]:
+    """Per tensor, the largest errors seen over all examples."""
+    names = [t.name for t in spec.differentiable_inputs] + [p.name for p in spec.params]
+    results = []
+    for name in names:
+        seen = [t for o in outcomes for t in o.tensors if t.name == name]
+        if not seen:
+            continue
+        checked = [t for t in seen if np.isfinite(t.numeric).any() or t.numeric.size == 0]
+        if not checked:
+            results.append(TensorResult(name, seen[0].kind, Status.SKIP, message="every point was a kink or unsteady"))
+            continue
+        top = max(checked, key=lambda t: t.max_abs_error / max(float(np.max(t.bound, initial=0.0)), 1e-300))
+        index = top.worst_index
+        results.append(TensorResult(
+            name=name, kind=top.kind, status=Status.PASS, shape=top.analytic.shape,
+            max_abs_error=max(t.max_abs_error for t in checked),
+            max_rel_error=max(t.max_rel_error for t in checked),
+            worst_index=index or None,
+            analytic=float(top.analytic[index]) if top.analytic.size else None,
+            numeric=float(top.numeric[index]) if top.numeric.size else None,
+        ))
+    return tuple(results)
+
+
+def _apply_xfail(result: LayerResult, spec: LayerSpec) -> LayerResult:
+    """Expected failures: FAIL/ERROR becomes XFAIL; a pass becomes XPASS."""
+    if not spec.xfail:
+        return result
+    if result.status in (Status.FAIL, Status.ERROR):
+        return replace(result, status=Status.XFAIL, message=f"expected failure ({spec.xfail}): {result.message}")
+    if result.status in (Status.PASS, Status.WARN):
+        return replace(result, status=Status.XPASS, message=f"passed, but marked xfail: {spec.xfail}")
+    return result

@@ -1,0 +1,284 @@
+"""Checking one drawn example of one layer: forward, backward, finite differences, hygiene."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gradcheck.adapters import UPDATE_LEARNING_RATE, Adapter, LayerProblem, adapter_for
+from gradcheck.finite_diff import Estimate, is_steady, numerical_gradient, tolerance
+from gradcheck.results import Status
+from gradcheck.sampling import Example, draw_arrays, draw_upstream, shape_of
+from gradcheck.spec import LayerSpec, Tolerances
+
+TINY = 1e-300
+
+
+@dataclass
+class TensorOutcome:
+    """One tensor in one example: analytic against numeric, element by element."""
+
+    name: str
+    kind: str
+    analytic: np.ndarray
+    numeric: np.ndarray
+    bound: np.ndarray
+    failing: np.ndarray  # confirmed failing elements
+    skipped: int = 0  # elements where the reference was not smooth (kink) or not steady
+
+    @property
+    def status(self) -> Status:
+        return Status.FAIL if self.failing.any() else Status.PASS
+
+    @property
+    def abs_error(self) -> np.ndarray:
+        return np.abs(self.analytic - self.numeric)
+
+    @property
+    def max_abs_error(self) -> float:
+        return float(np.max(self._counted(self.abs_error), initial=0.0))
+
+    @property
+    def max_rel_error(self) -> float:
+        scale = np.max(self._counted(np.abs(self.analytic) + np.abs(self.numeric)), initial=0.0)
+        return self.max_abs_error / max(float(scale), TINY)
+
+    @property
+    def worst_index(self) -> tuple[int, ...]:
+        """The element furthest outside its tolerance (or closest to it, when all pass)."""
+        ratio = self._counted(self.abs_error / np.maximum(self.bound, TINY), fill=-1.0)
+        return tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape)) if ratio.size else ()
+
+    def _counted(self, values: np.ndarray, fill: float = 0.0) -> np.ndarray:
+        """Values with unreliable (skipped) elements blanked out."""
+        return np.where(np.isfinite(self.numeric), values, fill)
+
+
+@dataclass
+class ExampleOutcome:
+    """The verdict on one example."""
+
+    example: Example
+    status: Status
+    message: str = ""
+    tensors: list[TensorOutcome] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.status in (Status.FAIL, Status.ERROR)
+
+    @property
+    def skipped(self) -> int:
+        return sum(t.skipped for t in self.tensors)
+
+
+class Counter:
+    """Counts forward and backward calls, for the report and the benchmark."""
+
+    def __init__(self):
+        self.forward = 0
+        self.backward = 0
+
+
+def check_example(spec: LayerSpec, example: Example, tol: Tolerances, counter: Counter | None = None) -> ExampleOutcome:
+    """Run every check of SPEC §6 on one drawn example; a misbehaving layer is a verdict."""
+    counter = counter or Counter()
+    arrays = draw_arrays(spec, example)
+    shapes = {name: a.shape for name, a in arrays.items()}
+    try:
+        run = _ExampleRun(spec, example, arrays, tol, counter)
+        tensors = run.check()
+    except LayerProblem as problem:
+        return ExampleOutcome(example, problem.status, problem.message, shapes=shapes)
+    status = Status.FAIL if any(t.status is Status.FAIL for t in tensors) else Status.PASS
+    return ExampleOutcome(example, status, "", tensors, run.warnings, shapes)
+
+
+class _ExampleRun:
+    """State shared by the steps of one example's check."""
+
+    def __init__(self, spec, example, arrays, tol, counter):
+        self.spec, self.example, self.arrays, self.tol, self.counter = spec, example, arrays, tol, counter
+        self.adapter: Adapter = adapter_for(spec)
+        self.warnings: list[str] = []
+        self.seed = example.seed
+        self.inputs = [arrays[t.name] for t in spec.inputs]
+        self.params = {p.name: arrays[p.name] for p in spec.params}
+
+    def check(self) -> list[TensorOutcome]:
+        self.adapter.prepare({**self.example.dim_values, **self.arrays}, self.seed)
+        base = self.reference_forward()
+        upstream = draw_upstream(base, self.seed)
+        analytic = self.analytic(upstream)
+        outcomes = []
+        for tensor in self.spec.differentiable_inputs:
+            evaluate = self._evaluate_input(self.spec.inputs.index(tensor))
+            outcomes.append(self.compare(tensor.name, "input", self.arrays[tensor.name], analytic[tensor.name], evaluate, base, upstream))
+        for param in self.spec.params:
+            evaluate = self._evaluate_param(param.name)
+            outcomes.append(self.compare(param.name, "param", self.arrays[param.name], analytic[param.name], evaluate, base, upstream))
+        return outcomes
+
+    # -- forward --------------------------------------------------------------------------
+    def forward(self, inputs, params):
+        self.counter.forward += 1
+        return self.adapter.forward(inputs, params, self.seed)
+
+    def _copies(self):
+        return [x.copy() for x in self.inputs], {k: v.copy() for k, v in self.params.items()}
+
+    def _evaluate_input(self, position: int):
+        def evaluate(moved: np.ndarray):
+            inputs, params = self._copies()
+            inputs[position] = moved
+            return self.forward(inputs, params)[0]
+        return evaluate
+
+    def _evaluate_param(self, name: str):
+        def evaluate(moved: np.ndarray):
+            inputs, params = self._copies()
+            params[name] = moved
+            return self.forward(inputs, params)[0]
+        return evaluate
+
+    def reference_forward(self) -> tuple[np.ndarray, ...]:
+        """Forward at the drawn point: finite, deterministic, leaving its inputs alone."""
+        inputs, params = self._copies()
+        outputs, _ = self.forward(inputs, params)
+        self._unchanged(inputs, params, "forward")
+        again, _ = self.forward(*self._copies())
+        if len(again) != len(outputs) or not all(
+            a.shape == b.shape and np.array_equal(a, b, equal_nan=True) for a, b in zip(outputs, again)
+        ):
+            raise LayerProblem(
+                Status.ERROR,
+                "forward is not deterministic: two calls with the same inputs gave different outputs. "
+                "If it draws a random mask, draw it from np.random (gradcheck reseeds it before every "
+                "forward) or from a generator seeded in the layer, e.g. np.random.default_rng(seed)",
+            )
+        for position, out in enumerate(outputs):
+            if not np.all(np.isfinite(out)):
+                magnitude = max((float(np.max(np.abs(x), initial=0.0)) for x in self.inputs if x.dtype.kind == "f"), default=0.0)
+                hint = " (exp of a large input? subtract the max before exp)" if magnitude >= 50 else ""
+                which = f" output {position}" if len(outputs) > 1 else ""
+                raise LayerProblem(
+                    Status.FAIL,
+                    f"forward{which} returned non-finite values (inf/nan) for finite inputs of magnitude "
+                    f"~{magnitude:.0e}{hint}",
+                )
+        return outputs
+
+    def _unchanged(self, inputs, params, who: str) -> None:
+        for tensor, passed in zip(self.spec.inputs, inputs):
+            if not _same(passed, self.arrays[tensor.name]):
+                raise LayerProblem(Status.FAIL, f"{who} modified its input {tensor.name!r} in place")
+        for name, passed in params.items():
+            if not _same(passed, self.arrays[name]):
+                raise LayerProblem(Status.FAIL, f"{who} modified the parameter {name!r} in place")
+
+    # -- backward ---------------------------------------------------------------------------
+    def analytic(self, upstream: list) -> dict[str, np.ndarray]:
+        """Gradients from backward, after checking what it touched."""
+        inputs, params = self._copies()
+        outputs, handle = self.forward(inputs, params)
+        if self.spec.style == "class":
+            self._params_kept(handle, "forward")
+        douts = [np.copy(r) if isinstance(r, np.ndarray) else r for r in upstream]
+        self.counter.backward += 1
+        grads = self.adapter.backward(handle, douts)
+        for position, (passed, original) in enumerate(zip(douts, upstream)):
+            if isinstance(original, np.ndarray) and not _same(passed, original):
+                label = "dout" if len(upstream) == 1 else f"the upstream gradient of output {position}"
+                self.warnings.append(f"backward modified {label} in place (the gradient is right, but a network sharing that array would see it change)")
+        self._unchanged(inputs, params, "backward (through the cache)")
+        found = dict(grads.inputs)
+        if self.spec.style == "class":
+            found.update(self._class_param_grads(grads))
+        else:
+            found.update(grads.params)
+        return {name: self._validate(name, value) for name, value in found.items()}
+
+    def _params_kept(self, obj, who: str) -> None:
+        adapter = self.adapter
+        for position, param in enumerate(self.spec.params):
+            now = adapter._read(obj, self.spec.params_at, position)
+            if not _same(now, self.arrays[param.name]):
+                raise LayerProblem(Status.FAIL, f"{who} changed the parameter {param.name!r}")
+
+    def _class_param_grads(self, grads) -> dict[str, np.ndarray]:
+        out = {}
+        for position, param in enumerate(self.spec.params):
+            before, after = self.arrays[param.name], grads.params_after[param.name]
+            if self.spec.grads.kind == "update":
+                if after is None or np.shape(after) != before.shape:
+                    raise LayerProblem(Status.ERROR, f"after backward, {param.name!r} is missing or changed shape")
+                out[param.name] = (before - np.asarray(after, dtype=np.float64)) / UPDATE_LEARNING_RATE
+                continue
+            if not _same(after, before):
+                raise LayerProblem(
+                    Status.FAIL,
+                    f"backward changed the parameter {param.name!r} (an SGD step inside backward?): backward must "
+                    "only compute gradients; if the layer applies its own update, declare grads: update:ARG",
+                )
+            value = grads.params[param.name]
+            if value is None:
+                place = self.spec.grads.describe(param.name, position)
+                raise LayerProblem(Status.ERROR, f"backward did not set the gradient of {param.name!r}: {place} is missing")
+            out[param.name] = value
+        return out
+
+    def _validate(self, name: str, value) -> np.ndarray:
+        expected = self.arrays[name].shape
+        if value is None:
+            raise LayerProblem(Status.ERROR, f"backward returned None for d{name}; expected an array of shape {expected}")
+        array = np.asarray(value)
+        if not np.issubdtype(array.dtype, np.floating):
+            raise LayerProblem(Status.ERROR, f"d{name} has dtype {array.dtype}; expected a float array of shape {expected}")
+        if array.shape != expected:
+            raise LayerProblem(Status.ERROR, f"d{name} has shape {array.shape}; expected {expected}, the shape of {name}{_shape_hint(array.shape, expected)}")
+        if not np.all(np.isfinite(array)):
+            raise LayerProblem(Status.FAIL, f"d{name} contains non-finite values (inf/nan)")
+        return array.astype(np.float64)
+
+    # -- comparison -------------------------------------------------------------------------
+    def compare(self, name, kind, x, analytic, evaluate, base, upstream) -> TensorOutcome:
+        """Numeric against analytic; elements that fail are re-examined for kinks and noise."""
+        eps, rtol, atol = self.tol.eps, self.tol.rtol, self.tol.atol
+        estimate: Estimate = numerical_gradient(evaluate, x, upstream, eps)
+        numeric = estimate.value.copy()
+        bound = tolerance(estimate, analytic, rtol, atol)
+        unreliable = ~np.isfinite(numeric)
+        gap = np.abs(analytic - numeric)
+        suspects = np.flatnonzero((gap > bound) & ~unreliable)
+        confirmed = np.zeros(x.shape, dtype=bool)
+        for index in suspects[np.argsort(-(gap / np.maximum(bound, TINY)).reshape(-1)[suspects])]:
+            a, n = analytic.reshape(-1)[index], numeric.reshape(-1)[index]
+            if is_steady(evaluate, x, base, upstream, eps, int(index), float(a), float(n)):
+                confirmed.reshape(-1)[index] = True
+                break  # one steady failure settles the verdict; no need to re-examine the rest
+            else:
+                unreliable.reshape(-1)[index] = True
+        numeric[unreliable] = np.nan
+        return TensorOutcome(name, kind, analytic, numeric, bound, confirmed, int(unreliable.sum()))
+
+
+def _same(a, b) -> bool:
+    if a is None or b is None:
+        return a is b
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+
+
+def _shape_hint(got: tuple, expected: tuple) -> str:
+    if len(got) == len(expected) == 2 and got == expected[::-1] and got != expected:
+        return " (transposed?)"
+    if len(got) == len(expected) + 1 and got[1:] == expected:
+        return " (sum over the batch axis: .sum(axis=0))"
+    if got == (1,) + expected:
+        return " (a leading axis of 1 that broadcasting would hide: .sum(axis=0) without keepdims)"
+    if int(np.prod(got)) == int(np.prod(expected)):
+        return " (same size: reshape to the tensor's shape)"
+    return ""

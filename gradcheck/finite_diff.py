@@ -1,0 +1,99 @@
+"""Centred finite differences in float64, with estimates of their own error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+EPS64 = float(np.finfo(np.float64).eps)
+# Each forward output carries a few ulps of rounding; differencing two of them doubles it.
+ROUNDING_SAFETY = 8.0
+# A failing element is a real failure only if the reference is this much steadier than the gap.
+STEADINESS = 0.1
+# atol is never scaled up, but shrinks for tensors whose gradients are all far below 1.
+ATOL_SCALE_FLOOR = 1e-6
+
+Outputs = Sequence[np.ndarray]
+Evaluate = Callable[[np.ndarray], Outputs]
+
+
+@dataclass
+class Estimate:
+    """A numerical gradient and the rounding error it may carry, element by element."""
+
+    value: np.ndarray
+    noise: np.ndarray
+
+
+def steps(x: np.ndarray, eps: float) -> np.ndarray:
+    """Step per element, relative to |x| so that large inputs keep their digits."""
+    return eps * np.maximum(1.0, np.abs(x))
+
+
+def weigh(upstream: Sequence, plus: Outputs, minus: Outputs) -> tuple[float, float]:
+    """sum_k sum(R_k * (plus_k - minus_k)), differencing each output before weighting, and its rounding."""
+    total, rounding = 0.0, 0.0
+    for r, p, m in zip(upstream, plus, minus):
+        delta = p - m
+        total += float(np.sum(r * delta))
+        changed = delta != 0
+        if np.any(changed):
+            size = np.maximum(np.abs(p), np.abs(m)) * np.abs(r)
+            rounding += float(np.sum(size[changed] if np.ndim(size) else size))
+    return total, ROUNDING_SAFETY * EPS64 * rounding
+
+
+def perturbed(x: np.ndarray, index: int, step: float) -> tuple[np.ndarray, float]:
+    """A copy of x with one element moved by `step`, and the step actually taken."""
+    moved = x.copy()
+    flat = moved.reshape(-1)
+    flat[index] = x.reshape(-1)[index] + step
+    return moved, float(flat[index] - x.reshape(-1)[index])
+
+
+def numerical_gradient(evaluate: Evaluate, x: np.ndarray, upstream: Sequence, eps: float) -> Estimate:
+    """dL/dx for L = sum_k sum(R_k * out_k), one centred difference per element."""
+    h = steps(x, eps).reshape(-1)
+    value = np.empty(x.size)
+    noise = np.empty(x.size)
+    for i in range(x.size):
+        xp, up = perturbed(x, i, h[i])
+        xm, down = perturbed(x, i, -h[i])
+        total, rounding = weigh(upstream, evaluate(xp), evaluate(xm))
+        value[i] = total / (up - down)
+        noise[i] = rounding / (up - down)
+    return Estimate(value.reshape(x.shape), noise.reshape(x.shape))
+
+
+def tolerance(numeric: Estimate, analytic: np.ndarray, rtol: float, atol: float) -> np.ndarray:
+    """Allowed |a - n| per element: atol + rtol |n| + the reference's own rounding error."""
+    scale = max(float(np.max(np.abs(numeric.value), initial=0.0)), float(np.max(np.abs(analytic), initial=0.0)))
+    scaled_atol = atol * min(1.0, max(scale, ATOL_SCALE_FLOOR))
+    return scaled_atol + rtol * np.abs(numeric.value) + numeric.noise
+
+
+def is_steady(evaluate: Evaluate, x: np.ndarray, base: Outputs, upstream: Sequence, eps: float,
+              index: int, analytic: float, numeric: float) -> bool:
+    """Whether the reference is smooth and steady at one element, so a gap to analytic is real.
+
+    Compares the centred difference at steps h and 2h, and the one-sided curvature
+    (g(t) + g(-t)) / t at both steps: for a smooth function the latter doubles with the
+    step; across a kink it stays put, and under rounding noise it wanders.
+    """
+    h = float(steps(x, eps).reshape(-1)[index])
+    g = {}
+    for t in (h, -h, 2 * h, -2 * h):
+        moved, taken = perturbed(x, index, t)
+        total, _ = weigh(upstream, evaluate(moved), base)
+        if not np.isfinite(total):
+            return False
+        g[t] = (total, taken)
+    (gp1, tp1), (gm1, tm1) = g[h], g[-h]
+    (gp2, tp2), (gm2, tm2) = g[2 * h], g[-2 * h]
+    wide = (gp2 - gm2) / (tp2 - tm2)
+    curvature_h = gp1 / tp1 - gm1 / tm1  # d+ - d- at step h, equals h f'' when smooth
+    curvature_2h = gp2 / tp2 - gm2 / tm2
+    spread = max(abs(numeric - wide), abs(curvature_2h - 2 * curvature_h))
+    return spread <= STEADINESS * abs(analytic - numeric)

@@ -1,0 +1,136 @@
+"""The rich table: a row per tensor, failures explained below it, a one-line summary."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from gradcheck.results import LayerResult, RunResult, Status, TensorResult
+
+STYLES = {
+    Status.PASS: "green", Status.XFAIL: "yellow", Status.SKIP: "dim", Status.WARN: "yellow",
+    Status.XPASS: "magenta", Status.FAIL: "bold red", Status.ERROR: "bold red",
+}
+HEATMAP_MAX = 24  # rows/columns beyond which a heat-map would not fit a terminal
+
+
+def _status(status: Status) -> Text:
+    return Text(status.value, style=STYLES[status])
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.2e}"
+
+
+def results_table(run: RunResult) -> Table:
+    """Layer, tensor, examples, max abs error, max rel error, status, time."""
+    table = Table(title=None, show_lines=False, header_style="bold")
+    table.add_column("layer", no_wrap=True)
+    table.add_column("tensor", no_wrap=True)
+    table.add_column("examples", justify="right")
+    table.add_column("max abs err", justify="right")
+    table.add_column("max rel err", justify="right")
+    table.add_column("status", no_wrap=True)
+    table.add_column("time", justify="right")
+    for layer in run.layers:
+        rows = layer.tensors or (None,)
+        for position, tensor in enumerate(rows):
+            first = position == 0
+            table.add_row(
+                layer.name if first else "",
+                _tensor_label(tensor),
+                str(layer.examples) if first else "",
+                _number(tensor.max_abs_error) if tensor and tensor.worst_index is not None else "",
+                _number(tensor.max_rel_error) if tensor and tensor.worst_index is not None else "",
+                _status(tensor.status if tensor and layer.status in (Status.PASS, Status.FAIL) else layer.status),
+                f"{layer.seconds:.2f}s" if first else "",
+            )
+    return table
+
+
+def _tensor_label(tensor: TensorResult | None) -> str:
+    if tensor is None:
+        return "-"
+    shape = "x".join(str(s) for s in tensor.shape) if tensor.shape else "scalar"
+    return f"{tensor.name} ({shape})"
+
+
+def layer_details(layer: LayerResult, heatmap: bool = False) -> Group:
+    """Why a layer did not pass: message, worst element, diagnosis, smallest dims, reproduce."""
+    parts = [Text.assemble((f"{layer.name}", "bold"), " ", _status(layer.status), f"  {layer.message}")]
+    for tensor in layer.tensors:
+        if tensor.status is not Status.FAIL:
+            continue
+        index = list(tensor.worst_index) if tensor.worst_index is not None else []
+        parts.append(Text(
+            f"  {tensor.name}{index}: analytic {tensor.analytic:.6g}, numeric {tensor.numeric:.6g}  "
+            f"({tensor.message}; max rel error {tensor.max_rel_error:.2e})"
+        ))
+        if tensor.diagnosis:
+            parts.append(Text(f"  probable cause: {tensor.diagnosis}", style="yellow"))
+        if heatmap and tensor.error_map is not None:
+            parts.extend(_heatmap(tensor))
+    if layer.failing_dims:
+        dims = ", ".join(f"{k}={v}" for k, v in layer.failing_dims.items())
+        parts.append(Text(f"  smallest failing dims: {dims}"))
+    for warning in layer.warnings:
+        parts.append(Text(f"  warning: {warning}", style="yellow"))
+    if layer.kinks:
+        parts.append(Text(f"  {layer.kinks} point(s) skipped: the function is not smooth there (kink) or the reference was unsteady", style="dim"))
+    if layer.repro:
+        parts.append(Text(f"  reproduce: {layer.repro}", style="cyan"))
+    if layer.source:
+        parts.append(Text(f"  defined at {layer.source}", style="dim"))
+    return Group(*parts)
+
+
+def _heatmap(tensor: TensorResult) -> list[Text]:
+    """Element-wise |a - n| of a small tensor as coloured cells: the pattern shows the bug."""
+    errors = np.asarray(tensor.error_map, dtype=float)
+    if errors.ndim == 1:
+        errors = errors[None, :]
+    if errors.ndim != 2 or max(errors.shape) > HEATMAP_MAX:
+        return []
+    peak = float(np.nanmax(errors)) if errors.size else 0.0
+    lines = [Text(f"  |analytic - numeric| of {tensor.name} (darker = larger, . = exact):", style="dim")]
+    for row in errors:
+        line = Text("    ")
+        for value in row:
+            level = 0 if peak == 0 or not np.isfinite(value) else value / peak
+            char, style = (".", "green") if level < 1e-6 else ("░", "yellow") if level < 0.1 else ("▒", "red") if level < 0.5 else ("█", "bold red")
+            line.append(char * 2, style=style)
+        lines.append(line)
+    return lines
+
+
+def summary_line(run: RunResult, strict: bool = False) -> Text:
+    """'3 passed, 1 failed, 0 errors in 1.20s (seed 7)' with the other statuses when present."""
+    counts = run.counts()
+    parts = [f"{counts['PASS']} passed", f"{counts['FAIL']} failed", f"{counts['ERROR']} errors"]
+    for status in (Status.WARN, Status.XFAIL, Status.XPASS, Status.SKIP):
+        if counts[status.value]:
+            parts.append(f"{counts[status.value]} {status.value.lower()}")
+    style = "bold red" if run.exit_code(strict) else "bold green"
+    return Text(", ".join(parts) + f" in {run.seconds:.2f}s (seed {run.seed})", style=style)
+
+
+def print_run(console: Console, run: RunResult, strict: bool = False, detail: bool = False) -> None:
+    """Print the table, the details of every layer that did not pass, and the summary."""
+    console.print(results_table(run))
+    for layer in run.layers:
+        if layer.status is not Status.PASS or detail:
+            if layer.status is Status.PASS and not layer.kinks:
+                continue
+            console.print(layer_details(layer, heatmap=detail))
+    console.print(summary_line(run, strict))
+
+
+def render_table(run: RunResult, strict: bool = False) -> str:
+    """The table as plain text, for --output files."""
+    buffer = io.StringIO()
+    print_run(Console(file=buffer, width=120, no_color=True, force_terminal=False), run, strict)
+    return buffer.getvalue()

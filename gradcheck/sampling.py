@@ -1,0 +1,97 @@
+"""Drawing examples: dims from hypothesis, array values from a seeded numpy generator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import strategies as st
+
+from gradcheck.spec import LayerSpec, TensorSpec
+
+# Input magnitudes drawn per example: mostly unit scale, sometimes tiny or huge, so that a
+# forward that overflows (exp without max-subtraction) meets inputs of magnitude ~1e3.
+SCALES = (1.0, 0.01, 100.0, 1000.0)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One drawn case: dims, a seed for the values, and the magnitude of float inputs."""
+
+    dims: tuple[tuple[str, int], ...]
+    seed: int
+    scale: float = 1.0
+
+    @property
+    def dim_values(self) -> dict[str, int]:
+        return dict(self.dims)
+
+
+def satisfies(spec: LayerSpec, dims: dict[str, int]) -> bool:
+    """Whether drawn dims meet every `where` clause and give non-negative shapes."""
+    try:
+        if not all(bool(w.evaluate(dims)) for w in spec.where):
+            return False
+        return all(
+            int(e.evaluate(dims)) >= 0 for t in spec.inputs + spec.params for e in t.shape
+        )
+    except (ZeroDivisionError, ArithmeticError, ValueError):
+        return False
+
+
+def dims_strategy(spec: LayerSpec) -> st.SearchStrategy[dict[str, int]]:
+    """Dims within their inclusive ranges; the batch dim is 1 about half the time."""
+    batch = spec.batch_dim
+    parts = {}
+    for name, (lo, hi) in spec.dims.items():
+        if name == batch and lo <= 1 < hi:
+            parts[name] = st.one_of(st.just(1), st.integers(2, hi))
+        else:
+            parts[name] = st.integers(lo, hi)
+    return st.fixed_dictionaries(parts).filter(lambda dims: satisfies(spec, dims))
+
+
+def examples_strategy(spec: LayerSpec) -> st.SearchStrategy[Example]:
+    """Whole examples: dims, a value seed and an input magnitude."""
+    return st.builds(
+        lambda dims, seed, scale: Example(tuple(dims.items()), seed, scale),
+        dims_strategy(spec),
+        st.integers(0, 2**32 - 1),
+        st.sampled_from(SCALES),
+    )
+
+
+def shape_of(tensor: TensorSpec, dims: dict[str, int]) -> tuple[int, ...]:
+    """A tensor's concrete shape for the drawn dims."""
+    return tuple(int(e.evaluate(dims)) for e in tensor.shape)
+
+
+def draw_tensor(tensor: TensorSpec, dims: dict[str, int], rng: np.random.Generator, scale: float) -> np.ndarray:
+    """Values for one input or parameter."""
+    shape = shape_of(tensor, dims)
+    if tensor.kind == "integers":
+        lo, hi = (int(e.evaluate(dims)) for e in tensor.integers)
+        return rng.integers(lo, max(lo, hi) + 1, size=shape)
+    if tensor.kind == "values":
+        choice = rng.integers(0, len(tensor.values), size=shape)
+        return np.asarray(tensor.values)[choice]
+    if tensor.range is not None:
+        lo, hi = tensor.range
+        margin = 0.01 * (hi - lo)  # keep finite-difference stencils inside the domain
+        return rng.uniform(lo + margin, hi - margin, size=shape)
+    return rng.standard_normal(shape) * scale
+
+
+def draw_arrays(spec: LayerSpec, example: Example) -> dict[str, np.ndarray]:
+    """Every input and parameter for one example; parameters keep unit scale."""
+    dims = example.dim_values
+    rng = np.random.default_rng(example.seed)
+    arrays = {t.name: draw_tensor(t, dims, rng, example.scale) for t in spec.inputs}
+    arrays.update({p.name: draw_tensor(p, dims, rng, 1.0) for p in spec.params})
+    return arrays
+
+
+def draw_upstream(outputs: tuple[np.ndarray, ...], seed: int) -> list:
+    """Gaussian upstream gradients, one per output; exactly 1 for a scalar output."""
+    rng = np.random.default_rng([seed, 1])
+    return [1.0 if out.ndim == 0 else rng.standard_normal(out.shape) for out in outputs]

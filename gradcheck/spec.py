@@ -1,0 +1,119 @@
+"""What a registered layer is: a plain description the engine can check, free of YAML."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from gradcheck.expr import Expression
+
+STYLES = ("class", "functions", "loss")
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A `$name` placeholder in `init` or `args`: a drawn array or dim, bound per example."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """An input or parameter: its shape as expressions over dims, and how its values are drawn."""
+
+    name: str
+    shape: tuple[Expression, ...]
+    kind: str = "float"  # "float" (differentiable), "integers" or "values" (data)
+    integers: tuple[Expression, Expression] | None = None
+    values: tuple[Any, ...] | None = None
+    range: tuple[float, float] | None = None
+
+    @property
+    def differentiable(self) -> bool:
+        return self.kind == "float"
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a parameter or its gradient lives on an object (SPEC §3)."""
+
+    kind: str  # "attr", "dict", "list" or "update"
+    target: str  # attribute template, dictionary/list attribute, or backward argument
+
+    def describe(self, name: str, position: int) -> str:
+        """Human-readable place, e.g. `self.gradients['W']`."""
+        if self.kind == "attr":
+            return "self." + self.target.format(name=name)
+        if self.kind == "dict":
+            return f"self.{self.target}[{name!r}]"
+        if self.kind == "list":
+            return f"self.{self.target}[{position}]"
+        return f"the parameter change made by backward({self.target}=lr)"
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Comparison tolerances and finite-difference step; None means 'use the default'."""
+
+    rtol: float | None = None
+    atol: float | None = None
+    eps: float | None = None
+
+    def merged(self, override: "Tolerances") -> "Tolerances":
+        """These tolerances with every non-None value of `override` taking precedence."""
+        return Tolerances(
+            rtol=self.rtol if override.rtol is None else override.rtol,
+            atol=self.atol if override.atol is None else override.atol,
+            eps=self.eps if override.eps is None else override.eps,
+        )
+
+
+DEFAULT_TOLERANCES = Tolerances(rtol=1e-5, atol=1e-7, eps=1e-6)
+DEFAULT_EXAMPLES = 20
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One entry of the registry, with its implementation already imported."""
+
+    name: str
+    style: str
+    impl: str
+    inputs: tuple[TensorSpec, ...]
+    dims: dict[str, tuple[int, int]]
+    params: tuple[TensorSpec, ...] = ()
+    target: Any = None  # the class (style class)
+    forward: Callable | None = None  # style functions
+    backward: Callable | None = None  # style functions
+    function: Callable | None = None  # style loss
+    init: Any = field(default_factory=dict)
+    args: Any = field(default_factory=dict)
+    params_at: Location = Location("attr", "{name}")
+    grads: Location = Location("attr", "d{name}")
+    where: tuple[Expression, ...] = ()
+    batch: str | None = None
+    batch_independent: bool | None = None
+    examples: int | None = None
+    tolerances: Tolerances = Tolerances()
+    xfail: str | None = None
+    timeout: float | None = None
+    source: str = ""  # "layers.yaml:LINE"
+
+    @property
+    def differentiable_inputs(self) -> tuple[TensorSpec, ...]:
+        """Float inputs that are perturbed; a loss differentiates only its first input."""
+        floats = tuple(t for t in self.inputs if t.differentiable)
+        if self.style == "loss":
+            return tuple(t for t in self.inputs[:1] if t.differentiable)
+        return floats
+
+    @property
+    def batch_dim(self) -> str | None:
+        """The dim that counts samples: declared, or the first dim of the first input."""
+        if self.batch:
+            return self.batch
+        if self.inputs and self.inputs[0].shape:
+            first = self.inputs[0].shape[0]
+            if len(first.names) == 1 and first.source in first.names:
+                return first.source
+        return None
