@@ -35,6 +35,7 @@ class Options:
     fail_fast: bool = False
     timeout: float | None = None
     config: str | None = None  # shown in the reproduce command
+    mode: str = "full"  # "full": every element; "fast": random directions, full check on any doubt
 
     def resolved_seed(self) -> int:
         return self.seed if self.seed is not None else random.randrange(2**31)
