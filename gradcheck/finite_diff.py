@@ -33,15 +33,23 @@ def steps(x: np.ndarray, eps: float) -> np.ndarray:
 
 
 def weigh(upstream: Sequence, plus: Outputs, minus: Outputs) -> tuple[float, float]:
-    """sum_k sum(R_k * (plus_k - minus_k)), differencing each output before weighting, and its rounding."""
-    total, rounding = 0.0, 0.0
+    """sum_k sum(R_k * (plus_k - minus_k)), differencing each output before weighting, and its rounding.
+
+    Outputs that did change carry a few ulps of rounding each. When none changed at all, the
+    true change may still be up to an ulp per output (a saturated tanh): that is the floor.
+    """
+    total, rounding, floor = 0.0, 0.0, 0.0
     for r, p, m in zip(upstream, plus, minus):
         delta = p - m
         total += float(np.sum(r * delta))
+        size = np.maximum(np.abs(p), np.abs(m)) * np.abs(r)
         changed = delta != 0
         if np.any(changed):
-            size = np.maximum(np.abs(p), np.abs(m)) * np.abs(r)
             rounding += float(np.sum(size[changed] if np.ndim(size) else size))
+        else:
+            floor += float(np.sum(size))
+    if rounding == 0.0:
+        return total, EPS64 * floor
     return total, ROUNDING_SAFETY * EPS64 * rounding
 
 

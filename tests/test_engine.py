@@ -1,0 +1,195 @@
+"""The checker against the built-in registry: every correct layer passes, every perturbed one fails."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gradcheck.engine import Options, check_layer
+from gradcheck.examples import check_example
+from gradcheck.registry import load_registry
+from gradcheck.results import Status
+from gradcheck.sampling import Example
+from gradcheck.spec import DEFAULT_TOLERANCES
+
+ROOT = Path(__file__).resolve().parent.parent
+REGISTRY = load_registry(ROOT / "layers.yaml")
+NAMES = REGISTRY.names()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_builtin_layer_passes(name):
+    result = check_layer(REGISTRY.get(name), Options(seed=0))
+    assert result.status is Status.PASS, result.message
+    assert result.examples >= 10
+
+
+def _scaled_backward(cls, factor: float):
+    """A subclass whose backward returns its first gradient (or first parameter gradient) times factor."""
+
+    class Scaled(cls):
+        def backward(self, *douts):
+            out = super().backward(*douts)
+            if out is None:
+                name = "d" + next(iter(self._param_names))
+                setattr(self, name, getattr(self, name) * factor)
+                return None
+            if isinstance(out, tuple):
+                return (out[0] * factor,) + tuple(out[1:])
+            return out * factor
+
+    return Scaled
+
+
+def _scaled_loss(function, factor: float):
+    def scaled(*args, **kwargs):
+        loss, dx = function(*args, **kwargs)
+        return loss, dx * factor
+
+    return scaled
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("factor", [1 + 1e-3, -1.0])
+def test_builtin_layer_with_a_wrong_gradient_fails(name, factor):
+    spec = REGISTRY.get(name)
+    if spec.style == "loss":
+        spec = replace(spec, function=_scaled_loss(spec.function, factor))
+    else:
+        target = _scaled_backward(spec.target, factor)
+        target._param_names = [p.name for p in spec.params]
+        spec = replace(spec, target=target)
+    result = check_layer(spec, Options(seed=0))
+    assert result.status is Status.FAIL, f"{name} with gradient x{factor} gave {result.status}: {result.message}"
+    failing = [t.name for t in result.tensors if t.status is Status.FAIL]
+    expected = spec.differentiable_inputs[0].name if spec.differentiable_inputs else spec.params[0].name
+    assert failing == [expected]
+
+
+def test_failure_names_tensor_worst_element_and_reproduces():
+    spec = REGISTRY.get("linear")
+    target = _scaled_backward(spec.target, 1.01)
+    target._param_names = ["W", "b"]
+    wrong = replace(spec, target=target)
+    first = check_layer(wrong, Options(seed=3))
+    again = check_layer(wrong, Options(seed=3))
+    assert first.status is Status.FAIL and again.status is Status.FAIL
+    assert first.failing_dims == again.failing_dims
+    tensor = next(t for t in first.tensors if t.status is Status.FAIL)
+    assert tensor.name == "x" and tensor.worst_index is not None
+    assert abs(tensor.analytic - 1.01 * tensor.numeric) < 1e-6 * abs(tensor.numeric)
+    assert "--seed 3" in first.repro
+
+
+def test_batch_mean_bug_is_diagnosed():
+    spec = REGISTRY.get("linear")
+
+    class Averaged(spec.target):
+        def backward(self, dout):
+            dx = super().backward(dout)
+            self.dW = self.dW / dout.shape[0]
+            return dx
+
+    result = check_layer(replace(spec, target=Averaged), Options(seed=0))
+    weight = next(t for t in result.tensors if t.name == "W")
+    assert weight.status is Status.FAIL
+    assert result.failing_dims["N"] > 1
+    assert "averages over the batch" in weight.diagnosis
+
+
+def test_large_inputs_and_outputs_do_not_raise_false_alarms():
+    spec = REGISTRY.get("mse")
+    for seed in range(5):
+        outcome = check_example(spec, Example((("N", 3), ("D", 4)), seed, scale=1000.0), DEFAULT_TOLERANCES)
+        assert outcome.status is Status.PASS, outcome.message
+
+
+def test_steadiness_tells_kinks_from_real_gaps():
+    from gradcheck.finite_diff import is_steady
+
+    x = np.array([1e-7, 2.0])
+    base = (np.abs(x),)
+    upstream = [np.ones(2)]
+    evaluate = lambda moved: (np.abs(moved),)  # noqa: E731
+    # abs straddled at 1e-7 (step 1e-6): the reference is a kink, not a verdict
+    assert not is_steady(evaluate, x, base, upstream, 1e-6, 0, analytic=1.0, numeric=0.1)
+    # smooth at 2.0: a gap of 1e-3 between analytic and numeric is real
+    assert is_steady(evaluate, x, base, upstream, 1e-6, 1, analytic=1.001, numeric=1.0)
+
+
+KINK_YAML = """
+layers:
+  - name: abs-on-kink
+    impl: kinks.py:Abs
+    inputs: {x: {shape: [N, D], range: [0.2999995, 0.3000005]}}
+    dims: {N: [1, 3], D: [1, 3]}
+  - name: relu-near-kink
+    impl: kinks.py:Relu
+    inputs: {x: {shape: [N, D], range: [-0.01, 0.01]}}
+    dims: {N: [1, 4], D: [1, 8]}
+  - name: relu-near-kink-wrong
+    impl: kinks.py:ReluWrong
+    inputs: {x: {shape: [N, D], range: [-0.01, 0.01]}}
+    dims: {N: [1, 4], D: [1, 8]}
+"""
+
+KINK_LAYERS = """
+import numpy as np
+
+class Abs:
+    def forward(self, x):
+        self.x = x
+        return np.abs(x - 0.3)
+    def backward(self, dout):
+        return dout * np.sign(self.x - 0.3)
+
+class Relu:
+    def forward(self, x):
+        self.mask = x >= 0
+        return x * self.mask
+    def backward(self, dout):
+        return dout * self.mask
+
+class ReluWrong(Relu):
+    def backward(self, dout):
+        return dout * (self.mask + 0.01)
+"""
+
+
+def test_kinks_are_skipped_not_failed_and_bugs_near_them_still_fail(tmp_path):
+    from gradcheck.api import check_layer as check_named
+
+    (tmp_path / "layers.yaml").write_text(KINK_YAML)
+    (tmp_path / "kinks.py").write_text(KINK_LAYERS)
+    on_kink = check_named("abs-on-kink", tmp_path / "layers.yaml", seed=0, examples=10)
+    assert on_kink.status is Status.SKIP and on_kink.kinks > 0
+    near = check_named("relu-near-kink", tmp_path / "layers.yaml", seed=0, examples=50)
+    assert near.status is Status.PASS, near.message
+    wrong = check_named("relu-near-kink-wrong", tmp_path / "layers.yaml", seed=0, examples=50)
+    assert wrong.status is Status.FAIL
+
+
+def test_a_bug_away_from_kinks_is_not_hidden():
+    spec = REGISTRY.get("relu")
+
+    class Leaky(spec.target):
+        def backward(self, dout):
+            return super().backward(dout) + 0.01 * dout  # passes gradient where x < 0
+
+    result = check_layer(replace(spec, target=Leaky), Options(seed=0))
+    assert result.status is Status.FAIL
+
+
+def test_results_are_deterministic_for_a_seed():
+    spec = REGISTRY.get("conv2d")
+    a, b = check_layer(spec, Options(seed=11, examples=5)), check_layer(spec, Options(seed=11, examples=5))
+    assert [t.max_abs_error for t in a.tensors] == [t.max_abs_error for t in b.tensors]
+
+
+def test_upstream_gradient_is_gaussian_not_ones():
+    from gradcheck.sampling import draw_upstream
+
+    (r,) = draw_upstream((np.zeros((4, 5)),), seed=0)
+    assert r.shape == (4, 5) and np.std(r) > 0.3 and np.any(r < 0)
+    assert draw_upstream((np.float64(2.0),), seed=0) == [1.0]
