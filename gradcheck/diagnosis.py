@@ -15,7 +15,7 @@ def diagnose(spec: LayerSpec, tensor, example) -> str:
     ok = np.isfinite(n)
     a, n = np.where(ok, a, 0.0), np.where(ok, n, 0.0)
     batch = example.example.dim_values.get(spec.batch_dim or "", None)
-    for check in (_zeros, _factor, _transposed, _swapped, _later_samples, _hyperparameters):
+    for check in (_zeros, _swapped, _transposed, _factor, _later_samples, _hyperparameters):
         guess = check(spec, tensor, example, a, n, batch)
         if guess:
             return guess
@@ -48,6 +48,8 @@ def _factor(spec, tensor, example, a, n, batch) -> str:
     for value, text in names:
         if abs(c - value) <= 1e-3 * abs(value):
             return text
+    if np.count_nonzero(n) < 3:
+        return ""  # with one or two elements any factor fits: no guess
     return f"analytic = {c:.4g} x numeric everywhere: a constant factor is off"
 
 
@@ -69,6 +71,8 @@ def _permutations(ndim: int):
 
 
 def _swapped(spec, tensor, example, a, n, batch) -> str:
+    if np.count_nonzero(n) < 2:
+        return ""
     for other in example.tensors:
         if other.name != tensor.name and other.numeric.shape == a.shape and np.any(a):
             if _close(a, np.where(np.isfinite(other.numeric), other.numeric, 0.0)):

@@ -181,7 +181,7 @@ def _summarise(spec: LayerSpec, outcomes: list[ExampleOutcome], seconds: float, 
     failures = [o for o in outcomes if o.failed]
     if failures:
         smallest = min(failures, key=_size)
-        tensors = tuple(_tensor_result(spec, t, smallest, outcomes) for t in smallest.tensors)
+        tensors = tuple(_tensor_result(spec, t, smallest, failures) for t in smallest.tensors)
         message = smallest.message or "wrong gradient for " + ", ".join(t.name for t in tensors if t.failed)
         return LayerResult(status=smallest.status, tensors=tensors or _passing_tensors(spec, outcomes),
                            message=message, failing_dims=smallest.example.dim_values,
@@ -199,8 +199,11 @@ def _warnings(outcomes: list[ExampleOutcome]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(w for o in outcomes for w in o.warnings))
 
 
-def _tensor_result(spec, tensor: TensorOutcome, example: ExampleOutcome, outcomes) -> TensorResult:
-    """A failing (or passing) tensor as seen in the smallest failing example."""
+def _tensor_result(spec, tensor: TensorOutcome, example: ExampleOutcome, failures) -> TensorResult:
+    """A failing (or passing) tensor as seen in the smallest failing example.
+
+    The diagnosis reads the largest failing example instead: one element fits any factor.
+    """
     index = tensor.worst_index
     analytic = float(tensor.analytic[index]) if index is not None and tensor.analytic.size else None
     numeric = float(tensor.numeric[index]) if index is not None and tensor.numeric.size else None
@@ -210,10 +213,15 @@ def _tensor_result(spec, tensor: TensorOutcome, example: ExampleOutcome, outcome
         max_abs_error=tensor.max_abs_error, max_rel_error=tensor.max_rel_error,
         worst_index=index, analytic=analytic, numeric=numeric,
         message=f"{int(np.sum(tensor.abs_error > tensor.bound))} of {tensor.analytic.size} elements outside tolerance" if failed else "",
-        diagnosis=diagnose(spec, tensor, example) if failed else "",
+        diagnosis=diagnose(spec, *_largest_failure(tensor.name, failures)) if failed else "",
         failing_dims=example.example.dim_values if failed else None,
         error_map=tensor.abs_error if failed else None,
     )
+
+
+def _largest_failure(name: str, failures: list[ExampleOutcome]) -> tuple[TensorOutcome, ExampleOutcome]:
+    pairs = [(t, o) for o in failures for t in o.tensors if t.name == name and t.status is Status.FAIL]
+    return max(pairs, key=lambda pair: pair[0].analytic.size)
 
 
 def _passing_tensors(spec: LayerSpec, outcomes: list[ExampleOutcome]) -> tuple[TensorResult, ...]:

@@ -174,10 +174,11 @@ class _ExampleRun:
     def _unchanged(self, inputs, params, who: str) -> None:
         for tensor, passed in zip(self.spec.inputs, inputs):
             if not _same(passed, self.arrays[tensor.name]):
-                raise LayerProblem(Status.FAIL, f"{who} modified its input {tensor.name!r} in place")
+                where = "" if who == "forward" else " (an input kept in the cache and changed by backward)"
+                raise LayerProblem(Status.FAIL, f"{who} modified its input {tensor.name!r} in place{where}")
         for name, passed in params.items():
             if not _same(passed, self.arrays[name]):
-                raise LayerProblem(Status.FAIL, f"{who} modified the parameter {name!r} in place")
+                raise LayerProblem(Status.FAIL, _param_changed(who, name))
 
     # -- backward ---------------------------------------------------------------------------
     def analytic(self, upstream: list) -> dict[str, np.ndarray]:
@@ -193,7 +194,8 @@ class _ExampleRun:
             if isinstance(original, np.ndarray) and not _same(passed, original):
                 label = "dout" if len(upstream) == 1 else f"the upstream gradient of output {position}"
                 self.warnings.append(f"backward modified {label} in place (the gradient is right, but a network sharing that array would see it change)")
-        self._unchanged(inputs, params, "backward (through the cache)")
+        updates = self.spec.grads.kind == "update"  # such a backward changes its parameters on purpose
+        self._unchanged(inputs, {} if updates else params, "backward")
         found = dict(grads.inputs)
         if self.spec.style == "class":
             found.update(self._class_param_grads(grads))
@@ -218,11 +220,7 @@ class _ExampleRun:
                 out[param.name] = (before - np.asarray(after, dtype=np.float64)) / UPDATE_LEARNING_RATE
                 continue
             if not _same(after, before):
-                raise LayerProblem(
-                    Status.FAIL,
-                    f"backward changed the parameter {param.name!r} (an SGD step inside backward?): backward must "
-                    "only compute gradients; if the layer applies its own update, declare grads: update:ARG",
-                )
+                raise LayerProblem(Status.FAIL, _param_changed("backward", param.name))
             value = grads.params[param.name]
             if value is None:
                 place = self.spec.grads.describe(param.name, position)
@@ -265,6 +263,13 @@ class _ExampleRun:
         return TensorOutcome(name, kind, analytic, numeric, bound, confirmed, int(unreliable.sum()))
 
 
+def _param_changed(who: str, name: str) -> str:
+    if who != "backward":
+        return f"{who} changed the parameter {name!r}"
+    return (f"backward changed the parameter {name!r} (an SGD step inside backward?): backward must only "
+            "compute gradients; if the layer applies its own update, declare grads: update:ARG")
+
+
 def _same(a, b) -> bool:
     if a is None or b is None:
         return a is b
@@ -275,10 +280,10 @@ def _same(a, b) -> bool:
 def _shape_hint(got: tuple, expected: tuple) -> str:
     if len(got) == len(expected) == 2 and got == expected[::-1] and got != expected:
         return " (transposed?)"
-    if len(got) == len(expected) + 1 and got[1:] == expected:
-        return " (sum over the batch axis: .sum(axis=0))"
     if got == (1,) + expected:
         return " (a leading axis of 1 that broadcasting would hide: .sum(axis=0) without keepdims)"
+    if len(got) == len(expected) + 1 and got[1:] == expected:
+        return " (sum over the batch axis: .sum(axis=0))"
     if int(np.prod(got)) == int(np.prod(expected)):
         return " (same size: reshape to the tensor's shape)"
     return ""

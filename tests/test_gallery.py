@@ -1,0 +1,166 @@
+"""The bug gallery: every buggy layer fails, on the tensor its bug breaks; every fixed twin passes.
+
+Layer names come from examples/buggy/layers.yaml and fixed.yaml, so adding a layer there
+adds its tests; BUGS below says which tensor each bug must be blamed on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from gradcheck import run_config
+from gradcheck.cli import cli
+from gradcheck.results import LayerResult, Status, describe_failure
+
+GALLERY = Path(__file__).resolve().parent.parent / "examples" / "buggy"
+BUGGY = GALLERY / "layers.yaml"
+FIXED = GALLERY / "fixed.yaml"
+EXAMPLES = 10
+SEED = 0
+
+FAIL, ERROR = Status.FAIL, Status.ERROR
+
+
+@dataclass(frozen=True)
+class Bug:
+    """What checking a buggy layer must report."""
+
+    statuses: frozenset  # the layer's allowed statuses
+    blamed: frozenset = frozenset()  # tensors the report must name as failing
+    correct: frozenset = frozenset()  # tensors whose gradient is right: must not fail
+
+
+def bug(statuses, blamed=(), correct=()):
+    return Bug(frozenset(statuses), frozenset(blamed), frozenset(correct))
+
+
+# Wrong shapes and None are ERROR, wrong values and a changed parameter FAIL (SPEC §5, §6).
+BUGS = {
+    "transposed-weight": bug({ERROR}, {"W"}, {"x", "b"}),
+    "transposed-weight-square": bug({FAIL}, {"W"}, {"x", "b"}),
+    "bias-first-row": bug({FAIL}, {"b"}, {"x", "w"}),
+    "bias-unsummed": bug({ERROR}, {"b"}, {"x", "w"}),
+    "bias-keepdims": bug({ERROR}, {"b"}, {"x", "w"}),
+    "batch-mean": bug({FAIL}, {"W", "b"}, {"x"}),
+    "sigmoid-wrong-sign": bug({FAIL}, {"x"}),
+    "tanh-missing-square": bug({FAIL}, {"x"}),
+    # The forward returns nan for large inputs: no gradient to blame, FAIL or ERROR.
+    "softmax-overflow": bug({FAIL, ERROR}),
+    "batchnorm-constant-stats": bug({FAIL}, {"x"}, {"gamma", "beta"}),
+    "conv-stride": bug({FAIL}, {"x"}, {"W", "b"}),
+    # W is changed by backward (its stored dW is right); dx, made with the new W, is wrong.
+    "sgd-in-backward": bug({FAIL}, {"W"}),
+    "returns-none": bug({ERROR}, {"x"}),
+    "dropout-no-mask": bug({FAIL}, {"x"}),
+    "dropout-no-scale": bug({FAIL}, {"x"}),
+    "mul-swapped-inputs": bug({FAIL}, {"x", "y"}),
+    "conv-pad-uncropped": bug({ERROR}, {"x"}, {"w", "b"}),
+    "conv-pad-misaligned": bug({FAIL}, {"x"}, {"w", "b"}),
+    "conv-pad-negative-slice": bug({ERROR}, {"x"}, {"w", "b"}),
+    "leaky-relu-slope": bug({FAIL}, {"x"}),
+    "embedding-overwrite": bug({FAIL}, {"W"}),
+    "lstm-forget-gate": bug({FAIL}, {"x", "prev_h", "Wx", "Wh", "b"}, {"prev_c"}),
+    "softmax-loss-not-averaged": bug({FAIL}, {"x"}),
+}
+
+
+def layer_names(path: Path) -> list[str]:
+    """Layer names in file order, read straight from the YAML."""
+    return [entry["name"] for entry in yaml.safe_load(path.read_text())["layers"]]
+
+
+def failed_tensors(res: LayerResult) -> set[str]:
+    return {t.name for t in res.tensors if t.failed}
+
+
+def blames(res: LayerResult, name: str) -> bool:
+    """Whether the report names `name` as failing: its tensor failed, or the message names it."""
+    if name in failed_tensors(res):
+        return True
+    # A layer-level verdict ("backward returned None for dx") may name it in the message.
+    return re.search(rf"(?<!\w)d?{re.escape(name)}(?!\w)", res.message or "") is not None
+
+
+def assert_blamed_on(res: LayerResult, expected: Bug) -> None:
+    report = describe_failure(res)
+    assert res.status in expected.statuses, (
+        f"expected {sorted(s.value for s in expected.statuses)}, got {res.status.value}\n{report}"
+    )
+    for name in sorted(expected.blamed):
+        assert blames(res, name), f"the report does not name {name!r} as failing\n{report}"
+    wrongly = failed_tensors(res) & expected.correct
+    assert not wrongly, f"correct gradients reported as failing: {sorted(wrongly)}\n{report}"
+
+
+@pytest.fixture(scope="module")
+def buggy_results() -> dict[str, LayerResult]:
+    run = run_config(str(BUGGY), examples=EXAMPLES, seed=SEED)
+    return {layer.name: layer for layer in run.layers}
+
+
+@pytest.fixture(scope="module")
+def fixed_results() -> dict[str, LayerResult]:
+    run = run_config(str(FIXED), examples=EXAMPLES, seed=SEED)
+    return {layer.name: layer for layer in run.layers}
+
+
+def test_every_bug_has_a_fixed_twin_under_the_same_name():
+    assert layer_names(BUGGY) == layer_names(FIXED)
+
+
+def test_every_bug_says_which_tensor_it_breaks():
+    missing = set(layer_names(BUGGY)) - set(BUGS)
+    assert not missing, f"add these layers to BUGS in {Path(__file__).name}: {sorted(missing)}"
+
+
+def test_run_config_keeps_file_order(buggy_results):
+    assert list(buggy_results) == layer_names(BUGGY)
+
+
+@pytest.mark.parametrize("name", layer_names(BUGGY))
+def test_buggy_layer_fails_on_the_right_tensor(name, buggy_results):
+    res = buggy_results[name]
+    assert_blamed_on(res, BUGS.get(name, bug({FAIL, ERROR})))
+    with pytest.raises(AssertionError, match=re.escape(name)):
+        res.assert_ok()
+
+
+@pytest.mark.parametrize("name", layer_names(FIXED))
+def test_fixed_twin_passes(name, fixed_results):
+    res = fixed_results[name]
+    res.assert_ok(strict=True)
+    assert res.status is Status.PASS, describe_failure(res)
+    assert not failed_tensors(res), describe_failure(res)
+
+
+def run_cli(config: Path, tmp_path: Path, *extra: str):
+    """Invoke `gradcheck run all --config ...` in-process with a JSON report; return (result, report)."""
+    report = tmp_path / "report.json"
+    args = ["run", "all", "--config", str(config), "--seed", str(SEED)]
+    args += ["--format", "json", "--output", str(report), *extra]
+    result = CliRunner().invoke(cli, args)
+    return result, json.loads(report.read_text()) if report.exists() else None
+
+
+def test_cli_fails_every_buggy_layer(tmp_path):
+    result, report = run_cli(BUGGY, tmp_path, "--examples", str(EXAMPLES))
+    assert result.exit_code == 1, result.output
+    assert report is not None, result.output
+    statuses = {layer["name"]: layer["status"] for layer in report["layers"]}
+    assert list(statuses) == layer_names(BUGGY)
+    passed = [name for name, status in statuses.items() if status not in ("FAIL", "ERROR")]
+    assert not passed, f"buggy layers not failed by the CLI: {passed}"
+
+
+def test_cli_passes_every_fixed_twin(tmp_path):
+    result, report = run_cli(FIXED, tmp_path, "--examples", "3")
+    assert result.exit_code == 0, result.output
+    assert report is not None, result.output
+    assert {layer["status"] for layer in report["layers"]} == {"PASS"}
