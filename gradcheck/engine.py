@@ -35,7 +35,7 @@ class Options:
     fail_fast: bool = False
     timeout: float | None = None
     config: str | None = None  # shown in the reproduce command
-    mode: str = "full"  # "full": every element; "fast": random directions, full check on any doubt
+    mode: str = "auto"  # "full": every element; "fast": random directions, full check on any doubt; "auto": full up to 4096 elements
 
     def resolved_seed(self) -> int:
         return self.seed if self.seed is not None else random.randrange(2**31)
@@ -95,8 +95,9 @@ def check_layers(specs: list[LayerSpec], options: Options = Options(), progress:
 class _Search:
     """Drives hypothesis over one layer's examples, remembering every outcome."""
 
-    def __init__(self, spec, tol, count, counter, progress):
+    def __init__(self, spec, tol, count, counter, progress, mode="auto"):
         self.spec, self.tol, self.count, self.counter, self.progress = spec, tol, count, counter, progress
+        self.mode = mode
         self.evaluated: dict[Example, ExampleOutcome] = {}
         self.failing = False
         self.shrinks = 0
@@ -134,7 +135,7 @@ class _Search:
                 return ExampleOutcome(example, Status.PASS)  # budget spent: stop shrinking here
             self.shrinks += 1
         try:
-            outcome = check_example(self.spec, example, self.tol, self.counter)
+            outcome = check_example(self.spec, example, self.tol, self.counter, self.mode)
         except Exception as exc:  # a bug in gradcheck itself: say so rather than blame the layer silently
             outcome = ExampleOutcome(example, Status.ERROR, f"internal error in gradcheck: {exc!r} (please report it)")
         self.evaluated[example] = outcome

@@ -1,83 +1,178 @@
-"""Running layers in worker processes, so a hang or a crash in one never takes down the run."""
+"""Running layers in order, or in worker processes so that a hang or a crash in one never ends the run."""
 
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from multiprocessing.connection import wait
+from typing import Callable
 
-from gradcheck.engine import Options, Progress, check_layer, check_layers
+from gradcheck.engine import Options, Progress, check_layer
 from gradcheck.results import LayerResult, RunResult, Status
 from gradcheck.spec import LayerSpec
 
-POLL_SECONDS = 0.05
+POLL_SECONDS = 0.1  # longest wait for news from the workers before checking deadlines again
+OnResult = Callable[[LayerResult], None]
 
 
-def run_layers(specs: list[LayerSpec], options: Options, jobs: int = 1, progress: Progress | None = None) -> RunResult:
-    """Check layers in-process (jobs=1) or across `jobs` processes, results in registry order."""
-    if jobs <= 1 or len(specs) <= 1:
-        return check_layers(specs, options, progress)
+def run_layers(specs: list[LayerSpec], options: Options, jobs: int = 1, progress: Progress | None = None,
+               on_result: OnResult | None = None, strict: bool = False) -> RunResult:
+    """Check layers, results in registry order; in worker processes when jobs > 1 or a timeout applies."""
     options = replace(options, seed=options.resolved_seed())
     started = time.perf_counter()
-    results: dict[int, LayerResult] = {}
-    context = multiprocessing.get_context("fork")
-    pending = list(enumerate(specs))
-    running: dict[int, tuple] = {}
-    while pending or running:
-        while pending and len(running) < jobs and not (options.fail_fast and _failed(results)):
-            index, spec = pending.pop(0)
-            receiver, sender = context.Pipe(duplex=False)
-            process = context.Process(target=_worker, args=(spec, options, sender), daemon=True)
-            process.start()
-            sender.close()
-            running[index] = (process, receiver, time.perf_counter(), spec)
-        if not running:
+    if isolated(specs, options, jobs):
+        results = _Pool(options, jobs, progress, on_result, strict).run(specs)
+    else:
+        results = _in_process(specs, options, progress, on_result, strict)
+    return RunResult(tuple(results), time.perf_counter() - started, options.seed)
+
+
+def isolated(specs: list[LayerSpec], options: Options, jobs: int) -> bool:
+    """Whether layers run in their own processes: for --jobs, and to cut off any hang under a timeout."""
+    wanted = jobs > 1 or bool(options.timeout) or any(spec.timeout for spec in specs)
+    return wanted and "fork" in multiprocessing.get_all_start_methods()
+
+
+def _in_process(specs, options, progress, on_result, strict) -> list[LayerResult]:
+    results = []
+    for spec in specs:
+        results.append(check_layer(spec, options, progress))
+        if on_result:
+            on_result(results[-1])
+        if options.fail_fast and results[-1].status.is_failure(strict):
             break
-        for index in list(running):
-            result = _collect(*running[index], options)
+    return results
+
+
+@dataclass
+class _Worker:
+    """One layer being checked in a child process."""
+
+    index: int
+    spec: LayerSpec
+    process: multiprocessing.Process
+    receiver: object  # the parent's end of the pipe
+    started: float
+    timeout: float | None
+    done: int = 0
+
+
+class _Pool:
+    """Up to `jobs` children at a time, one per layer; the parent enforces each layer's deadline."""
+
+    def __init__(self, options: Options, jobs: int, progress, on_result, strict: bool):
+        self.options, self.jobs, self.progress, self.on_result, self.strict = options, jobs, progress, on_result, strict
+        self.context = multiprocessing.get_context("fork")  # specs hold user code imported by path: not picklable
+
+    def run(self, specs: list[LayerSpec]) -> list[LayerResult]:
+        pending, running, results = list(enumerate(specs)), [], {}
+        try:
+            while pending or running:
+                stop = self.options.fail_fast and any(r.status.is_failure(self.strict) for r in results.values())
+                if stop:
+                    break
+                while pending and len(running) < self.jobs:
+                    running.append(self.start(*pending.pop(0)))
+                wait([w.receiver for w in running] + [w.process.sentinel for w in running], timeout=POLL_SECONDS)
+                for worker in list(running):
+                    result = self.poll(worker)
+                    if result is not None:
+                        running.remove(worker)
+                        results[worker.index] = result
+                        if self.on_result:
+                            self.on_result(result)
+        finally:
+            for worker in running:  # abandoned by --fail-fast or an interrupt
+                worker.process.kill()
+                worker.process.join()
+        return [results[i] for i in sorted(results)]
+
+    def start(self, index: int, spec: LayerSpec) -> _Worker:
+        receiver, sender = self.context.Pipe(duplex=False)
+        process = self.context.Process(target=_work, args=(spec, self.options, sender), daemon=True,
+                                       name=f"gradcheck {spec.name}")
+        process.start()
+        sender.close()
+        timeout = self.options.timeout or spec.timeout
+        return _Worker(index, spec, process, receiver, time.perf_counter(), timeout)
+
+    def poll(self, worker: _Worker) -> LayerResult | None:
+        """The worker's result if it has one, an ERROR if it died or ran out of time, else None."""
+        alive = worker.process.is_alive()  # read before draining, so a result sent just before exit is seen
+        try:
+            result = self.drain(worker)
+        except (EOFError, OSError):
+            result, alive = None, False
+        except Exception as exc:  # a result that cannot be unpickled
+            result = self.error(worker, f"gradcheck could not read this layer's result: {exc!r}")
+        if result is not None or alive and not self.expired(worker):
             if result is not None:
-                results[index] = result
-                del running[index]
-                if progress:
-                    progress(result.name, 1, 1)
-        time.sleep(POLL_SECONDS)
-    ordered = tuple(results[i] for i in sorted(results))
-    return RunResult(ordered, time.perf_counter() - started, options.seed)
+                worker.process.join()
+            return result
+        worker.process.kill()
+        worker.process.join()
+        if alive:
+            return self.error(worker, f"timed out after {worker.timeout:g} s, {worker.done} example(s) done "
+                                      "(a hang, or far too slow?)", timed_out=True)
+        return self.error(worker, _death(worker.process.exitcode))
+
+    def drain(self, worker: _Worker) -> LayerResult | None:
+        while worker.receiver.poll():
+            kind, payload = worker.receiver.recv()
+            if kind == "result":
+                return payload
+            worker.done = payload[0]
+            if self.progress:
+                self.progress(worker.spec.name, *payload)
+        return None
+
+    def expired(self, worker: _Worker) -> bool:
+        return bool(worker.timeout) and time.perf_counter() - worker.started > worker.timeout
+
+    def error(self, worker: _Worker, message: str, timed_out: bool = False) -> LayerResult:
+        """An ERROR the parent writes for a child that could not report, shaped like the engine's results."""
+        spec, options = worker.spec, self.options
+        repro = f"gradcheck check {spec.name} --seed {options.seed}"
+        repro += f" --examples {options.examples}" if options.examples else ""
+        repro += f" --config {options.config}" if options.config else ""
+        repro += f" --timeout {worker.timeout:g}" if timed_out else ""
+        status = Status.ERROR
+        if spec.xfail:
+            status, message = Status.XFAIL, f"expected failure ({spec.xfail}): {message}"
+        return LayerResult(
+            spec.name, status, examples=worker.done, seconds=time.perf_counter() - worker.started, message=message,
+            seed=options.seed, repro=repro, source=spec.source, impl=spec.impl, style=spec.style, xfail=spec.xfail,
+        )
 
 
-def _failed(results: dict[int, LayerResult]) -> bool:
-    return any(r.status.is_failure() for r in results.values())
+def _work(spec: LayerSpec, options: Options, sender) -> None:
+    """Child process: check one layer, sending progress and then the result through the pipe."""
+    def report(name: str, done: int, total: int) -> None:
+        sender.send(("progress", (done, total)))
 
-
-def _worker(spec: LayerSpec, options: Options, sender) -> None:
+    # The parent keeps the deadline (it can also stop C code), so the child runs without a timer.
     try:
-        result = check_layer(spec, replace(options, timeout=None))
-    except BaseException as exc:  # report, never let a worker die silently
-        result = LayerResult(spec.name, Status.ERROR, message=f"gradcheck crashed checking this layer: {exc!r}")
-    sender.send(result)
+        result = check_layer(replace(spec, timeout=None), replace(options, timeout=None), report)
+    except BaseException as exc:  # SystemExit from the layer, or a bug: report it, never die silently
+        result = LayerResult(spec.name, Status.ERROR, message=f"checking this layer raised {exc!r}",
+                             seed=options.seed, source=spec.source, impl=spec.impl, style=spec.style)
+    try:
+        sender.send(("result", result))
+    except Exception as exc:  # something in the result does not pickle
+        sender.send(("result", replace(result, status=Status.ERROR, tensors=(),
+                                       message=f"gradcheck could not send this layer's result: {exc!r}")))
     sender.close()
 
 
-def _collect(process, receiver, started: float, spec: LayerSpec, options: Options) -> LayerResult | None:
-    """The worker's result if it is done, an ERROR if it died or ran out of time, else None."""
-    if receiver.poll():
+def _death(exitcode: int | None) -> str:
+    """Why a child ended without reporting, from its exit code."""
+    if exitcode is not None and exitcode < 0:
         try:
-            result = receiver.recv()
-        except EOFError:
-            result = None
-        process.join()
-        if result is not None:
-            return result
-    elif process.is_alive():
-        timeout = options.timeout or spec.timeout
-        if not timeout or time.perf_counter() - started < timeout:
-            return None
-        process.kill()
-        process.join()
-        return _error(spec, f"timed out after {timeout:g} s (a hang, or far too slow?)", started)
-    return _error(spec, f"the layer's process died (exit code {process.exitcode}): it crashed the interpreter", started)
-
-
-def _error(spec: LayerSpec, message: str, started: float) -> LayerResult:
-    return LayerResult(spec.name, Status.ERROR, message=message, seconds=time.perf_counter() - started,
-                       source=spec.source, impl=spec.impl, style=spec.style)
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return (f"the layer's process was killed by {name} before it reported "
+                "(a crash in C code, running out of memory, or a kill)")
+    return f"the layer's process exited with code {exitcode} before it reported (os._exit() in the layer?)"

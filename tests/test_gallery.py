@@ -81,10 +81,15 @@ def failed_tensors(res: LayerResult) -> set[str]:
 
 
 def blames(res: LayerResult, name: str) -> bool:
-    """Whether the report names `name` as failing: its tensor failed, or the message names it."""
-    if name in failed_tensors(res):
-        return True
-    # A layer-level verdict ("backward returned None for dx") may name it in the message.
+    """Whether the report names `name` as failing.
+
+    A tensor listed in the result must itself be marked failed; one that is not listed
+    (the check stopped at a layer-level verdict such as a wrong shape) must be named in
+    the message, as `name` or `dname`.
+    """
+    listed = {t.name: t for t in res.tensors}
+    if name in listed:
+        return listed[name].failed
     return re.search(rf"(?<!\w)d?{re.escape(name)}(?!\w)", res.message or "") is not None
 
 

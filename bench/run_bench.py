@@ -1,0 +1,697 @@
+#!/usr/bin/env python
+"""Benchmark gradcheck: wall time, calls, layer-vs-checker share, batch scaling, and torch's gradcheck.
+
+A plain script, not a test: it measures and prints markdown tables (and, with --json, the raw
+numbers), and never fails on a missed target. Sections:
+
+  layers    per built-in layer, `check_layer` as `gradcheck run all` runs it: wall time,
+            forward/backward calls, and where the time goes (the layer's own code, the
+            checker's per-example work, hypothesis and summarising around it)
+  run-all   `gradcheck run all` end to end in a subprocess (startup, imports, table), --jobs 1 and 2
+  scaling   batch-independent layers on one fixed example at batch B and 2B: the input check's cost
+  torch     torch.autograd.gradcheck (float64, CPU; slow and fast mode) against gradcheck on the
+            same layer, shapes and values
+  profile   cProfile of every layer's check, top functions (opt-in: --sections profile)
+
+Run from the repository root:  .venv/bin/python bench/run_bench.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import inspect
+import io
+import json
+import os
+import platform
+import pstats
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+import gradcheck
+import gradcheck.adapters
+import gradcheck.engine
+from gradcheck.engine import Options, check_layer
+from gradcheck.examples import Counter, check_example
+from gradcheck.registry import load_registry
+from gradcheck.sampling import Example, draw_arrays, satisfies
+from gradcheck.spec import DEFAULT_TOLERANCES, LayerSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTIONS = ("layers", "run-all", "scaling", "torch", "profile")
+DEFAULT_SECTIONS = ("layers", "run-all", "scaling", "torch")
+
+# Fixed "medium" shapes: large enough that a layer's own arithmetic is not negligible, small
+# enough that slow-mode torch gradcheck (one backward per output element) finishes quickly.
+MEDIUM_DIMS: dict[str, dict[str, int]] = {
+    "linear": {"N": 8, "D": 16, "M": 16},
+    "relu": {"N": 8, "D": 32},
+    "leaky-relu": {"N": 8, "D": 32},
+    "sigmoid": {"N": 8, "D": 32},
+    "tanh": {"N": 8, "D": 32},
+    "gelu": {"N": 8, "D": 32},
+    "softmax": {"N": 8, "C": 16},
+    "log-softmax": {"N": 8, "C": 16},
+    "softmax-cross-entropy": {"N": 8, "C": 10},
+    "mse": {"N": 8, "D": 16},
+    "bce-with-logits": {"N": 8, "D": 16},
+    "conv2d": {"N": 2, "C": 3, "F": 4, "KH": 3, "KW": 3, "S": 2, "P": 1, "H": 8, "Wd": 8},
+    "max-pool2d": {"N": 2, "C": 3, "K": 2, "S": 2, "H": 8, "Wd": 8},
+    "avg-pool2d": {"N": 2, "C": 3, "K": 2, "S": 2, "H": 8, "Wd": 8},
+    "batch-norm": {"N": 8, "D": 16},
+    "layer-norm": {"N": 4, "T": 4, "D": 8},
+    "dropout": {"N": 8, "D": 32},
+    "embedding": {"N": 4, "T": 8, "V": 10, "D": 8},
+    "rnn-cell": {"N": 4, "D": 8, "H": 8},
+    "lstm-cell": {"N": 4, "D": 8, "H": 8},
+    "attention": {"N": 2, "Tq": 4, "Tk": 4, "Dk": 8, "Dv": 8},
+    "flatten": {"N": 4, "C": 3, "H": 4, "Wd": 4},
+}
+# Rows never interact in these, so the checker may perturb every sample at once (batch colouring).
+BATCH_INDEPENDENT = (
+    "linear", "relu", "leaky-relu", "sigmoid", "tanh", "gelu", "softmax", "log-softmax", "conv2d",
+    "max-pool2d", "avg-pool2d", "layer-norm", "dropout", "rnn-cell", "lstm-cell", "attention", "flatten",
+)
+
+
+# -- statistics and tables ---------------------------------------------------------------------
+def median(values) -> float:
+    """Median of a non-empty sequence of numbers."""
+    return float(statistics.median(values))
+
+
+def spread(values) -> float:
+    """(max - min) / median: how much repeats of the same work disagree (machine noise)."""
+    mid = median(values)
+    return (max(values) - min(values)) / mid if mid else 0.0
+
+
+def fmt_s(seconds: float | None) -> str:
+    """Seconds with a unit that keeps three significant digits."""
+    if seconds is None:
+        return "-"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds:.2f} s"
+
+
+def fmt_pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f}%"
+
+
+def fmt_ratio(x: float | None) -> str:
+    return "-" if x is None or not np.isfinite(x) else f"{x:.2f}"
+
+
+def table(headers: list[str], rows: list[list[Any]], title: str = "") -> str:
+    """A markdown table, columns padded so that it also reads well in a terminal."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    left = [all(not _numeric(r[i]) for r in cells[1:]) for i in range(len(headers))]
+
+    def line(row):
+        return "| " + " | ".join(c.ljust(w) if l else c.rjust(w) for c, w, l in zip(row, widths, left)) + " |"
+
+    sep = "|" + "|".join(("-" * (w + 1) + ("-" if l else ":")) for w, l in zip(widths, left)) + "|"
+    out = [line(cells[0]), sep] + [line(r) for r in cells[1:]]
+    return (f"\n### {title}\n\n" if title else "\n") + "\n".join(out) + "\n"
+
+
+def _numeric(text: str) -> bool:
+    return text[:1].isdigit() or text[:1] == "-" and text[1:2].isdigit() or text.endswith(("s", "%")) and text[:1].isdigit()
+
+
+# -- instrumentation ---------------------------------------------------------------------------
+@dataclass
+class Event:
+    """One call into the layer's code: when, which, and the positional arguments it got."""
+
+    start: float
+    end: float
+    what: str
+    args: tuple
+
+
+@dataclass
+class LayerTimer:
+    """Accumulates perf_counter time spent inside user callables (everything call_layer runs)."""
+
+    record: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+    def add(self, what: str, start: float, end: float, args: tuple) -> None:
+        kind = category(what)
+        self.seconds[kind] = self.seconds.get(kind, 0.0) + (end - start)
+        self.calls[kind] = self.calls.get(kind, 0) + 1
+        if self.record:
+            self.events.append(Event(start, end, what, args))
+
+
+def category(what: str) -> str:
+    """forward / backward / constructor, from call_layer's `what` label."""
+    if what.startswith("backward"):
+        return "backward"
+    if what.startswith("forward") or "loss function" in what:
+        return "forward"
+    if "constructor" in what:
+        return "constructor"
+    return "other"
+
+
+@contextlib.contextmanager
+def timing_layer_code(timer: LayerTimer):
+    """Patch call_layer (every user call goes through it) in each gradcheck module that holds it."""
+    original = gradcheck.adapters.call_layer
+
+    def timed_call_layer(what, function, *args, **kwargs):
+        def timed(*a, **k):
+            start = time.perf_counter()
+            try:
+                return function(*a, **k)
+            finally:
+                timer.add(what, start, time.perf_counter(), a if timer.record else ())
+        return original(what, timed, *args, **kwargs)
+
+    patched = [m for name, m in list(sys.modules.items())
+               if name.startswith("gradcheck") and getattr(m, "call_layer", None) is original]
+    for module in patched:
+        module.call_layer = timed_call_layer
+    try:
+        yield timer
+    finally:
+        for module in patched:
+            module.call_layer = original
+
+
+@contextlib.contextmanager
+def timing_examples(box: list[float]):
+    """Patch the engine's check_example to accumulate time spent checking single examples."""
+    original = getattr(gradcheck.engine, "check_example", None)
+    if original is None:
+        yield box
+        return
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            box[0] += time.perf_counter() - start
+
+    gradcheck.engine.check_example = timed
+    try:
+        yield box
+    finally:
+        gradcheck.engine.check_example = original
+
+
+# -- running gradcheck ---------------------------------------------------------------------------
+def options_for(mode: str, **kwargs) -> Options:
+    """Options with `mode`; raises ValueError/TypeError if the engine does not know the mode."""
+    return Options(mode=mode, **kwargs) if mode != "full" else Options(**kwargs)
+
+
+def tolerances(spec: LayerSpec):
+    return DEFAULT_TOLERANCES.merged(spec.tolerances)
+
+
+def _check_example_takes(name: str) -> bool:
+    return name in inspect.signature(check_example).parameters
+
+
+def run_fixed(spec: LayerSpec, dims: dict[str, int], mode: str, seed: int) -> tuple[float, dict, str, str]:
+    """Check one fixed example; return (seconds, calls, status, how it was run).
+
+    Full mode calls the engine's check_example directly. Another mode goes through it if it
+    takes a `mode` (or `options`) argument, else through check_layer with every dim pinned to
+    one value and one example (which adds hypothesis' cost of drawing that example).
+    """
+    example = Example(tuple(dims.items()), seed, 1.0)
+    counter = Counter()
+    kwargs: dict[str, Any] = {}
+    if mode != "full" and _check_example_takes("mode"):
+        kwargs["mode"] = mode
+    elif mode != "full" and _check_example_takes("options"):
+        kwargs["options"] = options_for(mode)
+    if mode == "full" or kwargs:
+        start = time.perf_counter()
+        outcome = check_example(spec, example, tolerances(spec), counter, **kwargs)
+        seconds = time.perf_counter() - start
+        return seconds, {"forward": counter.forward, "backward": counter.backward}, outcome.status.value, "check_example"
+    pinned = replace(spec, dims={k: (v, v) for k, v in dims.items()}, examples=1, xfail=None)
+    start = time.perf_counter()
+    result = check_layer(pinned, options_for(mode, examples=1, seed=seed))
+    seconds = time.perf_counter() - start
+    return seconds, dict(result.calls), result.status.value, "check_layer, dims pinned, 1 example"
+
+
+def supported_modes(modes: list[str]) -> list[str]:
+    """The modes Options accepts; a rejected mode is reported and dropped."""
+    kept = []
+    for mode in modes:
+        try:
+            options_for(mode)
+            kept.append(mode)
+        except (TypeError, ValueError) as exc:
+            print(f"note: mode {mode!r} skipped: the engine rejects it ({exc})")
+    return kept
+
+
+# -- section: per layer ------------------------------------------------------------------------
+def bench_layers(specs: list[LayerSpec], modes: list[str], repeats: int, seed: int, examples: int | None) -> dict:
+    """Per layer and mode: wall time, calls, and the split between layer code and checker."""
+    out: dict[str, Any] = {}
+    for mode in modes:
+        rows, raw = [], []
+        for spec in specs:
+            raw.append(_bench_one_layer(spec, mode, repeats, seed, examples))
+        totals = _layer_totals(raw)
+        for r in raw + [totals]:
+            rows.append([
+                r["name"], r["status"], r["examples"], r["calls"]["forward"], r["calls"]["backward"],
+                fmt_s(r["wall"]), fmt_pct(r["spread"]), fmt_pct(r["layer_share"]),
+                fmt_pct(r["example_overhead_share"]), fmt_pct(r["outer_share"]), fmt_pct(r["overhead_share"]),
+                fmt_s(r["overhead_per_forward"]),
+            ])
+        headers = ["layer", "status", "examples", "forward", "backward", "wall (median)", "spread",
+                   "in layer code", "checker: per-example", "checker: search/summary", "checker total",
+                   "checker time per forward"]
+        print(table(headers, rows, f"Per layer, mode={mode} (seed {seed}, {repeats} repeats)"), flush=True)
+        calls_differ = [r["name"] for r in raw if r["calls_vary"]]
+        if calls_differ:
+            print(f"note: call counts varied between repeats for {', '.join(calls_differ)} (same seed: should not happen)")
+        out[mode] = raw + [totals]
+    _note_mode_effect(out)
+    return out
+
+
+def _bench_one_layer(spec, mode, repeats, seed, examples) -> dict:
+    options = options_for(mode, seed=seed, examples=examples)
+    walls, inst_walls, layer, per_example, calls = [], [], [], [], []
+    result = None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = check_layer(spec, options)
+        walls.append(time.perf_counter() - start)
+        timer, box = LayerTimer(), [0.0]
+        with timing_layer_code(timer), timing_examples(box):
+            start = time.perf_counter()
+            check_layer(spec, options)
+            inst_walls.append(time.perf_counter() - start)
+        layer.append(timer.total)
+        per_example.append(box[0])
+        calls.append((result.calls.get("forward", 0), result.calls.get("backward", 0)))
+    shares = [l / w for l, w in zip(layer, inst_walls)]
+    example_shares = [max(e - l, 0.0) / w for e, l, w in zip(per_example, layer, inst_walls)]
+    wall = median(walls)
+    forward = calls[0][0]
+    overhead = 1 - median(shares)
+    return {
+        "name": spec.name, "status": result.status.value, "examples": result.examples,
+        "calls": {"forward": calls[0][0], "backward": calls[0][1]}, "calls_vary": len(set(calls)) > 1,
+        "wall": wall, "walls": walls, "spread": spread(walls), "instrumented_wall": median(inst_walls),
+        "layer_seconds": median(layer), "layer_share": median(shares),
+        "example_overhead_share": median(example_shares) if any(per_example) else None,
+        "outer_share": (overhead - median(example_shares)) if any(per_example) else None,
+        "overhead_share": overhead,
+        "overhead_per_forward": overhead * wall / forward if forward else None,
+    }
+
+
+def _layer_totals(raw: list[dict]) -> dict:
+    wall = sum(r["wall"] for r in raw)
+    inst = sum(r["instrumented_wall"] for r in raw)
+    layer = sum(r["layer_seconds"] for r in raw)
+    forward = sum(r["calls"]["forward"] for r in raw)
+    share = layer / inst if inst else 0.0
+    ex = [r["example_overhead_share"] for r in raw]
+    example_share = (sum(s * r["instrumented_wall"] for s, r in zip(ex, raw)) / inst) if None not in ex else None
+    return {
+        "name": "TOTAL (sum)", "status": "", "examples": sum(r["examples"] for r in raw),
+        "calls": {"forward": forward, "backward": sum(r["calls"]["backward"] for r in raw)},
+        "calls_vary": False, "wall": wall, "walls": [], "spread": None, "instrumented_wall": inst,
+        "layer_seconds": layer, "layer_share": share, "example_overhead_share": example_share,
+        "outer_share": (1 - share - example_share) if example_share is not None else None,
+        "overhead_share": 1 - share, "overhead_per_forward": (1 - share) * wall / forward if forward else None,
+    }
+
+
+def _note_mode_effect(out: dict) -> None:
+    if "full" not in out:
+        return
+    full = {r["name"]: r["calls"] for r in out["full"]}
+    for mode, rows in out.items():
+        if mode != "full" and all(full.get(r["name"]) == r["calls"] for r in rows):
+            print(f"note: mode={mode!r} made exactly the calls of mode='full' on every layer: "
+                  "the engine does not act on it yet")
+
+
+# -- section: run all ----------------------------------------------------------------------------
+def bench_run_all(config: Path, modes: list[str], repeats: int, seed: int, examples: int | None) -> dict:
+    """`gradcheck run all` in a fresh interpreter: what a user waits for."""
+    base = [sys.executable, "-m", "gradcheck", "run", "all", "--config", str(config), "--seed", str(seed)]
+    if examples:
+        base += ["--examples", str(examples)]
+    cli_modes = _cli_modes(modes)
+    results, rows = {}, []
+    startup = _time_command([sys.executable, "-c", "import gradcheck.cli"], repeats)
+    rows.append(["python -c 'import gradcheck.cli' (startup + imports)", "-", fmt_s(startup["median"]),
+                 fmt_pct(startup["spread"]), ""])
+    results["startup"] = startup
+    for mode in cli_modes:
+        for jobs in (1, 2):
+            command = base + ["--jobs", str(jobs)] + (["--mode", mode] if mode != "full" else [])
+            timing = _time_command(command, repeats)
+            label = f"gradcheck run all --jobs {jobs}" + (f" --mode {mode}" if mode != "full" else "")
+            rows.append([label, mode, fmt_s(timing["median"]), fmt_pct(timing["spread"]),
+                         ",".join(sorted(set(map(str, timing["exit_codes"]))))])
+            results[f"{mode}/jobs{jobs}"] = timing
+    print(table(["command", "mode", "wall (median)", "spread", "exit"], rows,
+                f"gradcheck run all, end to end (seed {seed}, {repeats} repeats, target: well under 30 s on 2 cores)"),
+          flush=True)
+    if len(cli_modes) < len(modes):
+        print("note: the CLI has no --mode option yet; only mode=full was run end to end")
+    return results
+
+
+def _cli_modes(modes: list[str]) -> list[str]:
+    helptext = subprocess.run([sys.executable, "-m", "gradcheck", "run", "--help"], capture_output=True, text=True).stdout
+    return [m for m in modes if m == "full" or "--mode" in helptext]
+
+
+def _time_command(command: list[str], repeats: int) -> dict:
+    times, codes = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+        times.append(time.perf_counter() - start)
+        codes.append(done.returncode)
+    return {"median": median(times), "spread": spread(times), "times": times, "exit_codes": codes}
+
+
+# -- section: batch scaling ------------------------------------------------------------------------
+def bench_scaling(specs: list[LayerSpec], modes: list[str], repeats: int, seed: int, batch: int) -> dict:
+    """Input-check cost at batch B and 2B, other dims fixed, for batch-independent layers."""
+    chosen = [s for s in specs if s.batch_independent] or [s for s in specs if s.name in BATCH_INDEPENDENT]
+    out: dict[str, Any] = {}
+    for mode in modes:
+        rows, raw = [], []
+        for spec in chosen:
+            if spec.name not in MEDIUM_DIMS or spec.batch_dim is None:
+                continue
+            small = _scaling_point(spec, {**MEDIUM_DIMS[spec.name], spec.batch_dim: batch}, mode, repeats, seed)
+            large = _scaling_point(spec, {**MEDIUM_DIMS[spec.name], spec.batch_dim: 2 * batch}, mode, repeats, seed)
+            raw.append({"name": spec.name, "B": small, "2B": large})
+            rows.append([
+                spec.name, small["input_forwards"], large["input_forwards"],
+                fmt_ratio(_ratio(large["input_forwards"], small["input_forwards"])),
+                fmt_s(small["input_span"]), fmt_s(large["input_span"]),
+                fmt_ratio(_ratio(large["input_span"], small["input_span"])),
+                fmt_s(small["seconds"]), fmt_s(large["seconds"]),
+                fmt_ratio(_ratio(large["seconds"], small["seconds"])),
+            ])
+        headers = ["layer", "input fwd @B", "input fwd @2B", "ratio", "input check @B", "input check @2B",
+                   "ratio", "whole example @B", "whole example @2B", "ratio"]
+        print(table(headers, rows, f"Batch scaling, mode={mode}: B={batch} vs 2B={2 * batch}, other dims fixed "
+                    f"(target: input-check ratio well below 2)"), flush=True)
+        out[mode] = raw
+    return out
+
+
+def _ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def _scaling_point(spec, dims, mode, repeats, seed) -> dict:
+    """Median cost of one fixed example, and of the part of it that perturbs inputs."""
+    seconds, spans, inside, counts = [], [], [], []
+    for _ in range(repeats):
+        timer = LayerTimer(record=True)
+        with timing_layer_code(timer):
+            elapsed, calls, status, via = run_fixed(spec, dims, mode, seed)
+        forwards = [e for e in timer.events if category(e.what) == "forward" and not e.what.startswith("forward (")]
+        perturbed = [e for e in forwards[1:] if not _same_args(e.args, forwards[0].args)]
+        seconds.append(elapsed)
+        counts.append(len(perturbed))
+        spans.append(perturbed[-1].end - perturbed[0].start if perturbed else 0.0)
+        inside.append(sum(e.end - e.start for e in perturbed))
+    return {"dims": dims, "seconds": median(seconds), "input_forwards": counts[0], "input_span": median(spans),
+            "input_layer_seconds": median(inside), "status": status, "via": via, "spread": spread(seconds)}
+
+
+def _same_args(a: tuple, b: tuple) -> bool:
+    """Whether a forward got the reference inputs (so it perturbed a parameter, or none)."""
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            if np.shape(x) != np.shape(y) or not np.array_equal(x, y, equal_nan=True):
+                return False
+    return True
+
+
+# -- section: torch ----------------------------------------------------------------------------
+def torch_cases(torch, F) -> dict[str, Callable]:
+    """Per gradcheck layer: a function (arrays, dims) -> (torch function, tensors) doing the same."""
+
+    def t(a, grad=True):
+        return torch.tensor(a, dtype=torch.float64, requires_grad=grad)
+
+    return {
+        "linear": lambda a, d: (lambda x, W, b: F.linear(x, W.t(), b), (t(a["x"]), t(a["W"]), t(a["b"]))),
+        "relu": lambda a, d: (F.relu, (t(a["x"]),)),
+        "tanh": lambda a, d: (torch.tanh, (t(a["x"]),)),
+        "softmax": lambda a, d: (lambda x: F.softmax(x, dim=-1), (t(a["x"]),)),
+        "softmax-cross-entropy": lambda a, d: (
+            lambda x, y: F.cross_entropy(x, y), (t(a["x"]), torch.tensor(a["y"], dtype=torch.long))),
+        "mse": lambda a, d: (F.mse_loss, (t(a["pred"]), t(a["target"], grad=False))),
+        "conv2d": lambda a, d: (
+            lambda x, W, b: F.conv2d(x, W, b, stride=d["S"], padding=d["P"]), (t(a["x"]), t(a["W"]), t(a["b"]))),
+        "max-pool2d": lambda a, d: (lambda x: F.max_pool2d(x, d["K"], d["S"]), (t(a["x"]),)),
+        "batch-norm": lambda a, d: (
+            lambda x, g, b: F.batch_norm(x, None, None, g, b, training=True, eps=1e-5),
+            (t(a["x"]), t(a["gamma"]), t(a["beta"]))),
+        "layer-norm": lambda a, d: (
+            lambda x, g, b: F.layer_norm(x, (d["D"],), g, b, eps=1e-5), (t(a["x"]), t(a["gamma"]), t(a["beta"]))),
+        "rnn-cell": lambda a, d: (
+            lambda x, h, Wx, Wh, b: torch.rnn_tanh_cell(x, h, Wx.t(), Wh.t(), b, None),
+            (t(a["x"]), t(a["prev_h"]), t(a["Wx"]), t(a["Wh"]), t(a["b"]))),
+        # torch orders the gates i, f, g, o (ours: i, f, o, g): same shapes and work, other values.
+        "lstm-cell": lambda a, d: (
+            lambda x, h, c, Wx, Wh, b: tuple(torch.lstm_cell(x, [h, c], Wx.t(), Wh.t(), b, None)),
+            (t(a["x"]), t(a["prev_h"]), t(a["prev_c"]), t(a["Wx"]), t(a["Wh"]), t(a["b"]))),
+        "attention": lambda a, d: (F.scaled_dot_product_attention, (t(a["q"]), t(a["k"]), t(a["v"]))),
+    }
+
+
+def registry_dims(spec: LayerSpec) -> dict[str, int] | None:
+    """The largest shapes `run all` draws: every dim at the top of its range (if `where` allows)."""
+    dims = {name: hi for name, (lo, hi) in spec.dims.items()}
+    return dims if satisfies(spec, dims) else None
+
+
+def bench_torch(specs: list[LayerSpec], modes: list[str], repeats: int, seed: int, shape_sets: list[str]) -> dict:
+    """torch.autograd.gradcheck (slow, fast) against gradcheck (full, fast) on the same inputs."""
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        print("\nnote: torch is not importable: torch comparison skipped "
+              "(install it with: .venv/bin/pip install -e '.[bench]')")
+        return {}
+    cases = torch_cases(torch, F)
+    by_name = {s.name: s for s in specs}
+    out, rows = [], []
+    for shape_set in shape_sets:
+        for name, build in cases.items():
+            spec = by_name.get(name)
+            if spec is None:
+                continue
+            dims = registry_dims(spec) if shape_set == "registry-max" else MEDIUM_DIMS.get(name)
+            if dims is None:
+                continue
+            row = _torch_row(torch, spec, dims, build, modes, repeats, seed)
+            row["shapes"] = shape_set
+            out.append(row)
+            g = row["gradcheck"]
+            rows.append([
+                name, shape_set, row["elements"], fmt_s(row["torch_slow"]), fmt_s(g.get("full")),
+                fmt_ratio(_ratio(g.get("full"), row["torch_slow"])), fmt_s(row["torch_fast"]), fmt_s(g.get("fast")),
+                fmt_ratio(_ratio(g.get("fast"), row["torch_fast"])), row["torch_ok"],
+            ])
+    headers = ["layer", "shapes", "elements checked", "torch slow", "gradcheck full", "full/slow",
+               "torch fast", "gradcheck fast", "fast/fast", "torch verdict"]
+    print(table(headers, rows, f"gradcheck vs torch.autograd.gradcheck (float64, CPU, medians of {repeats}; "
+                "target: ratios <= 1)"), flush=True)
+    vias = {v for r in out for v in r["via"].values()}
+    print("gradcheck ran via: " + "; ".join(sorted(vias)))
+    return {"rows": out, "torch_version": torch.__version__, "torch_threads": torch.get_num_threads()}
+
+
+def _torch_row(torch, spec, dims, build, modes, repeats, seed) -> dict:
+    arrays = draw_arrays(spec, Example(tuple(dims.items()), seed, 1.0))
+    function, tensors = build(arrays, dims)
+    elements = sum(a.size for n, a in arrays.items() if n in {t.name for t in spec.differentiable_inputs}
+                   | {p.name for p in spec.params})
+    verdicts, timings = {}, {}
+    for fast in (False, True):
+        def run():
+            try:
+                return torch.autograd.gradcheck(function, tensors, fast_mode=fast, raise_exception=False)
+            except Exception as exc:  # an unsupported op in one mode should not end the benchmark
+                return f"error: {type(exc).__name__}"
+        run()  # warm-up: first calls build kernels and caches
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            verdicts[fast] = run()
+            times.append(time.perf_counter() - start)
+        timings[fast] = median(times)
+    ours, via = {}, {}
+    for mode in modes:
+        run_fixed(spec, dims, mode, seed)  # warm-up, as for torch
+        runs = [run_fixed(spec, dims, mode, seed) for _ in range(repeats)]
+        ours[mode] = median([r[0] for r in runs])
+        via[mode] = runs[0][3]
+    ok = "/".join("pass" if v is True else "FAIL" if v is False else str(v) for v in verdicts.values())
+    return {"name": spec.name, "dims": dims, "elements": elements, "torch_slow": timings[False],
+            "torch_fast": timings[True], "torch_ok": ok, "gradcheck": ours, "via": via}
+
+
+# -- section: profile ------------------------------------------------------------------------------
+def bench_profile(specs: list[LayerSpec], seed: int, examples: int | None, top: int) -> dict:
+    """cProfile over every layer's check; the functions that cost most, by own and cumulative time."""
+    profiler = cProfile.Profile()
+    options = Options(seed=seed, examples=examples)
+    profiler.enable()
+    for spec in specs:
+        check_layer(spec, options)
+    profiler.disable()
+    out = {}
+    for key in ("tottime", "cumulative"):
+        stream = io.StringIO()
+        pstats.Stats(profiler, stream=stream).sort_stats(key).print_stats(top)
+        text = stream.getvalue()
+        print(f"\n### cProfile, top {top} by {key} (seed {seed})\n\n```\n{_trim_profile(text)}\n```")
+        out[key] = text
+    return out
+
+
+def _trim_profile(text: str) -> str:
+    lines = text.splitlines()
+    start = next((i for i, l in enumerate(lines) if "ncalls" in l), 0)
+    total = next((l.strip() for l in lines if "function calls" in l), "")
+    return "\n".join([total] + lines[start:]).replace(str(ROOT) + "/", "").replace(sys.prefix + "/", "")
+
+
+# -- machine ---------------------------------------------------------------------------------------
+def machine() -> dict:
+    """What the numbers were measured on."""
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    info = {
+        "nproc": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu": cpu, "python": platform.python_version(), "numpy": np.__version__,
+        "gradcheck": getattr(gradcheck, "__version__", "?"), "hypothesis": _version("hypothesis"),
+        "torch": _version("torch"), "platform": platform.platform(),
+    }
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        info[var] = os.environ.get(var)
+    return info
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+# -- main ------------------------------------------------------------------------------------------
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Benchmark gradcheck (wall time, calls, layer-vs-checker share, batch scaling) "
+                    "and compare it with torch.autograd.gradcheck. Prints markdown tables.")
+    parser.add_argument("--config", type=Path, default=ROOT / "layers.yaml",
+                        help="layers.yaml to benchmark (default: the repository's top-level one).")
+    parser.add_argument("--sections", default=",".join(DEFAULT_SECTIONS),
+                        help=f"Comma-separated sections to run, from {', '.join(SECTIONS)} (default: %(default)s).")
+    parser.add_argument("--modes", default="full,fast",
+                        help="Comma-separated engine modes (Options.mode) to measure (default: %(default)s).")
+    parser.add_argument("--repeats", type=int, default=5, help="Repeats per measurement; medians are reported (default: 5).")
+    parser.add_argument("--seed", type=int, default=1, help="Seed for examples and drawn values (default: 1).")
+    parser.add_argument("--examples", type=int, help="Examples per layer (default: the registry's).")
+    parser.add_argument("--layers", nargs="+", metavar="NAME", help="Only these layers (default: every layer).")
+    parser.add_argument("--batch", type=int, default=8, help="B for the batch-scaling section, compared with 2B (default: 8).")
+    parser.add_argument("--shapes", choices=("registry-max", "medium", "both"), default="both",
+                        help="Shapes for the torch comparison: the top of each layers.yaml range, the fixed "
+                             "medium shapes in this script, or both (default: both).")
+    parser.add_argument("--profile-top", type=int, default=25, help="Rows of the cProfile listing (default: 25).")
+    parser.add_argument("--json", type=Path, help="Also write every raw number to this JSON file.")
+    args = parser.parse_args(argv)
+    args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = [s for s in args.sections if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    if args.repeats < 1 or args.batch < 1:
+        parser.error("--repeats and --batch must be at least 1")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    registry = load_registry(args.config)
+    specs = registry.layers
+    if args.layers:
+        missing = sorted(set(args.layers) - set(registry.names()))
+        if missing:
+            print(f"error: no layer(s) named {', '.join(missing)} in {args.config}", file=sys.stderr)
+            return 2
+        specs = [s for s in specs if s.name in args.layers]
+    modes = supported_modes([m.strip() for m in args.modes.split(",") if m.strip()])
+    info = machine()
+    print("# gradcheck benchmark\n\n" + "\n".join(f"- {k}: {v}" for k, v in info.items()), flush=True)
+    report: dict[str, Any] = {"machine": info, "args": {k: str(v) for k, v in vars(args).items()}}
+    started = time.perf_counter()
+    if "layers" in args.sections:
+        report["layers"] = bench_layers(specs, modes, args.repeats, args.seed, args.examples)
+    if "run-all" in args.sections:
+        report["run_all"] = bench_run_all(args.config, modes, args.repeats, args.seed, args.examples)
+    if "scaling" in args.sections:
+        report["scaling"] = bench_scaling(specs, modes, args.repeats, args.seed, args.batch)
+    if "torch" in args.sections:
+        shape_sets = ["registry-max", "medium"] if args.shapes == "both" else [args.shapes]
+        report["torch"] = bench_torch(specs, modes, args.repeats, args.seed, shape_sets)
+    if "profile" in args.sections:
+        report["profile"] = bench_profile(specs, args.seed, args.examples, args.profile_top)
+    print(f"\nbenchmark took {time.perf_counter() - started:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")
+        print(f"raw numbers written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

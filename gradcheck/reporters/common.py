@@ -1,0 +1,59 @@
+"""What several reporters share: where a layer's report points, and its one-line headline."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Mapping
+
+from gradcheck.results import LayerResult, Status
+
+Locations = Mapping[str, str]  # layer name -> "path/to/file.py:LINE" of its backward
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def split_location(text: str | None) -> tuple[str, int] | None:
+    """'path:LINE' -> (path, LINE), or None when there is no usable line number."""
+    path, _, line = (text or "").rpartition(":")
+    return (path, int(line)) if path and line.isdigit() else None
+
+
+def relative(path: str, base: Path) -> str | None:
+    """`path` relative to `base` with forward slashes, or None when it lies outside `base`."""
+    try:
+        return Path(path).resolve().relative_to(base.resolve()).as_posix()
+    except (ValueError, OSError):
+        return None
+
+
+def anchor(layer: LayerResult, locations: Locations | None, base: Path | None = None) -> tuple[str, int] | None:
+    """Where to point for a layer: its backward when that file is in the project, else its layers.yaml entry."""
+    base = base or Path.cwd()
+    backward = split_location((locations or {}).get(layer.name))
+    if backward and (path := relative(backward[0], base)):
+        return path, backward[1]
+    entry = split_location(layer.source)
+    if entry:
+        return relative(entry[0], base) or entry[0], entry[1]
+    return None
+
+
+def workspace() -> Path:
+    """The folder CI paths are relative to: $GITHUB_WORKSPACE on GitHub Actions, else the current one."""
+    return Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd())
+
+
+def headline(layer: LayerResult) -> str:
+    """One line for a layer that did not pass: its message and, for a gradient, the worst element."""
+    text = layer.message or layer.status.value
+    for tensor in layer.tensors:
+        if tensor.status is Status.FAIL and tensor.worst_index is not None and tensor.analytic is not None:
+            return (f"{text}: {tensor.name}{list(tensor.worst_index)} analytic {tensor.analytic:.6g}, "
+                    f"numeric {tensor.numeric:.6g}")
+    return text
+
+
+def xml_text(text: str) -> str:
+    """Text with the characters XML 1.0 cannot hold replaced, so a layer's odd message cannot break the report."""
+    return _NOT_XML.sub("\ufffd", text)

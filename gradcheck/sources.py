@@ -1,0 +1,27 @@
+"""Where a layer's code lives, so reports can point at the backward to fix."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+from gradcheck.spec import LayerSpec
+
+
+def backward_location(spec: LayerSpec) -> str | None:
+    """'/abs/path/file.py:LINE' of the layer's backward (a loss's function), or None if unknown."""
+    function = {"class": getattr(spec.target, "backward", None), "functions": spec.backward,
+                "loss": spec.function}.get(spec.style)
+    try:
+        function = inspect.unwrap(function)
+        path = inspect.getsourcefile(function)
+        _, line = inspect.getsourcelines(function)
+    except (TypeError, OSError, ValueError):  # builtins, C extensions, code without a file
+        return None
+    return f"{Path(path).resolve()}:{max(line, 1)}" if path else None
+
+
+def backward_locations(specs: list[LayerSpec]) -> dict[str, str]:
+    """Layer name -> location of its backward, for every layer where it is known."""
+    found = {spec.name: backward_location(spec) for spec in specs}
+    return {name: where for name, where in found.items() if where}
