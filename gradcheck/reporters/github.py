@@ -1,32 +1,41 @@
-"""GitHub Actions workflow annotations: one ::error or ::warning line per layer that did not pass."""
+"""GitHub Actions workflow commands: an annotation per layer that did not pass, at the code to fix."""
 
 from __future__ import annotations
 
+from gradcheck.reporters.common import Locations, anchor, workspace
 from gradcheck.results import RunResult, Status, describe_failure
 
 
-def _escape_data(text: str) -> str:
+def escape_data(text: str) -> str:
+    """Escape a workflow command's message, so newlines survive."""
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+def escape_property(text: str) -> str:
+    """Escape a workflow command's property value (file, title)."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def render_github(run: RunResult, strict: bool = False) -> str:
-    """Annotation commands pointing at each failing layer's entry in layers.yaml."""
-    lines = []
+def annotation(level: str, message: str, title: str, where: tuple[str, int] | None = None) -> str:
+    """One `::error file=F,line=L,title=T::message` line."""
+    props = [f"file={escape_property(where[0])}", f"line={where[1]}"] if where else []
+    props.append(f"title={escape_property(title)}")
+    return f"::{level} {','.join(props)}::{escape_data(message)}"
+
+
+def render_github(run: RunResult, strict: bool = False, locations: Locations | None = None) -> str:
+    """Errors for failures, warnings for WARN/XPASS (errors under --strict), and a summary notice.
+
+    Each points at the layer's backward when it is in the repository, else at its layers.yaml entry.
+    """
+    lines, base = [], workspace()
     for layer in run.layers:
         if layer.status in (Status.PASS, Status.SKIP, Status.XFAIL):
             continue
-        failing = layer.status.is_failure(strict)
-        level = "error" if failing else "warning"
-        props = []
-        if layer.source:
-            path, _, line = layer.source.rpartition(":")
-            props += [f"file={_escape_property(path)}", f"line={line}"]
-        props.append(f"title={_escape_property(f'gradcheck {layer.name}: {layer.status.value}')}")
-        lines.append(f"::{level} {','.join(props)}::{_escape_data(describe_failure(layer))}")
+        level = "error" if layer.status.is_failure(strict) else "warning"
+        title = f"gradcheck {layer.name}: {layer.status.value}"
+        lines.append(annotation(level, describe_failure(layer), title, anchor(layer, locations, base)))
     counts = run.counts()
-    lines.append(f"::notice title=gradcheck::{counts['PASS']} passed, {counts['FAIL']} failed, {counts['ERROR']} errors")
+    summary = ", ".join(f"{n} {s.lower()}" for s, n in counts.items() if n) or "no layers checked"
+    lines.append(f"::notice title=gradcheck::{escape_data(summary)} (seed {run.seed})")
     return "\n".join(lines) + "\n"

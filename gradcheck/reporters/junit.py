@@ -1,36 +1,63 @@
-"""JUnit XML report: one testcase per layer, readable by CI systems."""
+"""JUnit XML report: <testsuites><testsuite><testcase> with one testcase per layer, as CI systems read it."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
-from gradcheck.results import RunResult, Status, describe_failure
+from gradcheck.reporters.common import Locations, anchor, headline, relative, split_location, xml_text
+from gradcheck.results import LayerResult, RunResult, Status, describe_failure
 
 
-def render_junit(run: RunResult, strict: bool = False) -> str:
-    """The run as a JUnit <testsuites> document."""
-    counts = run.counts()
-    failures = counts["FAIL"] + (counts["WARN"] + counts["XPASS"] if strict else 0)
-    suites = ET.Element("testsuites", name="gradcheck", tests=str(len(run.layers)),
-                        failures=str(failures), errors=str(counts["ERROR"]), time=f"{run.seconds:.3f}")
-    suite = ET.SubElement(
-        suites, "testsuite", name="gradcheck", tests=str(len(run.layers)), failures=str(failures),
-        errors=str(counts["ERROR"]), skipped=str(counts["SKIP"] + counts["XFAIL"]), time=f"{run.seconds:.3f}",
-    )
-    for layer in run.layers:
-        case = ET.SubElement(suite, "testcase", classname="gradcheck", name=layer.name, time=f"{layer.seconds:.3f}")
-        if layer.source:
-            path, _, line = layer.source.rpartition(":")
-            case.set("file", path)
-            case.set("line", line)
-        text = describe_failure(layer)
-        if layer.status is Status.ERROR:
-            ET.SubElement(case, "error", message=layer.message or "error", type="ERROR").text = text
-        elif layer.status is Status.FAIL or (strict and layer.status in (Status.WARN, Status.XPASS)):
-            ET.SubElement(case, "failure", message=layer.message or layer.status.value, type=layer.status.value).text = text
-        elif layer.status in (Status.SKIP, Status.XFAIL):
-            ET.SubElement(case, "skipped", message=layer.message or layer.status.value)
-        elif layer.status in (Status.WARN, Status.XPASS):
-            ET.SubElement(case, "system-out").text = text
+def verdict(layer: LayerResult, strict: bool = False) -> str | None:
+    """The JUnit child element a layer gets: 'error', 'failure', 'skipped', or None for a pass."""
+    if layer.status is Status.ERROR:
+        return "error"
+    if layer.status.is_failure(strict):
+        return "failure"
+    if layer.status in (Status.SKIP, Status.XFAIL):
+        return "skipped"
+    return None
+
+
+def render_junit(run: RunResult, strict: bool = False, locations: Locations | None = None) -> str:
+    """The run as a JUnit document; failures carry the worst element and the reproduce command."""
+    verdicts = [verdict(layer, strict) for layer in run.layers]
+    totals = {"tests": str(len(run.layers)), "failures": str(verdicts.count("failure")),
+              "errors": str(verdicts.count("error")), "skipped": str(verdicts.count("skipped")),
+              "time": f"{run.seconds:.3f}"}
+    suites = ET.Element("testsuites", name="gradcheck", **{k: v for k, v in totals.items() if k != "skipped"})
+    suite = ET.SubElement(suites, "testsuite", name="gradcheck", **totals)
+    properties = ET.SubElement(suite, "properties")
+    ET.SubElement(properties, "property", name="seed", value=str(run.seed))
+    ET.SubElement(properties, "property", name="strict", value=str(strict).lower())
+    for layer, kind in zip(run.layers, verdicts):
+        _testcase(suite, layer, kind, locations)
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _testcase(suite: ET.Element, layer: LayerResult, kind: str | None, locations: Locations | None) -> None:
+    case = ET.SubElement(suite, "testcase", classname="gradcheck", name=layer.name, time=f"{layer.seconds:.3f}")
+    where = anchor(layer, locations)
+    if where:
+        case.set("file", where[0])
+        case.set("line", str(where[1]))
+    text = xml_text(_details(layer, locations))
+    if kind == "skipped":
+        ET.SubElement(case, "skipped", message=xml_text(f"{layer.status.value}: {layer.message or layer.xfail or ''}"))
+    elif kind:
+        element = ET.SubElement(case, kind, message=xml_text(headline(layer)), type=layer.status.value)
+        element.text = text
+    elif layer.status is not Status.PASS:  # WARN or XPASS without --strict: passed, with something to say
+        ET.SubElement(case, "system-out").text = text
+
+
+def _details(layer: LayerResult, locations: Locations | None) -> str:
+    lines = [describe_failure(layer)]
+    backward = split_location((locations or {}).get(layer.name))
+    if backward:
+        lines.append(f"  backward at {relative(backward[0], Path.cwd()) or backward[0]}:{backward[1]}")
+    if layer.source:
+        lines.append(f"  defined at {layer.source}")
+    return "\n".join(lines)

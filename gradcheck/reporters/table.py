@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from gradcheck.reporters.common import Locations, relative, split_location
 from gradcheck.results import LayerResult, RunResult, Status, TensorResult
 
 STYLES = {
@@ -59,17 +61,22 @@ def _tensor_label(tensor: TensorResult | None) -> str:
     return f"{tensor.name} ({shape})"
 
 
-def layer_details(layer: LayerResult, heatmap: bool = False) -> Group:
+def layer_details(layer: LayerResult, heatmap: bool = False, backward: str | None = None) -> Group:
     """Why a layer did not pass: message, worst element, diagnosis, smallest dims, reproduce."""
     parts = [Text.assemble((f"{layer.name}", "bold"), " ", _status(layer.status), f"  {layer.message}")]
     for tensor in layer.tensors:
+        if tensor.status is Status.ERROR:
+            parts.append(Text(f"  {tensor.name}: {tensor.message}"))
         if tensor.status is not Status.FAIL:
             continue
-        index = list(tensor.worst_index) if tensor.worst_index is not None else []
-        parts.append(Text(
-            f"  {tensor.name}{index}: analytic {tensor.analytic:.6g}, numeric {tensor.numeric:.6g}  "
-            f"({tensor.message}; max rel error {tensor.max_rel_error:.2e})"
-        ))
+        if tensor.analytic is None or tensor.numeric is None:
+            parts.append(Text(f"  {tensor.name}: {tensor.message}"))
+        else:
+            index = list(tensor.worst_index) if tensor.worst_index is not None else []
+            parts.append(Text(
+                f"  {tensor.name}{index}: analytic {tensor.analytic:.6g}, numeric {tensor.numeric:.6g}  "
+                f"({tensor.message}; max rel error {tensor.max_rel_error:.2e})"
+            ))
         if tensor.diagnosis:
             parts.append(Text(f"  probable cause: {tensor.diagnosis}", style="yellow"))
         if heatmap and tensor.error_map is not None:
@@ -85,6 +92,8 @@ def layer_details(layer: LayerResult, heatmap: bool = False) -> Group:
         parts.append(Text(f"  reproduce: {layer.repro}", style="cyan"))
     if layer.source:
         parts.append(Text(f"  defined at {layer.source}", style="dim"))
+    if backward:
+        parts.append(Text(f"  backward at {backward}", style="dim"))
     return Group(*parts)
 
 
@@ -118,19 +127,25 @@ def summary_line(run: RunResult, strict: bool = False) -> Text:
     return Text(", ".join(parts) + f" in {run.seconds:.2f}s (seed {run.seed})", style=style)
 
 
-def print_run(console: Console, run: RunResult, strict: bool = False, detail: bool = False) -> None:
+def print_run(console: Console, run: RunResult, strict: bool = False, detail: bool = False,
+              locations: Locations | None = None, not_run: int = 0) -> None:
     """Print the table, the details of every layer that did not pass, and the summary."""
     console.print(results_table(run))
     for layer in run.layers:
-        if layer.status is not Status.PASS or detail:
-            if layer.status is Status.PASS and not layer.kinks:
-                continue
-            console.print(layer_details(layer, heatmap=detail))
+        if layer.status is not Status.PASS or (detail and layer.kinks):
+            console.print(layer_details(layer, heatmap=detail, backward=_backward(layer, locations)))
+    if not_run:
+        console.print(Text(f"stopped at the first failure (--fail-fast): {not_run} layer(s) not checked", style="yellow"))
     console.print(summary_line(run, strict))
 
 
-def render_table(run: RunResult, strict: bool = False) -> str:
+def _backward(layer: LayerResult, locations: Locations | None) -> str | None:
+    where = split_location((locations or {}).get(layer.name))
+    return f"{relative(where[0], Path.cwd()) or where[0]}:{where[1]}" if where else None
+
+
+def render_table(run: RunResult, strict: bool = False, locations: Locations | None = None) -> str:
     """The table as plain text, for --output files."""
     buffer = io.StringIO()
-    print_run(Console(file=buffer, width=120, no_color=True, force_terminal=False), run, strict)
+    print_run(Console(file=buffer, width=120, no_color=True, force_terminal=False), run, strict, locations=locations)
     return buffer.getvalue()
