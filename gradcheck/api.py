@@ -45,3 +45,8 @@ def run_config(config: str | os.PathLike = "layers.yaml", names: list[str] | Non
             missing = names[specs.index(None)]
             raise UnknownLayerError(f"no layer named {missing!r} in {config}{suggest(missing, registry.names())}")
     return check_layers(specs, _options(config, examples, seed, rtol, atol, eps))
+
+
+def layer_names(config: str | os.PathLike = "layers.yaml") -> list[str]:
+    """The layer names of a layers.yaml in file order: `@pytest.mark.parametrize("name", layer_names(path))`."""
+    return load_registry(config).names()

@@ -2,23 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from gradcheck.engine import Options
-from gradcheck.errors import GradcheckError, UnknownLayerError
+from gradcheck.errors import ConfigError, GradcheckError
 from gradcheck.parallel import run_layers
 from gradcheck.registry import Registry, load_registry, suggest
-from gradcheck.reporters import REPORTERS
+from gradcheck.reporters import REPORTERS, render
+from gradcheck.reporters.github import annotation
+from gradcheck.reporters.progress import ProgressDisplay
 from gradcheck.reporters.table import print_run
+from gradcheck.results import RunResult
+from gradcheck.examples import MODES
+from gradcheck.settings import Settings, load_settings, with_settings
 from gradcheck.sharding import parse_shard, select_shard
-from gradcheck.spec import Tolerances
+from gradcheck.sources import backward_locations
+from gradcheck.spec import LayerSpec, Tolerances
+from gradcheck.starter import write_starter
+
+DEFAULT_CONFIG = Path("layers.yaml")
+
+
+class Failure(click.ClickException):
+    """A usage or configuration problem: its message on stderr, exit code 2, no traceback."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(self.message, err=True)
 
 
 def _positive(ctx, param, value):
@@ -27,26 +46,43 @@ def _positive(ctx, param, value):
     return value
 
 
+def _non_negative(ctx, param, value):
+    if value is not None and value < 0:
+        raise click.BadParameter(f"must be >= 0, got {value}")
+    return value
+
+
+def _shard(ctx, param, value):
+    try:
+        return parse_shard(value) if value is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+CONFIG_OPTION = click.option(
+    "--config", type=click.Path(dir_okay=False, path_type=Path),
+    help="The layers.yaml to read [default: [tool.gradcheck] config in ./pyproject.toml, else ./layers.yaml].")
+
+
 def shared_options(command):
     """Options that `run` and `check` share (SPEC §5)."""
     options = [
-        click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), default="layers.yaml",
-                     show_default=True, help="The layers.yaml to read."),
+        CONFIG_OPTION,
         click.option("--examples", type=int, callback=_positive, help="Property-based examples per layer (overrides the file)."),
         click.option("--seed", type=int, help="Seed for the examples; the same seed reproduces the same run."),
-        click.option("--rtol", type=float, help="Relative tolerance per element (default 1e-5)."),
-        click.option("--atol", type=float, help="Absolute tolerance per element (default 1e-7)."),
-        click.option("--eps", type=float, callback=_positive, help="Finite-difference step, relative to max(1, |x|) (default 1e-6)."),
-        click.option("--format", "fmt", type=click.Choice(sorted(REPORTERS)), default="table", show_default=True,
-                     help="Output format printed to stdout."),
+        click.option("--rtol", type=float, callback=_non_negative, help="Relative tolerance per element (overrides the file; built-in 1e-5)."),
+        click.option("--atol", type=float, callback=_non_negative, help="Absolute tolerance per element (overrides the file; built-in 1e-7)."),
+        click.option("--eps", type=float, callback=_positive, help="Finite-difference step, relative to max(1, |x|) (built-in 1e-6)."),
+        click.option("--mode", type=click.Choice(MODES), help="How gradients are compared: full (every element), fast (random directions, every element on any doubt) or auto [default: auto, full up to 4096 elements]."),
+        click.option("--format", "fmt", type=click.Choice(list(REPORTERS)), default="table", show_default=True,
+                     help="Report format: printed, or written to --output while the table prints."),
         click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Also write the chosen format to this file (the table still prints)."),
-        click.option("--jobs", type=int, default=1, callback=_positive, show_default=True,
-                     help="Check layers in this many parallel processes."),
-        click.option("--shard", help="Check only shard K of N (K/N, 1-based), for a CI matrix."),
-        click.option("--timeout", type=float, callback=_positive, help="Seconds per layer before it counts as ERROR."),
+                     help="Write the --format report to this file; the table still prints."),
+        click.option("--jobs", type=int, callback=_positive, help="Check layers in this many worker processes [default: 1]."),
+        click.option("--shard", callback=_shard, metavar="K/N", help="Check only shard K of N (1-based), e.g. one job of a CI matrix."),
+        click.option("--timeout", type=float, callback=_positive, help="Seconds per layer before it is stopped and counts as ERROR."),
         click.option("--fail-fast", is_flag=True, help="Stop after the first layer that fails."),
-        click.option("--strict", is_flag=True, help="Also fail on warnings and unexpected passes."),
+        click.option("--strict", is_flag=True, help="Also fail (exit 1) on warnings and unexpected passes (XPASS)."),
     ]
     return functools.reduce(lambda cmd, option: option(cmd), reversed(options), command)
 
@@ -62,7 +98,7 @@ def cli():
 @shared_options
 def run(names, **opts):
     """Check every layer (`run all`) or the named ones, one table."""
-    _execute(list(names), detail=False, **opts)
+    _execute(list(dict.fromkeys(names)), detail=False, **opts)
 
 
 @cli.command()
@@ -74,11 +110,11 @@ def check(name, **opts):
 
 
 @cli.command(name="list")
-@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default="layers.yaml", show_default=True,
-              help="The layers.yaml to read.")
+@CONFIG_OPTION
 def list_layers(config):
     """List the registered layers with their style and source."""
-    registry = _load(config)
+    settings = _settings()
+    registry = _load(config or Path(settings.config or DEFAULT_CONFIG), fmt="table")
     table = Table(header_style="bold")
     for column in ("layer", "style", "impl", "defined at"):
         table.add_column(column, no_wrap=column == "layer")
@@ -86,92 +122,125 @@ def list_layers(config):
         table.add_row(layer.name, layer.style, layer.impl, layer.source)
     console = _console()
     console.print(table)
-    console.print(f"{len(registry.layers)} layers in {config}")
+    console.print(f"{len(registry.layers)} layers in {registry.path}")
 
 
-def _console(stderr: bool = False) -> Console:
-    file = sys.stderr if stderr else sys.stdout
-    return Console(file=file, width=None if file.isatty() else 120)
-
-
-def _load(config: Path) -> Registry:
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--force", is_flag=True, help="Overwrite layers.yaml and mylayers.py if they exist.")
+def init(directory, force):
+    """Write a commented starter layers.yaml and a passing mylayers.py into DIRECTORY (default: here)."""
     try:
-        return load_registry(config)
+        written = write_starter(directory, force=force)
     except GradcheckError as exc:
-        _fail_usage(str(exc))
+        raise Failure(str(exc)) from None
+    for path in written:
+        click.echo(f"wrote {path}")
+    where = "" if directory == Path(".") else f"cd {directory} && "
+    click.echo(f"next: {where}gradcheck run all   (then add your own layers to layers.yaml)")
 
 
-def _fail_usage(message: str):
-    click.echo(message, err=True)
-    sys.exit(2)
+@dataclass(frozen=True)
+class _Plan:
+    """What one `run` or `check` will do, resolved from the flags, pyproject.toml and the registry."""
+
+    specs: list[LayerSpec]
+    options: Options
+    jobs: int
+    shard: tuple[int, int] | None
 
 
-def _select(registry: Registry, names: list[str], shard: str | None):
-    if names == ["all"]:
-        specs = list(registry.layers)
-    else:
-        specs = []
-        for name in names:
-            spec = registry.get(name)
-            if spec is None:
-                _fail_usage(f"error: no layer named {name!r} in {registry.path}{suggest(name, registry.names())}")
-            specs.append(spec)
-    if shard:
-        try:
-            specs = select_shard(specs, *parse_shard(shard))
-        except ValueError as exc:
-            _fail_usage(f"error: --shard: {exc}")
-    return specs
-
-
-def _execute(names, detail, config, examples, seed, rtol, atol, eps, fmt, output, jobs, shard, timeout, fail_fast, strict):
-    registry = _load(config)
-    specs = _select(registry, names, shard)
-    options = Options(examples=examples, seed=seed, tolerances=Tolerances(rtol=rtol, atol=atol, eps=eps),
-                      fail_fast=fail_fast, timeout=timeout, config=None if str(config) == "layers.yaml" else str(config))
-    console = _console()
-    with _progress(len(specs), enabled=console.is_terminal and fmt == "table") as advance:
-        result = run_layers(specs, options, jobs=jobs, progress=advance)
-    if fmt == "table":
-        print_run(console, result, strict=strict, detail=detail)
-    else:
-        click.echo(REPORTERS[fmt](result, strict=strict), nl=False)
-    if output:
-        output.write_text(REPORTERS[fmt](result, strict=strict), encoding="utf-8")
-        if fmt != "table":
-            print_run(_console(stderr=True), result, strict=strict, detail=detail)
+def _execute(names, detail, config, examples, seed, rtol, atol, eps, mode, fmt, output, jobs, shard, timeout,
+             fail_fast, strict):
+    settings = _settings()
+    registry = _load(config or Path(settings.config or DEFAULT_CONFIG), fmt)
+    specs = [with_settings(spec, settings) for spec in _select(registry, names)]
+    repro_config = None if registry.path == Path(settings.config or DEFAULT_CONFIG) else str(registry.path)
+    options = Options(examples=examples, seed=seed if seed is not None else settings.seed,
+                      tolerances=Tolerances(rtol=rtol, atol=atol, eps=eps), fail_fast=fail_fast, timeout=timeout,
+                      config=repro_config, mode=mode or settings.mode or Options().mode)
+    plan = _Plan(select_shard(specs, *shard) if shard else specs, options, jobs or settings.jobs or 1, shard)
+    result = _run(plan, strict)
+    _report(result, plan, fmt, output, strict, detail)
     sys.exit(result.exit_code(strict))
 
 
-class _progress:
-    """A rich progress bar on a terminal (per layer, examples done); nothing otherwise."""
+def _run(plan: _Plan, strict: bool) -> RunResult:
+    """Run the plan, with a progress display when stderr is a terminal."""
+    display = None
+    if sys.stderr.isatty():
+        display = ProgressDisplay(Console(stderr=True), layers=len(plan.specs))
+    with display or contextlib.nullcontext():
+        return run_layers(plan.specs, plan.options, jobs=plan.jobs, strict=strict,
+                          progress=display.example if display else None,
+                          on_result=display.finished if display else None)
 
-    def __init__(self, layers: int, enabled: bool):
-        self.layers, self.enabled = layers, enabled
 
-    def __enter__(self):
-        if not self.enabled:
-            return None
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            transient=True)
-        self.bar.start()
-        self.tasks: dict[str, int] = {}
-        return self.advance
+def _report(result: RunResult, plan: _Plan, fmt: str, output: Path | None, strict: bool, detail: bool) -> None:
+    """Print (and write) the run in the chosen format; the table goes to stdout unless it is the format printed."""
+    locations = backward_locations(plan.specs)
+    if output:
+        _write(output, render(fmt, result, strict, locations))
+    elif fmt != "table":
+        click.echo(render(fmt, result, strict, locations), nl=False)
+    if output or fmt in ("table", "github"):  # annotations vanish from the log: the table stays readable there
+        print_run(_console(), result, strict=strict, detail=detail, locations=locations,
+                  not_run=len(plan.specs) - len(result.layers))
+    if plan.shard and not plan.specs:
+        click.echo(f"shard {plan.shard[0]}/{plan.shard[1]} is empty: there are fewer layers than shards", err=True)
 
-    def advance(self, name: str, done: int, total: int) -> None:
-        if name not in self.tasks:
-            self.tasks[name] = self.bar.add_task(name, total=total)
-        self.bar.update(self.tasks[name], completed=done, total=total)
 
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.bar.stop()
-        return False
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise Failure(f"error: cannot write --output {path}: {exc.strerror or exc}") from None
+
+
+def _console() -> Console:
+    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except GradcheckError as exc:
+        raise Failure(str(exc)) from None
+
+
+def _load(config: Path, fmt: str) -> Registry:
+    """The registry, or exit 2 listing every problem (as annotations too under --format github)."""
+    if not config.is_file():
+        raise Failure(f"error: {config}: no such file; pass --config PATH, or run `gradcheck init` to start one")
+    try:
+        return load_registry(config)
+    except ConfigError as exc:
+        if fmt == "github":
+            click.echo("\n".join(_config_annotation(problem) for problem in exc.problems))
+        count = len(exc.problems)
+        raise Failure(f"{exc}\n{count} problem{'s' * (count != 1)} in {config}: nothing was checked") from None
+    except GradcheckError as exc:
+        raise Failure(str(exc)) from None
+
+
+def _config_annotation(problem: str) -> str:
+    path, line, message = (problem.split(":", 2) + ["", ""])[:3]
+    where = (path, int(line)) if line.isdigit() else None
+    return annotation("error", message.strip() if where else problem, "gradcheck: layers.yaml", where)
+
+
+def _select(registry: Registry, names: list[str]) -> list[LayerSpec]:
+    if names == ["all"]:
+        return list(registry.layers)
+    specs = [registry.get(name) for name in names]
+    for name, spec in zip(names, specs):
+        if spec is None:
+            hint = suggest(name, registry.names()) or " (`gradcheck list` shows the names; `run all` checks every one)"
+            raise Failure(f"error: no layer named {name!r} in {registry.path}{hint}")
+    return specs
 
 
 def main():
     """Entry point of the `gradcheck` console script."""
-    try:
-        cli(standalone_mode=True)
-    except UnknownLayerError as exc:
-        _fail_usage(f"error: {exc}")
+    cli()

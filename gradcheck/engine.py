@@ -242,12 +242,19 @@ def _passing_tensors(spec: LayerSpec, outcomes: list[ExampleOutcome]) -> tuple[T
         results.append(TensorResult(
             name=name, kind=top.kind, status=Status.PASS, shape=top.analytic.shape,
             max_abs_error=max(t.max_abs_error for t in checked),
-            max_rel_error=max(t.max_rel_error for t in checked),
+            max_rel_error=_pooled_relative_error(checked),
             worst_index=index or None,
             analytic=float(top.analytic[index]) if top.analytic.size else None,
             numeric=float(top.numeric[index]) if top.numeric.size else None,
         ))
     return tuple(results)
+
+
+def _pooled_relative_error(tensors: list[TensorOutcome]) -> float:
+    """max |a - n| / max(|a| + |n|) pooled over all examples: an all-but-zero example's noise does not dominate."""
+    scale = max(t.max_abs_error / t.max_rel_error if t.max_rel_error > 0 else 0.0 for t in tensors)
+    largest = max(t.max_abs_error for t in tensors)
+    return largest / scale if scale > 0 else (0.0 if largest == 0 else 1.0)
 
 
 def _apply_xfail(result: LayerResult, spec: LayerSpec) -> LayerResult:

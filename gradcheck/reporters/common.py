@@ -9,7 +9,7 @@ from typing import Mapping
 
 from gradcheck.results import LayerResult, Status
 
-Locations = Mapping[str, str]  # layer name -> "path/to/file.py:LINE" of its backward
+Locations = Mapping[str, str]  # layer name -> "/abs/path/file.py:LINE" of its backward (or class)
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
@@ -27,12 +27,18 @@ def relative(path: str, base: Path) -> str | None:
         return None
 
 
+def code_at(layer: LayerResult, locations: Locations | None) -> str | None:
+    """'file.py:LINE' of the layer's code, relative to the current folder when inside it."""
+    where = split_location((locations or {}).get(layer.name))
+    return f"{relative(where[0], Path.cwd()) or where[0]}:{where[1]}" if where else None
+
+
 def anchor(layer: LayerResult, locations: Locations | None, base: Path | None = None) -> tuple[str, int] | None:
-    """Where to point for a layer: its backward when that file is in the project, else its layers.yaml entry."""
+    """Where to point for a layer: its code when that file is inside `base`, else its layers.yaml entry."""
     base = base or Path.cwd()
-    backward = split_location((locations or {}).get(layer.name))
-    if backward and (path := relative(backward[0], base)):
-        return path, backward[1]
+    code = split_location((locations or {}).get(layer.name))
+    if code and (path := relative(code[0], base)):
+        return path, code[1]
     entry = split_location(layer.source)
     if entry:
         return relative(entry[0], base) or entry[0], entry[1]

@@ -26,7 +26,7 @@ def annotation(level: str, message: str, title: str, where: tuple[str, int] | No
 def render_github(run: RunResult, strict: bool = False, locations: Locations | None = None) -> str:
     """Errors for failures, warnings for WARN/XPASS (errors under --strict), and a summary notice.
 
-    Each points at the layer's backward when it is in the repository, else at its layers.yaml entry.
+    Each points at the layer's code when it is in the repository, else at its layers.yaml entry.
     """
     lines, base = [], workspace()
     for layer in run.layers:

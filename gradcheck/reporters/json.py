@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
-from gradcheck.reporters.common import Locations, relative, split_location
+from gradcheck.reporters.common import Locations, code_at
 from gradcheck.results import LayerResult, RunResult, Status, TensorResult
 
 SCHEMA_VERSION = 1
@@ -49,7 +48,7 @@ LAYER_SCHEMA = _object({
     "calls": {"type": "object", "additionalProperties": _COUNT},
     "repro": _OPTIONAL_TEXT,
     "source": _OPTIONAL_TEXT,
-    "backward": _OPTIONAL_TEXT,
+    "code": _OPTIONAL_TEXT,
     "impl": _TEXT,
     "style": _TEXT,
     "xfail": _OPTIONAL_TEXT,
@@ -96,9 +95,6 @@ def tensor_dict(tensor: TensorResult) -> dict:
 
 def layer_dict(layer: LayerResult, locations: Locations | None = None) -> dict:
     """One layer, as LAYER_SCHEMA describes."""
-    backward = split_location((locations or {}).get(layer.name))
-    if backward:
-        backward = f"{relative(backward[0], Path.cwd()) or backward[0]}:{backward[1]}"
     return {
         "name": layer.name,
         "status": layer.status.value,
@@ -113,7 +109,7 @@ def layer_dict(layer: LayerResult, locations: Locations | None = None) -> dict:
         "calls": {k: int(v) for k, v in layer.calls.items()},
         "repro": layer.repro or None,
         "source": layer.source or None,
-        "backward": backward or None,
+        "code": code_at(layer, locations),
         "impl": layer.impl,
         "style": layer.style,
         "xfail": layer.xfail,

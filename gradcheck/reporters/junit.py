@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
-from gradcheck.reporters.common import Locations, anchor, headline, relative, split_location, xml_text
+from gradcheck.reporters.common import Locations, anchor, code_at, headline, xml_text
 from gradcheck.results import LayerResult, RunResult, Status, describe_failure
 
 
@@ -55,9 +54,8 @@ def _testcase(suite: ET.Element, layer: LayerResult, kind: str | None, locations
 
 def _details(layer: LayerResult, locations: Locations | None) -> str:
     lines = [describe_failure(layer)]
-    backward = split_location((locations or {}).get(layer.name))
-    if backward:
-        lines.append(f"  backward at {relative(backward[0], Path.cwd()) or backward[0]}:{backward[1]}")
+    if code_at(layer, locations):
+        lines.append(f"  code at {code_at(layer, locations)}")
     if layer.source:
         lines.append(f"  defined at {layer.source}")
     return "\n".join(lines)

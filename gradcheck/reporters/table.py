@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from gradcheck.reporters.common import Locations, relative, split_location
+from gradcheck.reporters.common import Locations, code_at
 from gradcheck.results import LayerResult, RunResult, Status, TensorResult
 
 STYLES = {
@@ -31,13 +30,12 @@ def _number(value: float | None) -> str:
 def results_table(run: RunResult) -> Table:
     """Layer, tensor, examples, max abs error, max rel error, status, time."""
     table = Table(title=None, show_lines=False, header_style="bold")
-    table.add_column("layer", no_wrap=True)
-    table.add_column("tensor", no_wrap=True)
-    table.add_column("examples", justify="right")
-    table.add_column("max abs err", justify="right")
-    table.add_column("max rel err", justify="right")
-    table.add_column("status", no_wrap=True)
-    table.add_column("time", justify="right")
+    table.add_column("layer", overflow="fold")
+    table.add_column("tensor", overflow="fold")
+    for number in ("examples", "max abs err", "max rel err"):
+        table.add_column(number, justify="right", min_width=8)  # a header may wrap, a number never
+    table.add_column("status", no_wrap=True, min_width=6)
+    table.add_column("time", justify="right", min_width=6)
     for layer in run.layers:
         rows = layer.tensors or (None,)
         for position, tensor in enumerate(rows):
@@ -61,7 +59,7 @@ def _tensor_label(tensor: TensorResult | None) -> str:
     return f"{tensor.name} ({shape})"
 
 
-def layer_details(layer: LayerResult, heatmap: bool = False, backward: str | None = None) -> Group:
+def layer_details(layer: LayerResult, heatmap: bool = False, code: str | None = None) -> Group:
     """Why a layer did not pass: message, worst element, diagnosis, smallest dims, reproduce."""
     parts = [Text.assemble((f"{layer.name}", "bold"), " ", _status(layer.status), f"  {layer.message}")]
     for tensor in layer.tensors:
@@ -92,8 +90,8 @@ def layer_details(layer: LayerResult, heatmap: bool = False, backward: str | Non
         parts.append(Text(f"  reproduce: {layer.repro}", style="cyan"))
     if layer.source:
         parts.append(Text(f"  defined at {layer.source}", style="dim"))
-    if backward:
-        parts.append(Text(f"  backward at {backward}", style="dim"))
+    if code:
+        parts.append(Text(f"  code at {code}", style="dim"))
     return Group(*parts)
 
 
@@ -133,15 +131,10 @@ def print_run(console: Console, run: RunResult, strict: bool = False, detail: bo
     console.print(results_table(run))
     for layer in run.layers:
         if layer.status is not Status.PASS or (detail and layer.kinks):
-            console.print(layer_details(layer, heatmap=detail, backward=_backward(layer, locations)))
+            console.print(layer_details(layer, heatmap=detail, code=code_at(layer, locations)))
     if not_run:
         console.print(Text(f"stopped at the first failure (--fail-fast): {not_run} layer(s) not checked", style="yellow"))
     console.print(summary_line(run, strict))
-
-
-def _backward(layer: LayerResult, locations: Locations | None) -> str | None:
-    where = split_location((locations or {}).get(layer.name))
-    return f"{relative(where[0], Path.cwd()) or where[0]}:{where[1]}" if where else None
 
 
 def render_table(run: RunResult, strict: bool = False, locations: Locations | None = None) -> str:

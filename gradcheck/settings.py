@@ -1,0 +1,90 @@
+"""Project defaults from `[tool.gradcheck]` in ./pyproject.toml, and how they fill in a registry."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from gradcheck.errors import GradcheckError
+from gradcheck.examples import MODES
+from gradcheck.registry import suggest
+from gradcheck.spec import LayerSpec, Tolerances
+
+PYPROJECT = Path("pyproject.toml")
+
+
+class SettingsError(GradcheckError):
+    """A mistake in [tool.gradcheck] of pyproject.toml."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """[tool.gradcheck]; None means 'not set there'.
+
+    `config`, `seed`, `jobs` and `mode` are defaults for the command-line flags. `examples`,
+    `rtol`, `atol`, `eps` and `timeout` rank below layers.yaml (a layer's own value, then its
+    `defaults:`) and above the built-in defaults.
+    """
+
+    config: str | None = None
+    examples: int | None = None
+    seed: int | None = None
+    rtol: float | None = None
+    atol: float | None = None
+    eps: float | None = None
+    timeout: float | None = None
+    jobs: int | None = None
+    mode: str | None = None
+
+
+_KINDS = {"config": "path", "examples": "count", "seed": "integer", "rtol": "tolerance", "atol": "tolerance",
+          "eps": "positive", "timeout": "positive", "jobs": "count", "mode": "mode"}
+
+
+def load_settings(path: Path = PYPROJECT) -> Settings:
+    """The [tool.gradcheck] table of `path`; empty Settings if the file or the table is absent."""
+    if not path.is_file():
+        return Settings()
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path}: invalid TOML: {exc}") from None
+    table = document.get("tool", {}).get("gradcheck", {})
+    if not isinstance(table, dict):
+        raise SettingsError(f"{path}: [tool.gradcheck] must be a table, got {table!r}")
+    problems = [_problem(key, value) for key, value in table.items()]
+    problems = [f"{path}: [tool.gradcheck] {p}" for p in problems if p]
+    if problems:
+        raise SettingsError("\n".join(problems))
+    return Settings(**table)
+
+
+def _problem(key: str, value: Any) -> str | None:
+    """What is wrong with one entry, or None."""
+    kind = _KINDS.get(key)
+    if kind is None:
+        return f"unknown key {key!r}{suggest(key, _KINDS)}: expected one of {', '.join(_KINDS)}"
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    wanted = {
+        "path": ("a path to a layers.yaml", isinstance(value, str) and value != ""),
+        "count": ("a whole number >= 1", number and isinstance(value, int) and value >= 1),
+        "integer": ("a whole number", number and isinstance(value, int)),
+        "tolerance": ("a number >= 0", number and value >= 0),
+        "positive": ("a number > 0", number and value > 0),
+        "mode": (f"one of {', '.join(MODES)}", value in MODES),
+    }[kind]
+    return None if wanted[1] else f"{key} must be {wanted[0]}, got {value!r}"
+
+
+def with_settings(spec: LayerSpec, settings: Settings) -> LayerSpec:
+    """`spec` with the project defaults filling whatever layers.yaml left unset."""
+    project = Tolerances(rtol=settings.rtol, atol=settings.atol, eps=settings.eps)
+    return replace(
+        spec,
+        tolerances=project.merged(spec.tolerances),
+        examples=spec.examples if spec.examples is not None else settings.examples,
+        timeout=spec.timeout if spec.timeout is not None else settings.timeout,
+    )
+
