@@ -413,10 +413,11 @@ def bench_run_all(config: Path, modes: list[str], repeats: int, seed: int, examp
     rows.append(["python -c 'import gradcheck.cli' (startup + imports)", "-", fmt_s(startup["median"]),
                  fmt_pct(startup["spread"]), fmt_s(startup["cpu"]), ""])
     results["startup"] = startup
-    for mode in modes:
-        if mode != "default" and mode not in choices:
-            print(f"note: `gradcheck run` has no --mode {mode}: not run end to end")
-            continue
+    cli_modes = ["default"] + [m for m in modes if m != "default" and m in choices]
+    skipped = [m for m in modes if m != "default" and m not in choices]
+    if skipped:
+        print(f"note: `gradcheck run` has no --mode {'/'.join(skipped)}: run end to end with its default mode only")
+    for mode in cli_modes:
         for jobs in (1, 2):
             flags = ["--jobs", str(jobs)] + (["--mode", mode] if mode != "default" else [])
             timing = _time_command(base + flags, repeats)
@@ -554,15 +555,20 @@ def registry_dims(spec: LayerSpec) -> dict[str, int] | None:
     return dims if satisfies(spec, dims) else None
 
 
-def bench_torch(specs: list[LayerSpec], modes: list[str], repeats: int, seed: int, shape_sets: list[str]) -> dict:
+def bench_torch(specs: list[LayerSpec], modes: list[str], repeats: int, seed: int, shape_sets: list[str],
+                threads: int) -> dict:
     """torch.autograd.gradcheck (slow, fast) against gradcheck (full, fast) on the same inputs."""
     try:
         import torch
         import torch.nn.functional as F
     except ImportError:
         print("\nnote: torch is not importable: torch comparison skipped "
-              "(install it with: .venv/bin/pip install -e '.[bench]')")
+              "(install it with: .venv/bin/pip install torch==2.13.0, see bench/README.md)")
         return {}
+    if threads:
+        # On a shared 2-core machine torch's intra-op thread pool waits on busy cores: 10x swings
+        # on tiny tensors. One thread is also what numpy uses on arrays this small.
+        torch.set_num_threads(threads)
     cases = torch_cases(torch, F)
     by_name = {s.name: s for s in specs}
     out, rows = [], []
@@ -587,8 +593,8 @@ def bench_torch(specs: list[LayerSpec], modes: list[str], repeats: int, seed: in
             ])
     headers = ["layer", "shapes", "elements checked", "torch slow", "gradcheck full", "full/slow",
                "torch fast", "gradcheck fast", "fast/fast", "torch slow/fast verdict", "gradcheck verdict"]
-    print(table(headers, rows, f"gradcheck vs torch.autograd.gradcheck (float64, CPU, medians of {repeats}; "
-                "target: ratios <= 1)") + load_note(), flush=True)
+    print(table(headers, rows, f"gradcheck vs torch.autograd.gradcheck (float64, CPU, {torch.get_num_threads()} "
+                f"torch thread(s), medians of {repeats}; target: ratios <= 1)") + load_note(), flush=True)
     vias = {v for r in out for v in r["via"].values()}
     print("gradcheck ran via: " + "; ".join(sorted(vias)))
     return {"rows": out, "torch_version": torch.__version__, "torch_threads": torch.get_num_threads()}
@@ -668,10 +674,22 @@ def machine() -> dict:
         "cpu": cpu, "python": platform.python_version(), "numpy": np.__version__,
         "gradcheck": getattr(gradcheck, "__version__", "?"), "hypothesis": _version("hypothesis"),
         "torch": _version("torch"), "platform": platform.platform(),
+        "gradcheck source": str(Path(gradcheck.__file__).resolve().parent), "git": _git_head(),
     }
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         info[var] = os.environ.get(var)
     return info
+
+
+def _git_head() -> str | None:
+    """The commit the measured gradcheck comes from, marked dirty if gradcheck/ has local changes."""
+    where = Path(gradcheck.__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=where, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], capture_output=True, text=True, cwd=where)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + (" (gradcheck/ has uncommitted changes)" if dirty.stdout.strip() else "")
 
 
 def _version(package: str) -> str | None:
@@ -704,7 +722,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--shapes", choices=("registry-max", "medium", "both"), default="both",
                         help="Shapes for the torch comparison: the top of each layers.yaml range, the fixed "
                              "medium shapes in this script, or both (default: both).")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="torch.set_num_threads for the comparison; 0 keeps torch's default (default: 1).")
     parser.add_argument("--profile-top", type=int, default=25, help="Rows of the cProfile listing (default: 25).")
+    parser.add_argument("--label", default="", help="A note printed in the header, e.g. the commit measured.")
     parser.add_argument("--json", type=Path, help="Also write every raw number to this JSON file.")
     args = parser.parse_args(argv)
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
@@ -729,6 +750,8 @@ def main(argv=None) -> int:
     modes = supported_modes([m.strip() for m in args.modes.split(",") if m.strip()], specs, args.seed,
                             args.keep_inert_modes)
     info = machine()
+    if args.label:
+        info["label"] = args.label
     print("# gradcheck benchmark\n\n" + "\n".join(f"- {k}: {v}" for k, v in info.items()), flush=True)
     report: dict[str, Any] = {"machine": info, "args": {k: str(v) for k, v in vars(args).items()}}
     started = time.perf_counter()
@@ -740,7 +763,7 @@ def main(argv=None) -> int:
         report["scaling"] = bench_scaling(specs, modes, args.repeats, args.seed, args.batch)
     if "torch" in args.sections:
         shape_sets = ["registry-max", "medium"] if args.shapes == "both" else [args.shapes]
-        report["torch"] = bench_torch(specs, modes, args.repeats, args.seed, shape_sets)
+        report["torch"] = bench_torch(specs, modes, args.repeats, args.seed, shape_sets, args.torch_threads)
     if "profile" in args.sections:
         report["profile"] = bench_profile(specs, args.seed, args.examples, args.profile_top)
     print(f"\nbenchmark took {time.perf_counter() - started:.0f} s")

@@ -17,10 +17,11 @@ UPDATE_LEARNING_RATE = 2.0**-10  # exact in binary, so (p0 - p1) / lr loses noth
 class LayerProblem(Exception):
     """The layer misbehaved (raised, wrong return, wrong shape): a verdict, not a crash."""
 
-    def __init__(self, status: Status, message: str):
+    def __init__(self, status: Status, message: str, tensor: str | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.tensor = tensor  # the input or parameter the problem is about, when there is one
 
 
 @dataclass
@@ -260,6 +261,12 @@ def normalise_outputs(out: Any, who: str) -> tuple[np.ndarray, ...]:
             raise LayerProblem(Status.ERROR, f"{label} returned {_kind(item)}; expected an array") from None
         if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
             raise LayerProblem(Status.ERROR, f"{label} returned {_kind(item)}; expected a float array")
+        if np.issubdtype(array.dtype, np.floating) and array.dtype != np.float64:
+            raise LayerProblem(
+                Status.ERROR,
+                f"{label} returned {array.dtype} values; expected float64 (finite differences in lower "
+                "precision lose most digits): keep the computation in float64",
+            )
         arrays.append(array.astype(np.float64, copy=False))
     return tuple(arrays)
 

@@ -41,7 +41,10 @@ def _factor(spec, tensor, example, a, n, batch) -> str:
     if abs(c - 1.0) < 1e-6 or not _close(a, c * n):
         return ""
     names = [(-1.0, "wrong sign: analytic = -numeric")]
-    if batch and batch > 1:
+    if batch == 2:  # a factor of 2 and the batch size cannot be told apart here
+        names.append((0.5, "analytic = numeric / 2: a factor of 2 missing, or an average over the batch (N=2)"))
+        names.append((2.0, "analytic = 2 x numeric: a factor of 2 too many, or a batch mean in forward (N=2)"))
+    elif batch and batch > 2:
         names.append((1.0 / batch, f"analytic = numeric / {batch} (the batch size): backward averages over the batch while forward sums"))
         names.append((float(batch), f"analytic = {batch} x numeric (the batch size): a mean in forward without the 1/N in backward?"))
     names += [(2.0, "analytic = 2 x numeric: a factor of 2 too many"), (0.5, "analytic = numeric / 2: a factor of 2 missing")]
@@ -81,9 +84,10 @@ def _swapped(spec, tensor, example, a, n, batch) -> str:
 
 
 def _later_samples(spec, tensor, example, a, n, batch) -> str:
-    if tensor.kind != "input" or not batch or batch < 2 or a.shape[:1] != (batch,):
+    if tensor.kind != "input" or not batch or batch < 3 or a.shape[:1] != (batch,):
         return ""
-    if _close(a[:1], n[:1]) and not _close(a[1:], n[1:]):
+    later_all_wrong = all(not _close(a[i], n[i]) for i in range(1, batch))
+    if _close(a[:1], n[:1]) and later_all_wrong:
         return "only samples after the first are wrong: backward mixes samples across the batch"
     return ""
 

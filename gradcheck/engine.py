@@ -184,7 +184,7 @@ def _summarise(spec: LayerSpec, outcomes: list[ExampleOutcome], seconds: float, 
         smallest = min(failures, key=_size)
         tensors = tuple(_tensor_result(spec, t, smallest, failures) for t in smallest.tensors)
         message = smallest.message or "wrong gradient for " + ", ".join(t.name for t in tensors if t.failed)
-        return LayerResult(status=smallest.status, tensors=tensors or _passing_tensors(spec, outcomes),
+        return LayerResult(status=smallest.status, tensors=tensors or _problem_tensor(spec, smallest),
                            message=message, failing_dims=smallest.example.dim_values,
                            warnings=_warnings(outcomes), **base)
     tensors = _passing_tensors(spec, outcomes)
@@ -201,10 +201,7 @@ def _warnings(outcomes: list[ExampleOutcome]) -> tuple[str, ...]:
 
 
 def _tensor_result(spec, tensor: TensorOutcome, example: ExampleOutcome, failures) -> TensorResult:
-    """A failing (or passing) tensor as seen in the smallest failing example.
-
-    The diagnosis reads the largest failing example instead: one element fits any factor.
-    """
+    """A failing (or passing) tensor as seen in the smallest failing example."""
     index = tensor.worst_index
     analytic = float(tensor.analytic[index]) if index is not None and tensor.analytic.size else None
     numeric = float(tensor.numeric[index]) if index is not None and tensor.numeric.size else None
@@ -214,10 +211,24 @@ def _tensor_result(spec, tensor: TensorOutcome, example: ExampleOutcome, failure
         max_abs_error=tensor.max_abs_error, max_rel_error=tensor.max_rel_error,
         worst_index=index, analytic=analytic, numeric=numeric,
         message=f"{int(np.sum(tensor.abs_error > tensor.bound))} of {tensor.analytic.size} elements outside tolerance" if failed else "",
-        diagnosis=diagnose(spec, *_largest_failure(tensor.name, failures)) if failed else "",
+        diagnosis=_diagnosis(spec, tensor, example, failures) if failed else "",
         failing_dims=example.example.dim_values if failed else None,
         error_map=tensor.abs_error if failed else None,
     )
+
+
+def _problem_tensor(spec: LayerSpec, outcome: ExampleOutcome) -> tuple[TensorResult, ...]:
+    """The one tensor a shape/None/mutation problem concerns, marked with the layer's status."""
+    if outcome.tensor is None:
+        return ()
+    kind = "param" if outcome.tensor in {p.name for p in spec.params} else "input"
+    return (TensorResult(outcome.tensor, kind, outcome.status, shape=outcome.shapes.get(outcome.tensor, ()),
+                         message=outcome.message, failing_dims=outcome.example.dim_values),)
+
+
+def _diagnosis(spec, tensor: TensorOutcome, example: ExampleOutcome, failures) -> str:
+    """Diagnose from the example shown; if it is too small to tell, from the largest failing one."""
+    return diagnose(spec, tensor, example) or diagnose(spec, *_largest_failure(tensor.name, failures))
 
 
 def _largest_failure(name: str, failures: list[ExampleOutcome]) -> tuple[TensorOutcome, ExampleOutcome]:

@@ -73,6 +73,7 @@ class ExampleOutcome:
     tensors: list[TensorOutcome] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    tensor: str | None = None  # for an ERROR/FAIL without numbers: the tensor it concerns
 
     @property
     def failed(self) -> bool:
@@ -101,7 +102,7 @@ def check_example(spec: LayerSpec, example: Example, tol: Tolerances, counter: C
         run = _ExampleRun(spec, example, arrays, tol, counter, mode)
         tensors = run.check()
     except LayerProblem as problem:
-        return ExampleOutcome(example, problem.status, problem.message, shapes=shapes)
+        return ExampleOutcome(example, problem.status, problem.message, shapes=shapes, tensor=problem.tensor)
     status = Status.FAIL if any(t.status is Status.FAIL for t in tensors) else Status.PASS
     return ExampleOutcome(example, status, "", tensors, run.warnings, shapes)
 
@@ -187,9 +188,9 @@ class _ExampleRun:
             if not _same(passed, self.arrays[tensor.name]):
                 where = "" if who == "forward" else " (an input kept in the cache and changed by backward)"
                 raise LayerProblem(Status.FAIL, f"{who} modified its input {tensor.name!r} in place{where}")
-        for name, passed in params.items():
-            if not _same(passed, self.arrays[name]):
-                raise LayerProblem(Status.FAIL, _param_changed(who, name))
+        changed = [name for name, passed in params.items() if not _same(passed, self.arrays[name])]
+        if changed:
+            raise LayerProblem(Status.FAIL, _param_changed(who, ", ".join(changed)), changed[0])
 
     def _colourable(self, base) -> set[str]:
         """Inputs whose leading axis is the batch, if sample i's output depends on sample i alone."""
@@ -239,10 +240,10 @@ class _ExampleRun:
 
     def _params_kept(self, obj, who: str) -> None:
         adapter = self.adapter
-        for position, param in enumerate(self.spec.params):
-            now = adapter._read(obj, self.spec.params_at, position)
-            if not _same(now, self.arrays[param.name]):
-                raise LayerProblem(Status.FAIL, f"{who} changed the parameter {param.name!r}")
+        changed = [p.name for i, p in enumerate(self.spec.params)
+                   if not _same(adapter._read(obj, self.spec.params_at, i), self.arrays[p.name])]
+        if changed:
+            raise LayerProblem(Status.FAIL, f"{who} changed the parameter(s) {', '.join(changed)}", changed[0])
 
     def _class_param_grads(self, grads) -> dict[str, np.ndarray]:
         out = {}
@@ -258,21 +259,21 @@ class _ExampleRun:
             value = grads.params[param.name]
             if value is None:
                 place = self.spec.grads.describe(param.name, position)
-                raise LayerProblem(Status.ERROR, f"backward did not set the gradient of {param.name!r}: {place} is missing")
+                raise LayerProblem(Status.ERROR, f"backward did not set the gradient of {param.name!r}: {place} is missing", param.name)
             out[param.name] = value
         return out
 
     def _validate(self, name: str, value) -> np.ndarray:
         expected = self.arrays[name].shape
         if value is None:
-            raise LayerProblem(Status.ERROR, f"backward returned None for d{name}; expected an array of shape {expected}")
+            raise LayerProblem(Status.ERROR, f"backward returned None for d{name}; expected an array of shape {expected}", name)
         array = np.asarray(value)
         if not np.issubdtype(array.dtype, np.floating):
-            raise LayerProblem(Status.ERROR, f"d{name} has dtype {array.dtype}; expected a float array of shape {expected}")
+            raise LayerProblem(Status.ERROR, f"d{name} has dtype {array.dtype}; expected a float array of shape {expected}", name)
         if array.shape != expected:
-            raise LayerProblem(Status.ERROR, f"d{name} has shape {array.shape}; expected {expected}, the shape of {name}{_shape_hint(array.shape, expected)}")
+            raise LayerProblem(Status.ERROR, f"d{name} has shape {array.shape}; expected {expected}, the shape of {name}{_shape_hint(array.shape, expected)}", name)
         if not np.all(np.isfinite(array)):
-            raise LayerProblem(Status.FAIL, f"d{name} contains non-finite values (inf/nan)")
+            raise LayerProblem(Status.FAIL, f"d{name} contains non-finite values (inf/nan)", name)
         return array.astype(np.float64)
 
     # -- comparison -------------------------------------------------------------------------
@@ -314,8 +315,8 @@ class _ExampleRun:
 
 def _param_changed(who: str, name: str) -> str:
     if who != "backward":
-        return f"{who} changed the parameter {name!r}"
-    return (f"backward changed the parameter {name!r} (an SGD step inside backward?): backward must only "
+        return f"{who} changed the parameter(s) {name}"
+    return (f"backward changed the parameter(s) {name} (an SGD step inside backward?): backward must only "
             "compute gradients; if the layer applies its own update, declare grads: update:ARG")
 
 

@@ -12,6 +12,8 @@ EPS64 = float(np.finfo(np.float64).eps)
 ROUNDING_SAFETY = 8.0
 # A failing element is a real failure only if the reference is this much steadier than the gap.
 STEADINESS = 0.1
+# A third step, incommensurate with h and 2h, for the steadiness test.
+ODD_STEP = 0.37
 # atol is never scaled up, but shrinks for tensors whose gradients are all far below 1.
 ATOL_SCALE_FLOOR = 1e-6
 
@@ -35,22 +37,18 @@ def steps(x: np.ndarray, eps: float) -> np.ndarray:
 def weigh(upstream: Sequence, plus: Outputs, minus: Outputs) -> tuple[float, float]:
     """sum_k sum(R_k * (plus_k - minus_k)), differencing each output before weighting, and its rounding.
 
-    Outputs that did change carry a few ulps of rounding each. When none changed at all, the
-    true change may still be up to an ulp per output (a saturated tanh): that is the floor.
+    Outputs that did change carry a few ulps of rounding each. An output that did not change
+    may still hide a true change of up to an ulp (a saturated tanh or softmax): that is the floor.
     """
     total, rounding, floor = 0.0, 0.0, 0.0
     for r, p, m in zip(upstream, plus, minus):
         delta = p - m
         total += float(np.sum(r * delta))
-        size = np.maximum(np.abs(p), np.abs(m)) * np.abs(r)
+        size = np.broadcast_to(np.maximum(np.abs(p), np.abs(m)) * np.abs(r), np.shape(delta))
         changed = delta != 0
-        if np.any(changed):
-            rounding += float(np.sum(size[changed] if np.ndim(size) else size))
-        else:
-            floor += float(np.sum(size))
-    if rounding == 0.0:
-        return total, EPS64 * floor
-    return total, ROUNDING_SAFETY * EPS64 * rounding
+        rounding += float(np.sum(size[changed]))
+        floor += float(np.sum(size[~changed]))
+    return total, ROUNDING_SAFETY * EPS64 * rounding + EPS64 * floor
 
 
 def perturbed(x: np.ndarray, index: int, step: float) -> tuple[np.ndarray, float]:
@@ -92,7 +90,7 @@ def is_steady(evaluate: Evaluate, x: np.ndarray, base: Outputs, upstream: Sequen
     """
     h = float(steps(x, eps).reshape(-1)[index])
     g = {}
-    for t in (h, -h, 2 * h, -2 * h):
+    for t in (h, -h, 2 * h, -2 * h, ODD_STEP * h, -ODD_STEP * h):
         moved, taken = perturbed(x, index, t)
         total, _ = weigh(upstream, evaluate(moved), base)
         if not np.isfinite(total):
@@ -100,10 +98,12 @@ def is_steady(evaluate: Evaluate, x: np.ndarray, base: Outputs, upstream: Sequen
         g[t] = (total, taken)
     (gp1, tp1), (gm1, tm1) = g[h], g[-h]
     (gp2, tp2), (gm2, tm2) = g[2 * h], g[-2 * h]
+    (gpo, tpo), (gmo, tmo) = g[ODD_STEP * h], g[-ODD_STEP * h]
     wide = (gp2 - gm2) / (tp2 - tm2)
+    odd = (gpo - gmo) / (tpo - tmo)  # a third, incommensurate step: two kinks cannot fool all three
     curvature_h = gp1 / tp1 - gm1 / tm1  # d+ - d- at step h, equals h f'' when smooth
     curvature_2h = gp2 / tp2 - gm2 / tm2
-    spread = max(abs(numeric - wide), abs(curvature_2h - 2 * curvature_h))
+    spread = max(abs(numeric - wide), abs(numeric - odd), abs(curvature_2h - 2 * curvature_h))
     return spread <= STEADINESS * abs(analytic - numeric)
 
 
@@ -119,7 +119,7 @@ def weigh_per_sample(upstream: Sequence, plus: Outputs, minus: Outputs, batch: i
         changed = delta != 0
         rounding += np.sum(np.where(changed, size, 0.0), axis=1)
         floor += np.sum(np.where(changed, 0.0, size), axis=1)
-    noise = np.where(rounding == 0.0, EPS64 * floor, ROUNDING_SAFETY * EPS64 * rounding)
+    noise = ROUNDING_SAFETY * EPS64 * rounding + EPS64 * floor
     return total, noise
 
 

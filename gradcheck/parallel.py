@@ -132,19 +132,22 @@ class _Pool:
         return bool(worker.timeout) and time.perf_counter() - worker.started > worker.timeout
 
     def error(self, worker: _Worker, message: str, timed_out: bool = False) -> LayerResult:
-        """An ERROR the parent writes for a child that could not report, shaped like the engine's results."""
-        spec, options = worker.spec, self.options
-        repro = f"gradcheck check {spec.name} --seed {options.seed}"
-        repro += f" --examples {options.examples}" if options.examples else ""
-        repro += f" --config {options.config}" if options.config else ""
-        repro += f" --timeout {worker.timeout:g}" if timed_out else ""
-        status = Status.ERROR
-        if spec.xfail:
-            status, message = Status.XFAIL, f"expected failure ({spec.xfail}): {message}"
-        return LayerResult(
-            spec.name, status, examples=worker.done, seconds=time.perf_counter() - worker.started, message=message,
-            seed=options.seed, repro=repro, source=spec.source, impl=spec.impl, style=spec.style, xfail=spec.xfail,
-        )
+        return error_result(worker.spec, self.options, message, examples=worker.done,
+                            seconds=time.perf_counter() - worker.started, timeout=worker.timeout if timed_out else None)
+
+
+def error_result(spec: LayerSpec, options: Options, message: str, examples: int = 0, seconds: float = 0.0,
+                 timeout: float | None = None) -> LayerResult:
+    """An ERROR (XFAIL if so marked) for a layer whose check could not finish, shaped like the engine's results."""
+    repro = f"gradcheck check {spec.name} --seed {options.seed}"
+    repro += f" --examples {options.examples}" if options.examples else ""
+    repro += f" --config {options.config}" if options.config else ""
+    repro += f" --timeout {timeout:g}" if timeout else ""
+    status = Status.ERROR
+    if spec.xfail:
+        status, message = Status.XFAIL, f"expected failure ({spec.xfail}): {message}"
+    return LayerResult(spec.name, status, examples=examples, seconds=seconds, message=message, seed=options.seed,
+                       repro=repro, source=spec.source, impl=spec.impl, style=spec.style, xfail=spec.xfail)
 
 
 def _work(spec: LayerSpec, options: Options, sender) -> None:
@@ -156,8 +159,7 @@ def _work(spec: LayerSpec, options: Options, sender) -> None:
     try:
         result = check_layer(replace(spec, timeout=None), replace(options, timeout=None), report)
     except BaseException as exc:  # SystemExit from the layer, or a bug: report it, never die silently
-        result = LayerResult(spec.name, Status.ERROR, message=f"checking this layer raised {exc!r}",
-                             seed=options.seed, source=spec.source, impl=spec.impl, style=spec.style)
+        result = error_result(spec, options, f"checking this layer raised {exc!r}")
     try:
         sender.send(("result", result))
     except Exception as exc:  # something in the result does not pickle
