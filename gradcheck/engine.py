@@ -45,8 +45,8 @@ class _ExampleFailed(Exception):
     """Raised inside the hypothesis test so that it shrinks towards a smaller failing example."""
 
 
-class _Timeout(Exception):
-    """The layer used up its time budget."""
+class _Timeout(BaseException):
+    """The layer used up its time budget (a BaseException, so the layer's own `except Exception` cannot swallow it)."""
 
 
 def check_layer(spec: LayerSpec, options: Options = Options(), progress: Progress | None = None) -> LayerResult:
@@ -68,6 +68,11 @@ def check_layer(spec: LayerSpec, options: Options = Options(), progress: Progres
     repro = f"gradcheck check {spec.name} --seed {seed}"
     if options.examples:
         repro += f" --examples {options.examples}"
+    for flag, value in (("rtol", options.tolerances.rtol), ("atol", options.tolerances.atol), ("eps", options.tolerances.eps)):
+        if value is not None:
+            repro += f" --{flag} {value:g}"
+    if options.mode != "auto":
+        repro += f" --mode {options.mode}"
     if options.config:
         repro += f" --config {options.config}"
     result = replace(
