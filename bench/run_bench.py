@@ -312,24 +312,31 @@ def supported_modes(modes: list[str], specs: list[LayerSpec], seed: int, keep_in
 
 # -- section: per layer ------------------------------------------------------------------------
 def bench_layers(specs: list[LayerSpec], modes: list[str], repeats: int, seed: int, examples: int | None) -> dict:
-    """Per layer and mode: wall time, calls, and the split between layer code and checker."""
+    """Per layer and mode: wall time, calls, and the split between layer code and checker.
+
+    Modes are interleaved within each repeat, so that load from elsewhere on the machine
+    falls on every mode alike.
+    """
+    samples = {mode: {spec.name: _Samples() for spec in specs} for mode in modes}
+    for spec in specs:
+        for _ in range(repeats):
+            for mode in modes:
+                samples[mode][spec.name].take(spec, options_for(mode, seed=seed, examples=examples))
     out: dict[str, Any] = {}
     for mode in modes:
-        rows, raw = [], []
-        for spec in specs:
-            raw.append(_bench_one_layer(spec, mode, repeats, seed, examples))
+        raw = [samples[mode][spec.name].summary(spec.name) for spec in specs]
         totals = _layer_totals(raw)
-        for r in raw + [totals]:
-            rows.append([
-                r["name"], r["status"], r["examples"], r["calls"]["forward"], r["calls"]["backward"],
-                fmt_s(r["wall"]), fmt_pct(r["spread"]), fmt_s(r["cpu"]), fmt_pct(r["layer_share"]),
-                fmt_pct(r["example_overhead_share"]), fmt_pct(r["outer_share"]), fmt_pct(r["overhead_share"]),
-                fmt_s(r["overhead_per_forward"]),
-            ])
-        headers = ["layer", "status", "examples", "forward", "backward", "wall (median)", "spread",
-                   "cpu (median)", "in layer code", "checker: per-example", "checker: search/summary", "checker total",
-                   "checker time per forward"]
-        print(table(headers, rows, f"Per layer, mode={mode_label(mode)} (seed {seed}, {repeats} repeats)") + load_note(), flush=True)
+        rows = [[
+            r["name"], r["status"], r["examples"], r["calls"]["forward"], r["calls"]["backward"],
+            fmt_s(r["wall"]), fmt_s(r["wall_min"]), fmt_pct(r["spread"]), fmt_s(r["cpu"]), fmt_pct(r["layer_share"]),
+            fmt_pct(r["example_overhead_share"]), fmt_pct(r["outer_share"]), fmt_pct(r["overhead_share"]),
+            fmt_s(r["overhead_per_forward"]),
+        ] for r in raw + [totals]]
+        headers = ["layer", "status", "examples", "forward", "backward", "wall (median)", "wall (min)", "spread",
+                   "cpu (median)", "in layer code", "checker: per-example", "checker: search/summary",
+                   "checker total", "checker cpu per forward"]
+        print(table(headers, rows, f"Per layer, mode={mode_label(mode)} (seed {seed}, {repeats} repeats)")
+              + load_note(), flush=True)
         calls_differ = [r["name"] for r in raw if r["calls_vary"]]
         if calls_differ:
             print(f"note: call counts varied between repeats for {', '.join(calls_differ)} (same seed: should not happen)")
@@ -338,39 +345,44 @@ def bench_layers(specs: list[LayerSpec], modes: list[str], repeats: int, seed: i
     return out
 
 
-def _bench_one_layer(spec, mode, repeats, seed, examples) -> dict:
-    options = options_for(mode, seed=seed, examples=examples)
-    walls, cpus, inst_walls, layer, per_example, calls = [], [], [], [], [], []
-    result = None
-    for _ in range(repeats):
+class _Samples:
+    """Repeated measurements of one layer in one mode: plain, then instrumented."""
+
+    def __init__(self):
+        self.walls, self.cpus, self.inst_walls, self.layer, self.per_example, self.calls = [], [], [], [], [], []
+        self.result = None
+
+    def take(self, spec: LayerSpec, options: Options) -> None:
         start, cpu = time.perf_counter(), time.process_time()
-        result = check_layer(spec, options)
-        walls.append(time.perf_counter() - start)
-        cpus.append(time.process_time() - cpu)
+        self.result = check_layer(spec, options)
+        self.walls.append(time.perf_counter() - start)
+        self.cpus.append(time.process_time() - cpu)
         timer, box = LayerTimer(), [0.0]
         with timing_layer_code(timer), timing_examples(box):
             start = time.perf_counter()
             check_layer(spec, options)
-            inst_walls.append(time.perf_counter() - start)
-        layer.append(timer.total)
-        per_example.append(box[0])
-        calls.append((result.calls.get("forward", 0), result.calls.get("backward", 0)))
-    shares = [l / w for l, w in zip(layer, inst_walls)]
-    example_shares = [max(e - l, 0.0) / w for e, l, w in zip(per_example, layer, inst_walls)]
-    wall = median(walls)
-    forward = calls[0][0]
-    overhead = 1 - median(shares)
-    return {
-        "name": spec.name, "status": result.status.value, "examples": result.examples,
-        "calls": {"forward": calls[0][0], "backward": calls[0][1]}, "calls_vary": len(set(calls)) > 1,
-        "wall": wall, "walls": walls, "spread": spread(walls), "cpu": median(cpus),
-        "instrumented_wall": median(inst_walls),
-        "layer_seconds": median(layer), "layer_share": median(shares),
-        "example_overhead_share": median(example_shares) if any(per_example) else None,
-        "outer_share": (overhead - median(example_shares)) if any(per_example) else None,
-        "overhead_share": overhead,
-        "overhead_per_forward": overhead * wall / forward if forward else None,
-    }
+            self.inst_walls.append(time.perf_counter() - start)
+        self.layer.append(timer.total)
+        self.per_example.append(box[0])
+        self.calls.append((self.result.calls.get("forward", 0), self.result.calls.get("backward", 0)))
+
+    def summary(self, name: str) -> dict:
+        shares = [l / w for l, w in zip(self.layer, self.inst_walls)]
+        example_shares = [max(e - l, 0.0) / w for e, l, w in zip(self.per_example, self.layer, self.inst_walls)]
+        forward, cpu = self.calls[0][0], median(self.cpus)
+        overhead = 1 - median(shares)
+        timed_examples = any(self.per_example)
+        return {
+            "name": name, "status": self.result.status.value, "examples": self.result.examples,
+            "calls": {"forward": forward, "backward": self.calls[0][1]}, "calls_vary": len(set(self.calls)) > 1,
+            "wall": median(self.walls), "wall_min": min(self.walls), "walls": self.walls,
+            "spread": spread(self.walls), "cpu": cpu, "instrumented_wall": median(self.inst_walls),
+            "layer_seconds": median(self.layer), "layer_share": median(shares),
+            "example_overhead_share": median(example_shares) if timed_examples else None,
+            "outer_share": (overhead - median(example_shares)) if timed_examples else None,
+            "overhead_share": overhead,
+            "overhead_per_forward": overhead * cpu / forward if forward else None,
+        }
 
 
 def _layer_totals(raw: list[dict]) -> dict:
@@ -378,17 +390,19 @@ def _layer_totals(raw: list[dict]) -> dict:
     inst = sum(r["instrumented_wall"] for r in raw)
     layer = sum(r["layer_seconds"] for r in raw)
     forward = sum(r["calls"]["forward"] for r in raw)
+    cpu = sum(r["cpu"] for r in raw)
     share = layer / inst if inst else 0.0
     ex = [r["example_overhead_share"] for r in raw]
     example_share = (sum(s * r["instrumented_wall"] for s, r in zip(ex, raw)) / inst) if None not in ex else None
     return {
         "name": "TOTAL (sum)", "status": "", "examples": sum(r["examples"] for r in raw),
         "calls": {"forward": forward, "backward": sum(r["calls"]["backward"] for r in raw)},
-        "calls_vary": False, "wall": wall, "walls": [], "spread": None, "cpu": sum(r["cpu"] for r in raw),
+        "calls_vary": False, "wall": wall, "wall_min": sum(r["wall_min"] for r in raw), "walls": [],
+        "spread": None, "cpu": cpu,
         "instrumented_wall": inst,
         "layer_seconds": layer, "layer_share": share, "example_overhead_share": example_share,
         "outer_share": (1 - share - example_share) if example_share is not None else None,
-        "overhead_share": 1 - share, "overhead_per_forward": (1 - share) * wall / forward if forward else None,
+        "overhead_share": 1 - share, "overhead_per_forward": (1 - share) * cpu / forward if forward else None,
     }
 
 
@@ -398,7 +412,8 @@ def _note_mode_effect(out: dict) -> None:
     full = {r["name"]: r["calls"] for r in out["full"]}
     for mode, rows in out.items():
         if mode not in ("full", "default", "auto") and all(full.get(r["name"]) == r["calls"] for r in rows):
-            print(f"note: mode={mode!r} made exactly the calls of mode='full' on every layer")
+            print(f"note: mode={mode!r} made exactly the calls of mode='full' on every layer: "
+                  "does check_layer hand Options.mode on to the search?")
 
 
 # -- section: run all ----------------------------------------------------------------------------

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Unsatisfiable
 
-from gradcheck.diagnosis import diagnose
+from gradcheck.diagnosis import diagnose, hyperparameter_dims
 from gradcheck.examples import Counter, ExampleOutcome, TensorOutcome, check_example
 from gradcheck.results import LayerResult, RunResult, Status, TensorResult, worst
-from gradcheck.sampling import Example, examples_strategy
+from gradcheck.sampling import Example, examples_strategy, satisfies
 from gradcheck.spec import DEFAULT_EXAMPLES, DEFAULT_TOLERANCES, LayerSpec, Tolerances
 
 SHRINK_BUDGET = 40  # extra examples spent looking for a smaller failing case
@@ -63,8 +63,13 @@ def check_layer(spec: LayerSpec, options: Options = Options(), progress: Progres
             outcomes = search.run(seed)
     except _Timeout:
         outcomes = None
+    evidence = _Evidence()
+    if outcomes is not None:
+        with contextlib.suppress(_Timeout), _time_limit(timeout):
+            evidence = _gather_evidence(spec, outcomes, tol, counter, options.mode)
     seconds = time.perf_counter() - started
-    result = _summarise(spec, outcomes if outcomes is not None else list(search.evaluated.values()), seconds, timeout if outcomes is None else None)
+    result = _summarise(spec, outcomes if outcomes is not None else list(search.evaluated.values()), seconds,
+                        timeout if outcomes is None else None, evidence)
     repro = f"gradcheck check {spec.name} --seed {seed}"
     if options.examples:
         repro += f" --examples {options.examples}"
@@ -178,7 +183,58 @@ def _size(outcome: ExampleOutcome) -> tuple:
     return (sum(dims.values()), tuple(dims.values()), outcome.example.scale != 1.0, outcome.example.seed)
 
 
-def _summarise(spec: LayerSpec, outcomes: list[ExampleOutcome], seconds: float, timed_out: float | None) -> LayerResult:
+@dataclass
+class _Evidence:
+    """Extra examples run after a failure, only to diagnose it."""
+
+    larger: ExampleOutcome | None = None  # the same failure on larger shapes
+    needs: dict[str, int] = field(default_factory=dict)  # hyperparameters whose trivial value passes
+
+
+def _gather_evidence(spec, outcomes, tol, counter, mode) -> _Evidence:
+    """Run a larger example and trivial-hyperparameter examples around the smallest failure."""
+    failures = [o for o in outcomes if o.failed and o.tensors]
+    if not failures:
+        return _Evidence()
+    smallest = min(failures, key=_size)
+    dims, example = smallest.example.dim_values, smallest.example
+    hypers = hyperparameter_dims(spec) - {spec.batch_dim}
+    evidence = _Evidence()
+    larger = _larger_dims(spec, dims, hypers)
+    if larger is not None:
+        outcome = check_example(spec, replace(example, dims=tuple(larger.items())), tol, counter, mode)
+        evidence.larger = outcome if outcome.failed and outcome.tensors else None
+    for name in sorted(hypers):
+        lo = spec.dims[name][0]
+        trivial = {**dims, name: lo}
+        if dims[name] == lo or not satisfies(spec, trivial):
+            continue
+        if not check_example(spec, replace(example, dims=tuple(trivial.items())), tol, counter, mode).failed:
+            evidence.needs[name] = dims[name]
+    return evidence
+
+
+def _larger_dims(spec, dims: dict[str, int], fixed: set[str]) -> dict[str, int] | None:
+    """The failing dims raised to distinct sizes (batch 3, then 4, 5, ...), `where` permitting.
+
+    Distinct sizes keep a factor of the batch apart from a factor of another dim.
+    """
+    for shrink in (0, 1, 2):
+        larger, target = {}, 4
+        for name, value in dims.items():
+            if name in fixed:
+                larger[name] = value
+                continue
+            wanted = 3 if name == spec.batch_dim else target
+            target += name != spec.batch_dim
+            larger[name] = max(value, min(wanted - shrink, spec.dims[name][1]))
+        if larger != dims and satisfies(spec, larger):
+            return larger
+    return None
+
+
+def _summarise(spec: LayerSpec, outcomes: list[ExampleOutcome], seconds: float, timed_out: float | None,
+               evidence: _Evidence | None = None) -> LayerResult:
     """Fold the examples into one LayerResult: the smallest failure, or the worst passing errors."""
     skipped = sum(o.skipped for o in outcomes)
     base = dict(name=spec.name, examples=len(outcomes), seconds=seconds, kinks=skipped)
@@ -187,7 +243,7 @@ def _summarise(spec: LayerSpec, outcomes: list[ExampleOutcome], seconds: float, 
     failures = [o for o in outcomes if o.failed]
     if failures:
         smallest = min(failures, key=_size)
-        tensors = tuple(_tensor_result(spec, t, smallest, failures) for t in smallest.tensors)
+        tensors = tuple(_tensor_result(spec, t, smallest, failures, evidence or _Evidence()) for t in smallest.tensors)
         message = smallest.message or "wrong gradient for " + ", ".join(t.name for t in tensors if t.failed)
         return LayerResult(status=smallest.status, tensors=tensors or _problem_tensor(spec, smallest),
                            message=message, failing_dims=smallest.example.dim_values,
@@ -205,7 +261,7 @@ def _warnings(outcomes: list[ExampleOutcome]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(w for o in outcomes for w in o.warnings))
 
 
-def _tensor_result(spec, tensor: TensorOutcome, example: ExampleOutcome, failures) -> TensorResult:
+def _tensor_result(spec, tensor: TensorOutcome, example: ExampleOutcome, failures, evidence: _Evidence) -> TensorResult:
     """A failing (or passing) tensor as seen in the smallest failing example."""
     index = tensor.worst_index
     analytic = float(tensor.analytic[index]) if index is not None and tensor.analytic.size else None
@@ -216,7 +272,7 @@ def _tensor_result(spec, tensor: TensorOutcome, example: ExampleOutcome, failure
         max_abs_error=tensor.max_abs_error, max_rel_error=tensor.max_rel_error,
         worst_index=index, analytic=analytic, numeric=numeric,
         message=f"{int(np.sum(tensor.abs_error > tensor.bound))} of {tensor.analytic.size} elements outside tolerance" if failed else "",
-        diagnosis=_diagnosis(spec, tensor, example, failures) if failed else "",
+        diagnosis=_diagnosis(spec, tensor, example, failures, evidence) if failed else "",
         failing_dims=example.example.dim_values if failed else None,
         error_map=tensor.abs_error if failed else None,
     )
@@ -231,9 +287,18 @@ def _problem_tensor(spec: LayerSpec, outcome: ExampleOutcome) -> tuple[TensorRes
                          message=outcome.message, failing_dims=outcome.example.dim_values),)
 
 
-def _diagnosis(spec, tensor: TensorOutcome, example: ExampleOutcome, failures) -> str:
-    """Diagnose from the example shown; if it is too small to tell, from the largest failing one."""
-    return diagnose(spec, tensor, example) or diagnose(spec, *_largest_failure(tensor.name, failures))
+def _diagnosis(spec, tensor: TensorOutcome, example: ExampleOutcome, failures, evidence: _Evidence) -> str:
+    """Diagnose from a larger run of the same failure when there is one (one element fits any
+    factor), else from the example shown, else from the largest failing example."""
+    candidates = []
+    if evidence.larger is not None:
+        candidates += [(t, evidence.larger) for t in evidence.larger.tensors if t.name == tensor.name and t.status is Status.FAIL]
+    candidates += [(tensor, example), _largest_failure(tensor.name, failures)]
+    for candidate, outcome in candidates:
+        guess = diagnose(spec, candidate, outcome)
+        if guess:
+            return guess
+    return diagnose(spec, tensor, example, needs=evidence.needs)
 
 
 def _largest_failure(name: str, failures: list[ExampleOutcome]) -> tuple[TensorOutcome, ExampleOutcome]:
