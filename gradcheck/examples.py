@@ -174,7 +174,8 @@ class _ExampleRun:
         for position, out in enumerate(outputs):
             if not np.all(np.isfinite(out)):
                 magnitude = max((float(np.max(np.abs(x), initial=0.0)) for x in self.inputs if x.dtype.kind == "f"), default=0.0)
-                hint = " (exp of a large input? subtract the max before exp)" if magnitude >= 50 else ""
+                hint = (" (exp of a large input? subtract the max before exp)" if magnitude >= 50 else
+                        " (an input outside the layer's domain? declare it with range: [lo, hi] in layers.yaml)")
                 which = f" output {position}" if len(outputs) > 1 else ""
                 raise LayerProblem(
                     Status.FAIL,

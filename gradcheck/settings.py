@@ -10,7 +10,7 @@ from typing import Any
 from gradcheck.errors import GradcheckError
 from gradcheck.examples import MODES
 from gradcheck.registry import suggest
-from gradcheck.spec import LayerSpec, Tolerances
+from gradcheck.spec import DEFAULT_LAYER_TIMEOUT, LayerSpec, Tolerances
 
 PYPROJECT = Path("pyproject.toml")
 
@@ -85,6 +85,6 @@ def with_settings(spec: LayerSpec, settings: Settings) -> LayerSpec:
         spec,
         tolerances=project.merged(spec.tolerances),
         examples=spec.examples if spec.examples is not None else settings.examples,
-        timeout=spec.timeout if spec.timeout is not None else settings.timeout,
+        timeout=next(t for t in (spec.timeout, settings.timeout, DEFAULT_LAYER_TIMEOUT) if t is not None),
     )
 

@@ -70,6 +70,9 @@ class Tolerances:
 
 DEFAULT_TOLERANCES = Tolerances(rtol=1e-5, atol=1e-7, eps=1e-6)
 DEFAULT_EXAMPLES = 20
+# On the command line every layer runs under this time limit unless told otherwise, so that a
+# hang is that layer's ERROR rather than the end of the run.
+DEFAULT_LAYER_TIMEOUT = 600.0
 
 
 @dataclass(frozen=True)
