@@ -258,13 +258,16 @@ def _check_example_takes(name: str) -> bool:
 def run_fixed(spec: LayerSpec, dims: dict[str, int], mode: str, seed: int) -> tuple[float, dict, str, str]:
     """Check one fixed example (values drawn from `seed`, scale 1); return (seconds, calls, status, how).
 
-    The engine's check_example is called directly, with `mode` if it takes one. An engine
-    whose check_example takes no mode is run through check_layer with every dim pinned to one
-    value and one example (which adds hypothesis' cost of drawing that example).
+    The engine's check_example is called directly, with `mode` if it takes one. On an engine
+    whose check_example takes no mode, "full" is its only behaviour; another mode then goes
+    through check_layer with every dim pinned to one value and one example (which adds
+    hypothesis' cost of drawing that example).
     """
     example = Example(tuple(dims.items()), seed, 1.0)
     counter = Counter()
     kwargs: dict[str, Any] = {}
+    if mode == "full" and not _check_example_takes("mode") and not _check_example_takes("options"):
+        mode = "default"  # an engine without modes checks every element: full is its default
     if mode != "default" and _check_example_takes("mode"):
         kwargs["mode"] = mode
     elif mode != "default" and _check_example_takes("options"):

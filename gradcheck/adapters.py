@@ -48,8 +48,7 @@ def resolve(value: Any, env: dict[str, Any]) -> Any:
 def call_layer(what: str, function, *args, **kwargs):
     """Call user code; anything it raises becomes that layer's ERROR naming `what`."""
     try:
-        with np.errstate(all="ignore"):
-            return function(*args, **kwargs)
+        return function(*args, **kwargs)  # numpy warnings are silenced for the whole example
     except LayerProblem:
         raise
     except Exception as exc:
@@ -86,7 +85,38 @@ class Adapter:
         raise NotImplementedError
 
     def _args(self) -> dict[str, Any]:
-        return copy.deepcopy(self.args)
+        return copy.deepcopy(self.args) if self.args else {}
+
+
+_IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), np.generic)
+
+
+def fresh_copy(obj: Any) -> Any:
+    """A deep copy of a layer object, fast for the common case of a plain __dict__ of arrays.
+
+    Falls back to copy.deepcopy for anything that customises copying or pickling. Aliasing
+    (self.params = [W] next to self.W = W) is kept: arrays are copied through the shared memo.
+    """
+    cls = type(obj)
+    plain = (
+        hasattr(obj, "__dict__") and not hasattr(cls, "__slots__") and not hasattr(cls, "__deepcopy__")
+        and cls.__reduce_ex__ is object.__reduce_ex__ and cls.__reduce__ is object.__reduce__
+        and cls.__getstate__ is object.__getstate__ and not hasattr(cls, "__setstate__")
+    )
+    if not plain:
+        return copy.deepcopy(obj)
+    memo: dict[int, Any] = {}
+    state = vars(obj)
+    copied = {}
+    for key, value in state.items():  # arrays first, so containers that hold them reuse the copies
+        if type(value) is np.ndarray:
+            copied[key] = memo.setdefault(id(value), value.copy())
+    for key, value in state.items():
+        if key not in copied:
+            copied[key] = value if isinstance(value, _IMMUTABLE) else copy.deepcopy(value, memo)
+    new = cls.__new__(cls)
+    new.__dict__.update(copied)
+    return new
 
 
 def reseed(seed: int) -> None:
@@ -174,7 +204,7 @@ class ClassAdapter(Adapter):
                 getattr(obj, where.target)[param.name if where.kind == "dict" else position] = value
 
     def forward(self, inputs, params, seed):
-        obj = copy.deepcopy(self.base)
+        obj = fresh_copy(self.base)
         if params:
             self._write_params(obj, params)
         reseed(seed)
