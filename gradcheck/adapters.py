@@ -289,9 +289,10 @@ def normalise_outputs(out: Any, who: str) -> tuple[np.ndarray, ...]:
             array = np.asarray(item)
         except Exception:
             raise LayerProblem(Status.ERROR, f"{label} returned {_kind(item)}; expected an array") from None
-        if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        kind = array.dtype.kind
+        if kind not in "fiu":
             raise LayerProblem(Status.ERROR, f"{label} returned {_kind(item)}; expected a float array")
-        if np.issubdtype(array.dtype, np.floating) and array.dtype != np.float64:
+        if kind == "f" and array.dtype != np.float64:
             raise LayerProblem(
                 Status.ERROR,
                 f"{label} returned {array.dtype} values; expected float64 (finite differences in lower "

@@ -44,10 +44,10 @@ def weigh(upstream: Sequence, plus: Outputs, minus: Outputs) -> tuple[float, flo
     for r, p, m in zip(upstream, plus, minus):
         delta = p - m
         total += float(np.sum(r * delta))
-        size = np.broadcast_to(np.maximum(np.abs(p), np.abs(m)) * np.abs(r), np.shape(delta))
-        changed = delta != 0
-        rounding += float(np.sum(size[changed]))
-        floor += float(np.sum(size[~changed]))
+        size = np.maximum(np.abs(p), np.abs(m)) * np.abs(r)
+        moved = float(np.sum(size * (delta != 0)))
+        rounding += moved
+        floor += float(np.sum(size)) - moved
     return total, ROUNDING_SAFETY * EPS64 * rounding + EPS64 * floor
 
 
