@@ -56,7 +56,7 @@ def check_layer(spec: LayerSpec, options: Options = Options(), progress: Progres
     count = options.examples or spec.examples or DEFAULT_EXAMPLES
     counter = Counter()
     started = time.perf_counter()
-    search = _Search(spec, tol, count, counter, progress)
+    search = _Search(spec, tol, count, counter, progress, options.mode)
     timeout = options.timeout or spec.timeout
     try:
         with _time_limit(timeout):
@@ -100,6 +100,18 @@ def check_layers(specs: list[LayerSpec], options: Options = Options(), progress:
         if options.fail_fast and result.status.is_failure():
             break
     return RunResult(tuple(results), time.perf_counter() - started, seed)
+
+
+def warm_up() -> None:
+    """Pay hypothesis's one-time setup once, so that forked workers inherit it instead of each paying it."""
+    from hypothesis import strategies as st
+
+    @settings(max_examples=1, database=None, deadline=None, phases=(Phase.generate,), verbosity=Verbosity.quiet)
+    @given(st.integers(0, 1))
+    def nothing(value: int) -> None:
+        pass
+
+    hypothesis_seed(0)(nothing)()
 
 
 class _Search:

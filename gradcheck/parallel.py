@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
 from typing import Callable
 
-from gradcheck.engine import Options, Progress, check_layer
+from gradcheck.engine import Options, Progress, check_layer, warm_up
 from gradcheck.results import LayerResult, RunResult, Status
 from gradcheck.spec import LayerSpec
 
@@ -23,6 +23,7 @@ def run_layers(specs: list[LayerSpec], options: Options, jobs: int = 1, progress
     options = replace(options, seed=options.resolved_seed())
     started = time.perf_counter()
     if isolated(specs, options, jobs):
+        warm_up()
         results = _Pool(options, jobs, progress, on_result, strict).run(specs)
     else:
         results = _in_process(specs, options, progress, on_result, strict)

@@ -18,9 +18,10 @@ REGISTRY = load_registry(ROOT / "layers.yaml")
 NAMES = REGISTRY.names()
 
 
+@pytest.mark.parametrize("mode", ["auto", "fast"])
 @pytest.mark.parametrize("name", NAMES)
-def test_builtin_layer_passes(name):
-    result = check_layer(REGISTRY.get(name), Options(seed=0))
+def test_builtin_layer_passes(name, mode):
+    result = check_layer(REGISTRY.get(name), Options(seed=0, mode=mode))
     assert result.status is Status.PASS, result.message
     assert result.examples >= 10
 
@@ -50,9 +51,10 @@ def _scaled_loss(function, factor: float):
     return scaled
 
 
+@pytest.mark.parametrize("mode", ["auto", "fast"])
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("factor", [1 + 1e-3, -1.0])
-def test_builtin_layer_with_a_wrong_gradient_fails(name, factor):
+def test_builtin_layer_with_a_wrong_gradient_fails(name, factor, mode):
     spec = REGISTRY.get(name)
     if spec.style == "loss":
         spec = replace(spec, function=_scaled_loss(spec.function, factor))
@@ -60,7 +62,7 @@ def test_builtin_layer_with_a_wrong_gradient_fails(name, factor):
         target = _scaled_backward(spec.target, factor)
         target._param_names = [p.name for p in spec.params]
         spec = replace(spec, target=target)
-    result = check_layer(spec, Options(seed=0))
+    result = check_layer(spec, Options(seed=0, mode=mode))
     assert result.status is Status.FAIL, f"{name} with gradient x{factor} gave {result.status}: {result.message}"
     failing = [t.name for t in result.tensors if t.status is Status.FAIL]
     expected = spec.differentiable_inputs[0].name if spec.differentiable_inputs else spec.params[0].name
@@ -193,3 +195,22 @@ def test_upstream_gradient_is_gaussian_not_ones():
     (r,) = draw_upstream((np.zeros((4, 5)),), seed=0)
     assert r.shape == (4, 5) and np.std(r) > 0.3 and np.any(r < 0)
     assert draw_upstream((np.float64(2.0),), seed=0) == [1.0]
+
+
+def test_fast_mode_checks_fewer_points_on_a_large_tensor_and_still_catches_one_wrong_element():
+    spec = REGISTRY.get("linear")
+    big = replace(spec, dims={"N": (64, 64), "D": (64, 64), "M": (8, 8)})
+    full = check_layer(big, Options(seed=0, examples=1, mode="full"))
+    fast = check_layer(big, Options(seed=0, examples=1, mode="fast"))
+    assert full.status is fast.status is Status.PASS
+    assert fast.calls["forward"] * 5 < full.calls["forward"]
+
+    class OneWrong(spec.target):
+        def backward(self, dout):
+            dx = super().backward(dout)
+            dx[3, 5] *= 1.01
+            return dx
+
+    wrong = check_layer(replace(big, target=OneWrong), Options(seed=0, examples=1, mode="fast"))
+    assert wrong.status is Status.FAIL
+    assert next(t for t in wrong.tensors if t.name == "x").worst_index == (3, 5)
