@@ -99,7 +99,11 @@ class Registry:
 
 def suggest(name: str, choices) -> str:
     """A ' (did you mean X?)' suffix when `name` is close to one of `choices`."""
-    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    choices = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.6)
+    if not close:  # ReLU for Relu: compare without case too
+        lowered = {c.lower(): c for c in choices}
+        close = [lowered[c] for c in difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.6)]
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
@@ -442,7 +446,8 @@ class _Reader:
             return None
         if not hasattr(owner, name):
             public = [n for n in dir(owner) if not n.startswith("_")]
-            self.error(line, f"{impl!r} has no {name!r}{suggest(name, public)}")
+            where = impl.partition(":")[0] if owner is not None and not isinstance(owner, type) else impl
+            self.error(line, f"{where!r} has no {name!r}{suggest(name, public)}")
             return None
         value = getattr(owner, name)
         if not callable(value):
