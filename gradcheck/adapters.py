@@ -204,7 +204,14 @@ class ClassAdapter(Adapter):
                 getattr(obj, where.target)[param.name if where.kind == "dict" else position] = value
 
     def forward(self, inputs, params, seed):
-        obj = fresh_copy(self.base)
+        try:
+            obj = fresh_copy(self.base)
+        except Exception as exc:
+            raise LayerProblem(
+                Status.ERROR,
+                f"the layer object cannot be deep-copied ({type(exc).__name__}: {exc}); gradcheck runs every "
+                "evaluation on a fresh copy, so keep files, locks and sockets off the layer",
+            ) from exc
         if params:
             self._write_params(obj, params)
         reseed(seed)
