@@ -22,6 +22,7 @@ from gradcheck.sampling import Example, examples_strategy, satisfies
 from gradcheck.spec import DEFAULT_EXAMPLES, DEFAULT_TOLERANCES, LayerSpec, Tolerances
 
 SHRINK_BUDGET = 40  # extra examples spent looking for a smaller failing case
+REDRAWS = 2  # an example with points skipped at kinks is drawn again, with new values, this often at most
 Progress = Callable[[str, int, int], None]
 
 
@@ -123,6 +124,7 @@ class _Search:
         self.evaluated: dict[Example, ExampleOutcome] = {}
         self.failing = False
         self.shrinks = 0
+        self.redrawn = 0  # examples drawn again because points were skipped at kinks
 
     def run(self, seed: int) -> list[ExampleOutcome]:
         @settings(
@@ -156,15 +158,27 @@ class _Search:
             if self.shrinks >= SHRINK_BUDGET:
                 return ExampleOutcome(example, Status.PASS)  # budget spent: stop shrinking here
             self.shrinks += 1
-        try:
-            outcome = check_example(self.spec, example, self.tol, self.counter, self.mode)
-        except Exception as exc:  # a bug in gradcheck itself: say so rather than blame the layer silently
-            outcome = ExampleOutcome(example, Status.ERROR, f"internal error in gradcheck: {exc!r} (please report it)")
+        outcome = self._check(example)
+        for retry in range(1, REDRAWS + 1):
+            if outcome.failed or not outcome.skipped or self.failing:
+                break
+            # points were skipped at kinks: the same dims with fresh values cover them again
+            self.redrawn += 1
+            again = self._check(replace(example, seed=(example.seed + 7919 * retry) % 2**32))
+            if again.failed or again.skipped < outcome.skipped:
+                self.evaluated[again.example] = again
+                outcome = again if again.failed else outcome
         self.evaluated[example] = outcome
         self.failing = self.failing or outcome.failed
         if self.progress:
             self.progress(self.spec.name, min(len(self.evaluated), self.count), self.count)
         return outcome
+
+    def _check(self, example: Example) -> ExampleOutcome:
+        try:
+            return check_example(self.spec, example, self.tol, self.counter, self.mode)
+        except Exception as exc:  # a bug in gradcheck itself: say so rather than blame the layer silently
+            return ExampleOutcome(example, Status.ERROR, f"internal error in gradcheck: {exc!r} (please report it)")
 
 
 def _is_flaky(exc: Exception) -> bool:
@@ -265,7 +279,7 @@ def _summarise(spec: LayerSpec, outcomes: list[ExampleOutcome], seconds: float, 
     status = Status.WARN if warnings else worst(t.status for t in tensors)
     message = warnings[0] if warnings else ""
     if skipped:
-        message = message or f"{skipped} point(s) skipped where the function is not smooth (kinks) or the reference is unsteady"
+        message = message or f"{skipped} point(s) skipped where the function is not smooth (kinks) or the reference is unsteady; examples with such points were drawn again"
     return LayerResult(status=status, tensors=tensors, message=message, warnings=warnings, **base)
 
 

@@ -78,7 +78,8 @@ class LayerResult:
     impl: str = ""
     style: str = ""
     xfail: str | None = None
-    kinks: int = 0  # examples redrawn because a stencil straddled a kink
+    kinks: int = 0  # points skipped because a stencil straddled a kink (or the reference was unsteady)
+    redrawn: int = 0  # examples drawn again with fresh values because they had such points
     calls: dict[str, int] = field(default_factory=dict)  # forward/backward counts
 
     @property

@@ -85,7 +85,8 @@ def layer_details(layer: LayerResult, heatmap: bool = False, code: str | None = 
     for warning in layer.warnings:
         parts.append(Text(f"  warning: {warning}", style="yellow"))
     if layer.kinks:
-        parts.append(Text(f"  {layer.kinks} point(s) skipped: the function is not smooth there (kink) or the reference was unsteady", style="dim"))
+        redrawn = f"; {layer.redrawn} example(s) drawn again with fresh values" if layer.redrawn else ""
+        parts.append(Text(f"  {layer.kinks} point(s) skipped: the function is not smooth there (kink) or the reference was unsteady{redrawn}", style="dim"))
     if layer.repro:
         parts.append(Text(f"  reproduce: {layer.repro}", style="cyan"))
     if layer.source:
