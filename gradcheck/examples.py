@@ -11,7 +11,7 @@ from gradcheck.finite_diff import (
     Estimate, centred_difference, coloured_gradient, directions_agree, is_steady, numerical_gradient, tolerance,
 )
 from gradcheck.results import Status
-from gradcheck.sampling import Example, draw_arrays, draw_upstream, shape_of
+from gradcheck.sampling import Example, draw_arrays, draw_upstream
 from gradcheck.spec import LayerSpec, Tolerances
 
 TINY = 1e-300

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from gradcheck import run_config
 from gradcheck.cli import cli
 from gradcheck.results import LayerResult, Status, describe_failure
+from layer_expectations import assert_blamed_on, bug, failed_tensors, layer_names
 
 GALLERY = Path(__file__).resolve().parent.parent / "examples" / "buggy"
 BUGGY = GALLERY / "layers.yaml"
@@ -26,19 +25,6 @@ EXAMPLES = 10
 SEED = 0
 
 FAIL, ERROR = Status.FAIL, Status.ERROR
-
-
-@dataclass(frozen=True)
-class Bug:
-    """What checking a buggy layer must report."""
-
-    statuses: frozenset  # the layer's allowed statuses
-    blamed: frozenset = frozenset()  # tensors the report must name as failing
-    correct: frozenset = frozenset()  # tensors whose gradient is right: must not fail
-
-
-def bug(statuses, blamed=(), correct=()):
-    return Bug(frozenset(statuses), frozenset(blamed), frozenset(correct))
 
 
 # Wrong shapes and None are ERROR, wrong values and a changed parameter FAIL (SPEC §5, §6).
@@ -69,39 +55,6 @@ BUGS = {
     "lstm-forget-gate": bug({FAIL}, {"x", "prev_h", "Wx", "Wh", "b"}, {"prev_c"}),
     "softmax-loss-not-averaged": bug({FAIL}, {"x"}),
 }
-
-
-def layer_names(path: Path) -> list[str]:
-    """Layer names in file order, read straight from the YAML."""
-    return [entry["name"] for entry in yaml.safe_load(path.read_text())["layers"]]
-
-
-def failed_tensors(res: LayerResult) -> set[str]:
-    return {t.name for t in res.tensors if t.failed}
-
-
-def blames(res: LayerResult, name: str) -> bool:
-    """Whether the report names `name` as failing.
-
-    A tensor listed in the result must itself be marked failed; one that is not listed
-    (the check stopped at a layer-level verdict such as a wrong shape) must be named in
-    the message, as `name` or `dname`.
-    """
-    listed = {t.name: t for t in res.tensors}
-    if name in listed:
-        return listed[name].failed
-    return re.search(rf"(?<!\w)d?{re.escape(name)}(?!\w)", res.message or "") is not None
-
-
-def assert_blamed_on(res: LayerResult, expected: Bug) -> None:
-    report = describe_failure(res)
-    assert res.status in expected.statuses, (
-        f"expected {sorted(s.value for s in expected.statuses)}, got {res.status.value}\n{report}"
-    )
-    for name in sorted(expected.blamed):
-        assert blames(res, name), f"the report does not name {name!r} as failing\n{report}"
-    wrongly = failed_tensors(res) & expected.correct
-    assert not wrongly, f"correct gradients reported as failing: {sorted(wrongly)}\n{report}"
 
 
 @pytest.fixture(scope="module")

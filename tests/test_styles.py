@@ -6,17 +6,15 @@ Layer names come from the YAML files under tests/fixtures, so adding a layer add
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from gradcheck import check_layer, run_config
 from gradcheck.cli import cli
 from gradcheck.results import LayerResult, Status, describe_failure
+from layer_expectations import assert_blamed_on, bug, failed_tensors, layer_names
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RIGHT = FIXTURES / "styles" / "layers.yaml"
@@ -31,19 +29,6 @@ FAIL, ERROR = Status.FAIL, Status.ERROR
 RIGHT_STATUS = {
     "dlfs1-relu": Status.WARN,  # the book's Relu zeroes the upstream gradient in place
 }
-
-
-@dataclass(frozen=True)
-class Bug:
-    """What checking a wrong layer must report."""
-
-    statuses: frozenset
-    blamed: frozenset = frozenset()
-    correct: frozenset = frozenset()
-
-
-def bug(statuses, blamed=(), correct=()):
-    return Bug(frozenset(statuses), frozenset(blamed), frozenset(correct))
 
 
 BUGS = {
@@ -69,28 +54,6 @@ SPEC_STATUS = {
     "softmax-loss": Status.PASS,
     "log": Status.XFAIL,  # xfail: "known: backward divides by x twice"
 }
-
-
-def layer_names(path: Path) -> list[str]:
-    """Layer names in file order, read straight from the YAML."""
-    return [entry["name"] for entry in yaml.safe_load(path.read_text())["layers"]]
-
-
-def failed_tensors(res: LayerResult) -> set[str]:
-    return {t.name for t in res.tensors if t.failed}
-
-
-def blames(res: LayerResult, name: str) -> bool:
-    """Whether the report names `name` as failing.
-
-    A tensor listed in the result must itself be marked failed; one that is not listed
-    (the check stopped at a layer-level verdict such as a wrong shape) must be named in
-    the message, as `name` or `dname`.
-    """
-    listed = {t.name: t for t in res.tensors}
-    if name in listed:
-        return listed[name].failed
-    return re.search(rf"(?<!\w)d?{re.escape(name)}(?!\w)", res.message or "") is not None
 
 
 @pytest.fixture(scope="module")
@@ -131,15 +94,7 @@ def test_in_place_upstream_change_is_reported(right_results):
 @pytest.mark.parametrize("name", layer_names(WRONG))
 def test_wrong_layer_fails_on_the_right_tensor(name, wrong_results):
     res = wrong_results[name]
-    expected = BUGS.get(name, bug({FAIL, ERROR}))
-    report = describe_failure(res)
-    assert res.status in expected.statuses, (
-        f"expected {sorted(s.value for s in expected.statuses)}, got {res.status.value}\n{report}"
-    )
-    for tensor in sorted(expected.blamed):
-        assert blames(res, tensor), f"the report does not name {tensor!r} as failing\n{report}"
-    wrongly = failed_tensors(res) & expected.correct
-    assert not wrongly, f"correct gradients reported as failing: {sorted(wrongly)}\n{report}"
+    assert_blamed_on(res, BUGS.get(name, bug({FAIL, ERROR})))
     with pytest.raises(AssertionError):
         res.assert_ok()
 
