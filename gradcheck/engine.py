@@ -272,7 +272,7 @@ def _summarise(spec: LayerSpec, outcomes: list[ExampleOutcome], seconds: float, 
         tensors = tuple(_tensor_result(spec, t, smallest, failures, evidence or _Evidence()) for t in smallest.tensors)
         message = smallest.message or "wrong gradient for " + ", ".join(t.name for t in tensors if t.failed)
         return LayerResult(status=smallest.status, tensors=tensors or _problem_tensor(spec, smallest),
-                           message=message, failing_dims=smallest.example.dim_values,
+                           message=message, failing_dims=_ordered(spec, smallest.example.dim_values),
                            warnings=_warnings(outcomes), **base)
     tensors = _passing_tensors(spec, outcomes)
     warnings = _warnings(outcomes)
@@ -281,6 +281,11 @@ def _summarise(spec: LayerSpec, outcomes: list[ExampleOutcome], seconds: float, 
     if skipped:
         message = message or f"{skipped} point(s) skipped where the function is not smooth (kinks) or the reference is unsteady; examples with such points were drawn again"
     return LayerResult(status=status, tensors=tensors, message=message, warnings=warnings, **base)
+
+
+def _ordered(spec: LayerSpec, dims: dict[str, int]) -> dict[str, int]:
+    """Dims in the order layers.yaml lists them."""
+    return {name: dims[name] for name in spec.dims if name in dims}
 
 
 def _warnings(outcomes: list[ExampleOutcome]) -> tuple[str, ...]:
@@ -299,7 +304,7 @@ def _tensor_result(spec, tensor: TensorOutcome, example: ExampleOutcome, failure
         worst_index=index, analytic=analytic, numeric=numeric,
         message=f"{int(np.sum(tensor.abs_error > tensor.bound))} of {tensor.analytic.size} elements outside tolerance" if failed else "",
         diagnosis=_diagnosis(spec, tensor, example, failures, evidence) if failed else "",
-        failing_dims=example.example.dim_values if failed else None,
+        failing_dims=_ordered(spec, example.example.dim_values) if failed else None,
         error_map=tensor.abs_error if failed else None,
     )
 
@@ -310,7 +315,7 @@ def _problem_tensor(spec: LayerSpec, outcome: ExampleOutcome) -> tuple[TensorRes
         return ()
     kind = "param" if outcome.tensor in {p.name for p in spec.params} else "input"
     return (TensorResult(outcome.tensor, kind, outcome.status, shape=outcome.shapes.get(outcome.tensor, ()),
-                         message=outcome.message, failing_dims=outcome.example.dim_values),)
+                         message=outcome.message, failing_dims=_ordered(spec, outcome.example.dim_values)),)
 
 
 def _diagnosis(spec, tensor: TensorOutcome, example: ExampleOutcome, failures, evidence: _Evidence) -> str:

@@ -99,12 +99,18 @@ def layer_details(layer: LayerResult, heatmap: bool = False, code: str | None = 
 def _heatmap(tensor: TensorResult) -> list[Text]:
     """Element-wise |a - n| of a small tensor as coloured cells: the pattern shows the bug."""
     errors = np.asarray(tensor.error_map, dtype=float)
+    label = tensor.name
+    if errors.ndim > 2 and tensor.worst_index is not None:
+        # the 2-D slice (last two axes) through the worst element: a conv's x[n, c, :, :]
+        lead = tuple(tensor.worst_index[: errors.ndim - 2])
+        errors = errors[lead]
+        label = f"{tensor.name}[{', '.join(map(str, lead))}, :, :]"
     if errors.ndim == 1:
         errors = errors[None, :]
-    if errors.ndim != 2 or max(errors.shape) > HEATMAP_MAX:
+    if errors.ndim != 2 or errors.size == 0 or max(errors.shape) > HEATMAP_MAX:
         return []
-    peak = float(np.nanmax(errors)) if errors.size else 0.0
-    lines = [Text(f"  |analytic - numeric| of {tensor.name} (darker = larger, . = exact):", style="dim")]
+    peak = float(np.nanmax(errors)) if np.isfinite(errors).any() else 0.0
+    lines = [Text(f"  |analytic - numeric| of {label} (darker = larger, . = exact):", style="dim")]
     for row in errors:
         line = Text("    ")
         for value in row:
