@@ -214,3 +214,23 @@ def test_fast_mode_checks_fewer_points_on_a_large_tensor_and_still_catches_one_w
     wrong = check_layer(replace(big, target=OneWrong), Options(seed=0, examples=1, mode="fast"))
     assert wrong.status is Status.FAIL
     assert next(t for t in wrong.tensors if t.name == "x").worst_index == (3, 5)
+
+
+def test_steadiness_sees_two_kinks_closer_than_any_large_step():
+    """Max-pool near-ties: kinks 0.04h and 0.1h away; every step >= 0.37h sees a flat average."""
+    from gradcheck.finite_diff import is_steady, numerical_gradient
+
+    x0 = 0.918e-5
+
+    def f(x):
+        inside = 0.42 * np.clip(x, x0 - 4e-8, x0 + 1e-7)
+        return (inside - 0.45 * np.maximum(x - (x0 + 1e-7), 0.0),)
+
+    x = np.array([x0])
+    upstream = [np.ones(1)]
+    numeric = float(numerical_gradient(f, x, upstream, 1e-6).value[0])
+    assert abs(numeric - 0.42) > 0.3  # the plain centred difference is fooled
+    assert not is_steady(f, x, f(x), upstream, 1e-6, 0, analytic=0.42, numeric=numeric)
+    # while a wrong analytic value on a smooth function is still a real failure
+    smooth = lambda v: (0.42 * v,)  # noqa: E731
+    assert is_steady(smooth, x, smooth(x), upstream, 1e-6, 0, analytic=0.4242, numeric=0.42)
