@@ -89,7 +89,7 @@ def shared_options(command):
         click.option("--shard", callback=_shard, metavar="K/N",
                      help="Check only shard K of N (1-based), e.g. one job of a CI matrix."),
         click.option("--timeout", type=float, callback=_positive,
-                     help="Seconds per layer before it is stopped and counts as ERROR."),
+                     help="Seconds per layer before it is stopped and counts as ERROR (default 600)."),
         click.option("--fail-fast", is_flag=True, help="Stop after the first layer that fails."),
         click.option("--strict", is_flag=True, help="Also fail (exit 1) on warnings and unexpected passes (XPASS)."),
     ]
