@@ -234,3 +234,17 @@ def test_steadiness_sees_two_kinks_closer_than_any_large_step():
     # while a wrong analytic value on a smooth function is still a real failure
     smooth = lambda v: (0.42 * v,)  # noqa: E731
     assert is_steady(smooth, x, smooth(x), upstream, 1e-6, 0, analytic=0.4242, numeric=0.42)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_quantised_intermediates_are_not_a_failure(seed):
+    """lse - x[y] with both ~1e3: a true change of 1e-15 vanishes below the last digit of lse.
+
+    Found by a 500-example sweep; the output never moves, so only the size of the drawn values
+    tells how much change could hide there.
+    """
+    from gradcheck.api import check_layer as check_named
+
+    config = Path(__file__).parent / "fixtures" / "adversarial" / "scales.yaml"
+    result = check_named("logsumexp-loss-large-scores", config, seed=seed, examples=500)
+    assert result.status is Status.PASS, result.message
