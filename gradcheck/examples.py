@@ -322,7 +322,9 @@ class _ExampleRun:
         else:
             estimate = numerical_gradient(evaluate, x, upstream, eps)
         numeric, noise = estimate.value.copy(), estimate.noise.copy()
-        bound = tolerance(estimate, analytic, rtol, atol)
+        natural = max(float(np.max(np.abs(r * out), initial=0.0)) for r, out in zip(upstream, base))
+        natural /= max(1.0, float(np.max(np.abs(x), initial=0.0)))
+        bound = tolerance(estimate, analytic, rtol, atol, natural)
         bound += self._unresolved_floor(numeric, x, upstream, eps)
         unreliable = ~np.isfinite(numeric)
         gap = np.abs(analytic - numeric)
