@@ -92,6 +92,10 @@ def draw_arrays(spec: LayerSpec, example: Example) -> dict[str, np.ndarray]:
 
 
 def draw_upstream(outputs: tuple[np.ndarray, ...], seed: int) -> list:
-    """Gaussian upstream gradients, one per output; exactly 1 for a scalar output."""
+    """Gaussian upstream gradients, one per output; exactly 1 for a scalar output.
+
+    A one-element array (a loss returned as np.array([loss])) counts as a scalar too.
+    """
     rng = np.random.default_rng([seed, 1])
-    return [1.0 if out.ndim == 0 else rng.standard_normal(out.shape) for out in outputs]
+    return [1.0 if out.ndim == 0 else np.ones(1) if out.shape == (1,) else rng.standard_normal(out.shape)
+            for out in outputs]

@@ -255,3 +255,32 @@ def test_batch_norm_over_two_samples_at_large_inputs_is_not_a_failure():
     a few digits only; atol shrinks no further than the layer's natural gradient scale."""
     result = check_layer(REGISTRY.get("batch-norm"), Options(seed=6, examples=300))
     assert result.status is Status.PASS, result.message
+
+
+LOSS_AS_ARRAY = """
+import numpy as np
+
+class MeanSquare:
+    def forward(self, x):
+        self.x = x
+        return np.array([np.mean(x ** 2)])     # a loss returned as a one-element array
+    def backward(self, dout=1):
+        return 2 * self.x / self.x.size        # ignores dout, as losses may
+
+class MeanSquareWrong(MeanSquare):
+    def backward(self, dout=1):
+        return self.x / self.x.size
+"""
+
+
+def test_a_loss_returned_as_a_one_element_array_gets_upstream_one(tmp_path):
+    from gradcheck.api import check_layer as check_named
+
+    (tmp_path / "losses.py").write_text(LOSS_AS_ARRAY)
+    (tmp_path / "layers.yaml").write_text(
+        "layers:\n"
+        "  - {name: ms, impl: losses.py:MeanSquare, inputs: {x: [N, D]}, dims: {N: [1, 4], D: [1, 3]}}\n"
+        "  - {name: ms-wrong, impl: losses.py:MeanSquareWrong, inputs: {x: [N, D]}, dims: {N: [1, 4], D: [1, 3]}}\n"
+    )
+    assert check_named("ms", tmp_path / "layers.yaml", seed=0).status is Status.PASS
+    assert check_named("ms-wrong", tmp_path / "layers.yaml", seed=0).status is Status.FAIL
