@@ -223,13 +223,25 @@ class ClassAdapter(Adapter):
         if self.spec.grads.kind == "update":
             kwargs[self.spec.grads.target] = UPDATE_LEARNING_RATE
         returned = call_layer("backward", handle.backward, *douts, **kwargs)
-        inputs, _ = split_gradients(self.spec, returned, with_params=False, who="backward")
+        returned_params: dict[str, Any] = {}
+        if self._returns_param_grads(returned):  # `return dx, dW, db`: take them where none was stored
+            inputs, returned_params = split_gradients(self.spec, returned, with_params=True, who="backward")
+        else:
+            inputs, _ = split_gradients(self.spec, returned, with_params=False, who="backward")
         after = {p.name: self._read(handle, self.spec.params_at, i) for i, p in enumerate(self.spec.params)}
         if self.spec.grads.kind == "update":
             grads = {}
         else:
             grads = {p.name: self._read(handle, self.spec.grads, i) for i, p in enumerate(self.spec.params)}
+            grads = {name: returned_params.get(name) if value is None else value for name, value in grads.items()}
         return Gradients(inputs, grads, after)
+
+    def _returns_param_grads(self, returned: Any) -> bool:
+        """Whether backward returned one gradient per differentiable input and then one per parameter."""
+        if not self.spec.params or not isinstance(returned, (tuple, list)):
+            return False
+        wanted = len(self.spec.differentiable_inputs) + len(self.spec.params)
+        return len(returned) == wanted and wanted != len(self.spec.inputs)
 
 
 class FunctionsAdapter(Adapter):

@@ -284,3 +284,19 @@ def test_a_loss_returned_as_a_one_element_array_gets_upstream_one(tmp_path):
     )
     assert check_named("ms", tmp_path / "layers.yaml", seed=0).status is Status.PASS
     assert check_named("ms-wrong", tmp_path / "layers.yaml", seed=0).status is Status.FAIL
+
+
+def test_a_class_backward_may_return_its_parameter_gradients(tmp_path):
+    """`return dx, dW, db` with nothing stored on the object: the returned ones are checked."""
+    from gradcheck.api import check_layer as check_named
+
+    fixture = Path(__file__).parent / "fixtures" / "returned_param_grads.py"
+    (tmp_path / "ret.py").write_text(fixture.read_text())
+    entry = ("{{name: {0}, impl: ret.py:{1}, init: {{W: $W, b: $b}}, params: {{W: [D, M], b: [M]}}, "
+             "inputs: {{x: [N, D]}}, dims: {{N: [1, 4], D: [1, 3], M: [1, 3]}}}}")
+    (tmp_path / "layers.yaml").write_text(
+        "layers:\n  - " + entry.format("ret", "Affine") + "\n  - " + entry.format("ret-wrong", "AffineWrong") + "\n")
+    assert check_named("ret", tmp_path / "layers.yaml", seed=0).status is Status.PASS
+    wrong = check_named("ret-wrong", tmp_path / "layers.yaml", seed=0)
+    assert wrong.status is Status.FAIL
+    assert [t.name for t in wrong.tensors if t.status is Status.FAIL] == ["W"]
