@@ -1,0 +1,146 @@
+"""Folding a layer's examples into one LayerResult: the smallest failure, or the worst passing errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from gradcheck.diagnosis import diagnose
+from gradcheck.examples import ExampleOutcome, TensorOutcome
+from gradcheck.results import LayerResult, Status, TensorResult, worst
+from gradcheck.spec import LayerSpec
+
+
+def size(outcome: ExampleOutcome) -> tuple:
+    dims = outcome.example.dim_values
+    return (sum(dims.values()), tuple(dims.values()), outcome.example.scale != 1.0, outcome.example.seed)
+
+
+@dataclass
+class Evidence:
+    """Extra examples run after a failure, only to diagnose it."""
+
+    larger: ExampleOutcome | None = None  # the same failure on larger shapes
+    needs: dict[str, int] = field(default_factory=dict)  # hyperparameters whose trivial value passes
+
+
+def summarise(spec: LayerSpec, outcomes: list[ExampleOutcome], seconds: float, timed_out: float | None,
+               evidence: Evidence | None = None) -> LayerResult:
+    """Fold the examples into one LayerResult: the smallest failure, or the worst passing errors."""
+    skipped = sum(o.skipped for o in outcomes)
+    base = dict(name=spec.name, examples=len(outcomes), seconds=seconds, kinks=skipped)
+    if timed_out is not None:
+        return LayerResult(status=Status.ERROR, message=f"timed out after {timed_out:g} s (a hang, or far too slow?)", **base)
+    failures = [o for o in outcomes if o.failed]
+    if failures:
+        smallest = min(failures, key=size)
+        tensors = tuple(_tensor_result(spec, t, smallest, failures, evidence or Evidence()) for t in smallest.tensors)
+        message = smallest.message or "wrong gradient for " + ", ".join(t.name for t in tensors if t.failed)
+        return LayerResult(status=smallest.status, tensors=tensors or _problem_tensor(spec, smallest),
+                           message=message, failing_dims=_ordered(spec, smallest.example.dim_values),
+                           warnings=_warnings(outcomes), **base)
+    tensors = _passing_tensors(spec, outcomes)
+    warnings = _warnings(outcomes)
+    status = Status.WARN if warnings else worst(t.status for t in tensors)
+    message = warnings[0] if warnings else ""
+    if skipped:
+        message = message or f"{skipped} point(s) skipped where the function is not smooth (kinks) or the reference is unsteady; examples with such points were drawn again"
+    return LayerResult(status=status, tensors=tensors, message=message, warnings=warnings, **base)
+
+
+def _ordered(spec: LayerSpec, dims: dict[str, int]) -> dict[str, int]:
+    """Dims in the order layers.yaml lists them."""
+    return {name: dims[name] for name in spec.dims if name in dims}
+
+
+def _warnings(outcomes: list[ExampleOutcome]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(w for o in outcomes for w in o.warnings))
+
+
+def _tensor_result(spec, tensor: TensorOutcome, example: ExampleOutcome, failures, evidence: Evidence) -> TensorResult:
+    """A failing (or passing) tensor as seen in the smallest failing example."""
+    index = tensor.worst_index
+    analytic = float(tensor.analytic[index]) if index is not None and tensor.analytic.size else None
+    numeric = float(tensor.numeric[index]) if index is not None and tensor.numeric.size else None
+    failed = tensor.status is Status.FAIL
+    return TensorResult(
+        name=tensor.name, kind=tensor.kind, status=tensor.status, shape=tensor.analytic.shape,
+        max_abs_error=tensor.max_abs_error, max_rel_error=tensor.max_rel_error,
+        worst_index=index, analytic=analytic, numeric=numeric,
+        message=f"{int(np.sum(tensor.abs_error > tensor.bound))} of {tensor.analytic.size} elements outside tolerance" if failed else "",
+        diagnosis=_diagnosis(spec, tensor, example, failures, evidence) if failed else "",
+        failing_dims=_ordered(spec, example.example.dim_values) if failed else None,
+        error_map=tensor.abs_error if failed else None,
+    )
+
+
+def _problem_tensor(spec: LayerSpec, outcome: ExampleOutcome) -> tuple[TensorResult, ...]:
+    """The one tensor a shape/None/mutation problem concerns, marked with the layer's status."""
+    if outcome.tensor is None:
+        return ()
+    kind = "param" if outcome.tensor in {p.name for p in spec.params} else "input"
+    return (TensorResult(outcome.tensor, kind, outcome.status, shape=outcome.shapes.get(outcome.tensor, ()),
+                         message=outcome.message, failing_dims=_ordered(spec, outcome.example.dim_values)),)
+
+
+def _diagnosis(spec, tensor: TensorOutcome, example: ExampleOutcome, failures, evidence: Evidence) -> str:
+    """Diagnose from a larger run of the same failure when there is one (one element fits any
+    factor), else from the example shown, else from the largest failing example."""
+    candidates = []
+    if evidence.larger is not None:
+        candidates += [(t, evidence.larger) for t in evidence.larger.tensors if t.name == tensor.name and t.status is Status.FAIL]
+    candidates += [(tensor, example), _largest_failure(tensor.name, failures)]
+    for candidate, outcome in candidates:
+        guess = diagnose(spec, candidate, outcome)
+        if guess:
+            return guess
+    return diagnose(spec, tensor, example, needs=evidence.needs)
+
+
+def _largest_failure(name: str, failures: list[ExampleOutcome]) -> tuple[TensorOutcome, ExampleOutcome]:
+    pairs = [(t, o) for o in failures for t in o.tensors if t.name == name and t.status is Status.FAIL]
+    return max(pairs, key=lambda pair: pair[0].analytic.size)
+
+
+def _passing_tensors(spec: LayerSpec, outcomes: list[ExampleOutcome]) -> tuple[TensorResult, ...]:
+    """Per tensor, the largest errors seen over all examples."""
+    names = [t.name for t in spec.differentiable_inputs] + [p.name for p in spec.params]
+    results = []
+    for name in names:
+        seen = [t for o in outcomes for t in o.tensors if t.name == name]
+        if not seen:
+            continue
+        checked = [t for t in seen if np.isfinite(t.numeric).any() or t.numeric.size == 0]
+        if not checked:
+            results.append(TensorResult(name, seen[0].kind, Status.SKIP, message="every point was a kink or unsteady"))
+            continue
+        top = max(checked, key=lambda t: t.max_abs_error / max(float(np.max(t.bound, initial=0.0)), 1e-300))
+        index = top.worst_index
+        results.append(TensorResult(
+            name=name, kind=top.kind, status=Status.PASS, shape=top.analytic.shape,
+            max_abs_error=max(t.max_abs_error for t in checked),
+            max_rel_error=_pooled_relative_error(checked),
+            worst_index=index or None,
+            analytic=float(top.analytic[index]) if top.analytic.size else None,
+            numeric=float(top.numeric[index]) if top.numeric.size else None,
+        ))
+    return tuple(results)
+
+
+def _pooled_relative_error(tensors: list[TensorOutcome]) -> float:
+    """max |a - n| / max(|a| + |n|) pooled over all examples: an all-but-zero example's noise does not dominate."""
+    scale = max(t.max_abs_error / t.max_rel_error if t.max_rel_error > 0 else 0.0 for t in tensors)
+    largest = max(t.max_abs_error for t in tensors)
+    return largest / scale if scale > 0 else (0.0 if largest == 0 else 1.0)
+
+
+def apply_xfail(result: LayerResult, spec: LayerSpec) -> LayerResult:
+    """Expected failures: FAIL/ERROR becomes XFAIL; a pass becomes XPASS."""
+    if not spec.xfail:
+        return result
+    if result.status in (Status.FAIL, Status.ERROR):
+        return replace(result, status=Status.XFAIL, message=f"expected failure ({spec.xfail}): {result.message}")
+    if result.status in (Status.PASS, Status.WARN):
+        return replace(result, status=Status.XPASS, message=f"passed, but marked xfail: {spec.xfail}")
+    return result
