@@ -300,3 +300,10 @@ def test_a_class_backward_may_return_its_parameter_gradients(tmp_path):
     wrong = check_named("ret-wrong", tmp_path / "layers.yaml", seed=0)
     assert wrong.status is Status.FAIL
     assert [t.name for t in wrong.tensors if t.status is Status.FAIL] == ["W"]
+
+
+def test_gelu_far_in_the_negative_tail_is_not_a_failure():
+    """Found by a 300-example sweep: with Phi = (1 + erf) / 2 the sum cancelled at x = -7.7 and
+    the forward's own rounding hid its gradient; the layer now uses erfc."""
+    result = check_layer(REGISTRY.get("gelu"), Options(seed=10, examples=300))
+    assert result.status is Status.PASS, result.message

@@ -4,8 +4,8 @@ import math
 
 import numpy as np
 
-# numpy has no erf; the exact GELU needs it. Elementwise math.erf is plenty fast here.
-_erf = np.vectorize(math.erf, otypes=[np.float64])
+# numpy has no erfc; the exact GELU needs it. Elementwise math.erfc is plenty fast here.
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
 
 
 class ReLU:
@@ -70,7 +70,9 @@ class GELU:
     def forward(self, x):
         """Return x * Phi(x), any shape."""
         self.x = x
-        self.cdf = 0.5 * (1.0 + _erf(x / math.sqrt(2.0)))
+        # Phi(x) = erfc(-x / sqrt 2) / 2, not (1 + erf(x / sqrt 2)) / 2: for x << 0 the sum
+        # 1 + erf cancels to a few digits, and its gradient drowns in the rounding.
+        self.cdf = 0.5 * _erfc(-x / math.sqrt(2.0))
         return x * self.cdf
 
     def backward(self, dout):
