@@ -161,13 +161,13 @@ class ClassAdapter(Adapter):
         super().prepare(env, seed)
         kwargs = resolve(self.spec.init, env)
         self.base = call_layer("the constructor", self.spec.target, **kwargs)
-        if self.spec.params and any(self._read(self.base, self.spec.params_at, i) is None for i in range(len(self.spec.params))):
+        if self.spec.params and any(self.read(self.base, self.spec.params_at, i) is None for i in range(len(self.spec.params))):
             # numpy-ml style: parameters are created on the first forward
             inputs = [env[t.name].copy() for t in self.spec.inputs]
             reseed(seed)
             call_layer("forward (creating parameters)", self.base.forward, *inputs, **self._args())
         for position, param in enumerate(self.spec.params):
-            found = self._read(self.base, self.spec.params_at, position)
+            found = self.read(self.base, self.spec.params_at, position)
             place = self.spec.params_at.describe(param.name, position)
             if found is None:
                 raise LayerProblem(Status.ERROR, f"parameter {param.name!r} not found at {place} (set params_at)")
@@ -180,7 +180,8 @@ class ClassAdapter(Adapter):
                 )
         self._write_params(self.base, {p.name: env[p.name].copy() for p in self.spec.params})
 
-    def _read(self, obj: Any, where: Location, position: int) -> Any:
+    def read(self, obj: Any, where: Location, position: int) -> Any:
+        """The parameter (or gradient) at `position` where `where` says it lives on `obj`; None if absent."""
         name = self.spec.params[position].name
         try:
             if where.kind == "attr":
@@ -228,11 +229,11 @@ class ClassAdapter(Adapter):
             inputs, returned_params = split_gradients(self.spec, returned, with_params=True, who="backward")
         else:
             inputs, _ = split_gradients(self.spec, returned, with_params=False, who="backward")
-        after = {p.name: self._read(handle, self.spec.params_at, i) for i, p in enumerate(self.spec.params)}
+        after = {p.name: self.read(handle, self.spec.params_at, i) for i, p in enumerate(self.spec.params)}
         if self.spec.grads.kind == "update":
             grads = {}
         else:
-            grads = {p.name: self._read(handle, self.spec.grads, i) for i, p in enumerate(self.spec.params)}
+            grads = {p.name: self.read(handle, self.spec.grads, i) for i, p in enumerate(self.spec.params)}
             grads = {name: returned_params.get(name) if value is None else value for name, value in grads.items()}
         return Gradients(inputs, grads, after)
 

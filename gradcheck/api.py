@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 
-from gradcheck.engine import Options, check_layers
+from gradcheck.engine import Options
 from gradcheck.engine import check_layer as _check_spec
 from gradcheck.errors import UnknownLayerError
+from gradcheck.parallel import run_layers
 from gradcheck.registry import load_registry, suggest
 from gradcheck.results import LayerResult, RunResult
 from gradcheck.spec import LayerSpec, Tolerances
@@ -44,7 +45,7 @@ def run_config(config: str | os.PathLike = "layers.yaml", names: list[str] | Non
         if None in specs:
             missing = names[specs.index(None)]
             raise UnknownLayerError(f"no layer named {missing!r} in {config}{suggest(missing, registry.names())}")
-    return check_layers(specs, _options(config, examples, seed, rtol, atol, eps))
+    return run_layers(specs, _options(config, examples, seed, rtol, atol, eps))
 
 
 def layer_names(config: str | os.PathLike = "layers.yaml") -> list[str]:

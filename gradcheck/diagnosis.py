@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from gradcheck.spec import LayerSpec
@@ -76,8 +78,6 @@ def _transposed(spec, tensor, example, a, n, batch) -> str:
 
 
 def _permutations(ndim: int):
-    import itertools
-
     return [p for p in itertools.permutations(range(ndim)) if p != tuple(range(ndim))][:24]
 
 

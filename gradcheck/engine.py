@@ -12,11 +12,11 @@ from typing import Callable
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
-from hypothesis.errors import Unsatisfiable
+from hypothesis.errors import Flaky, Unsatisfiable
 
 from gradcheck.diagnosis import hyperparameter_dims
 from gradcheck.examples import Counter, ExampleOutcome, check_example
-from gradcheck.results import LayerResult, RunResult, Status
+from gradcheck.results import LayerResult, Status
 from gradcheck.sampling import Example, examples_strategy, satisfies
 from gradcheck.spec import DEFAULT_EXAMPLES, DEFAULT_TOLERANCES, LayerSpec, Tolerances
 from gradcheck.summary import Evidence, apply_xfail, size, summarise
@@ -89,20 +89,6 @@ def check_layer(spec: LayerSpec, options: Options = Options(), progress: Progres
     return apply_xfail(result, spec)
 
 
-def check_layers(specs: list[LayerSpec], options: Options = Options(), progress: Progress | None = None) -> RunResult:
-    """Check layers one after another, in order; stop at the first failure under fail_fast."""
-    seed = options.resolved_seed()
-    options = replace(options, seed=seed)
-    started = time.perf_counter()
-    results = []
-    for spec in specs:
-        result = check_layer(spec, options, progress)
-        results.append(result)
-        if options.fail_fast and result.status.is_failure():
-            break
-    return RunResult(tuple(results), time.perf_counter() - started, seed)
-
-
 def warm_up() -> None:
     """Pay hypothesis's one-time setup once, so that forked workers inherit it instead of each paying it."""
     from hypothesis import strategies as st
@@ -146,7 +132,7 @@ class _Search:
                 return [ExampleOutcome(Example((), seed), Status.ERROR,
                                        "no dims satisfy every 'where' clause within their ranges")]
         except Exception as exc:  # hypothesis could not replay a flaky failure: our record stands
-            if not any(o.failed for o in self.evaluated.values()) and not _is_flaky(exc):
+            if not any(o.failed for o in self.evaluated.values()) and not isinstance(exc, Flaky):
                 raise
         return list(self.evaluated.values())
 
@@ -179,10 +165,6 @@ class _Search:
             return check_example(self.spec, example, self.tol, self.counter, self.mode)
         except Exception as exc:  # a bug in gradcheck itself: say so rather than blame the layer silently
             return ExampleOutcome(example, Status.ERROR, f"internal error in gradcheck: {exc!r} (please report it)")
-
-
-def _is_flaky(exc: Exception) -> bool:
-    return "Flaky" in type(exc).__name__
 
 
 @contextlib.contextmanager

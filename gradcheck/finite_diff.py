@@ -34,21 +34,10 @@ def steps(x: np.ndarray, eps: float) -> np.ndarray:
     return eps * np.maximum(1.0, np.abs(x))
 
 
-def weigh(upstream: Sequence, plus: Outputs, minus: Outputs) -> tuple[float, float]:
-    """sum_k sum(R_k * (plus_k - minus_k)), differencing each output before weighting, and its rounding.
-
-    Outputs that did change carry a few ulps of rounding each. An output that did not change
-    may still hide a true change of up to an ulp (a saturated tanh or softmax): that is the floor.
-    """
-    total, rounding, floor = 0.0, 0.0, 0.0
-    for r, p, m in zip(upstream, plus, minus):
-        delta = p - m
-        total += float(np.sum(r * delta))
-        size = np.maximum(np.abs(p), np.abs(m)) * np.abs(r)
-        moved = float(np.sum(size * (delta != 0)))
-        rounding += moved
-        floor += float(np.sum(size)) - moved
-    return total, ROUNDING_SAFETY * EPS64 * rounding + EPS64 * floor
+def weigh(upstream: Sequence, plus: Outputs, minus: Outputs, hidden: float = 0.0) -> tuple[float, float]:
+    """sum_k sum(R_k * (plus_k - minus_k)), differencing each output before weighting, and its rounding."""
+    total, rounding = weigh_per_sample(upstream, plus, minus, 1, hidden)
+    return float(total[0]), float(rounding[0])
 
 
 def perturbed(x: np.ndarray, index: int, step: float) -> tuple[np.ndarray, float]:
@@ -59,18 +48,29 @@ def perturbed(x: np.ndarray, index: int, step: float) -> tuple[np.ndarray, float
     return moved, float(flat[index] - x.reshape(-1)[index])
 
 
-def numerical_gradient(evaluate: Evaluate, x: np.ndarray, upstream: Sequence, eps: float) -> Estimate:
+def _centred(evaluate: Evaluate, x: np.ndarray, upstream: Sequence, index: int, h: float,
+             hidden: float) -> tuple[float, float]:
+    """One element's centred difference and its rounding."""
+    xp, up = perturbed(x, index, h)
+    xm, down = perturbed(x, index, -h)
+    total, rounding = weigh(upstream, evaluate(xp), evaluate(xm), hidden)
+    return total / (up - down), rounding / (up - down)
+
+
+def numerical_gradient(evaluate: Evaluate, x: np.ndarray, upstream: Sequence, eps: float,
+                       hidden: float = 0.0) -> Estimate:
     """dL/dx for L = sum_k sum(R_k * out_k), one centred difference per element."""
     h = steps(x, eps).reshape(-1)
-    value = np.empty(x.size)
-    noise = np.empty(x.size)
+    value, noise = np.empty(x.size), np.empty(x.size)
     for i in range(x.size):
-        xp, up = perturbed(x, i, h[i])
-        xm, down = perturbed(x, i, -h[i])
-        total, rounding = weigh(upstream, evaluate(xp), evaluate(xm))
-        value[i] = total / (up - down)
-        noise[i] = rounding / (up - down)
+        value[i], noise[i] = _centred(evaluate, x, upstream, i, float(h[i]), hidden)
     return Estimate(value.reshape(x.shape), noise.reshape(x.shape))
+
+
+def centred_difference(evaluate: Evaluate, x: np.ndarray, upstream: Sequence, eps: float, index: int,
+                       hidden: float = 0.0) -> tuple[float, float]:
+    """The plain one-element centred difference and its rounding, for re-checking a suspect."""
+    return _centred(evaluate, x, upstream, index, float(eps * max(1.0, abs(x.reshape(-1)[index]))), hidden)
 
 
 def tolerance(numeric: Estimate, analytic: np.ndarray, rtol: float, atol: float, natural: float = 0.0) -> np.ndarray:
@@ -87,7 +87,7 @@ def tolerance(numeric: Estimate, analytic: np.ndarray, rtol: float, atol: float,
 
 
 def is_steady(evaluate: Evaluate, x: np.ndarray, base: Outputs, upstream: Sequence, eps: float,
-              index: int, analytic: float, numeric: float) -> bool:
+              index: int, analytic: float, numeric: float, hidden: float = 0.0) -> bool:
     """Whether the reference is smooth and steady at one element, so a gap to analytic is real.
 
     A step-size sweep: the centred differences at 2h, 0.37h (a step no pair of kinks lines up
@@ -96,12 +96,12 @@ def is_steady(evaluate: Evaluate, x: np.ndarray, base: Outputs, upstream: Sequen
     Next to a kink the small steps see the local slope and the large ones an average, so the
     estimates drift towards the analytic value as the step shrinks; for a real bug they agree.
     """
-    h = float(steps(x, eps).reshape(-1)[index])
+    h = float(eps * max(1.0, abs(x.reshape(-1)[index])))
     g = {}
     for t in (h, 2 * h, ODD_STEP * h, h / 8, h / 64):
         for signed in (t, -t):
             moved, taken = perturbed(x, index, signed)
-            total, rounding = weigh(upstream, evaluate(moved), base)
+            total, rounding = weigh(upstream, evaluate(moved), base, hidden)
             if not np.isfinite(total) or taken == 0.0:
                 return False
             g[signed] = (total, taken, rounding)
@@ -119,23 +119,31 @@ def is_steady(evaluate: Evaluate, x: np.ndarray, base: Outputs, upstream: Sequen
     return spread <= STEADINESS * abs(analytic - numeric)
 
 
-def weigh_per_sample(upstream: Sequence, plus: Outputs, minus: Outputs, batch: int) -> tuple[np.ndarray, np.ndarray]:
-    """`weigh`, but summed within each sample (leading axis) separately: batch colouring."""
-    total = np.zeros(batch)
-    rounding = np.zeros(batch)
-    floor = np.zeros(batch)
+def weigh_per_sample(upstream: Sequence, plus: Outputs, minus: Outputs, batch: int,
+                     hidden: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """`weigh` summed within each sample (leading axis) separately, for batch colouring.
+
+    Outputs that did change carry a few ulps of rounding each. An output that did not change
+    may still hide a true change of up to an ulp (a saturated tanh or softmax). Where nothing
+    in a sample moved at all, the change may hide below the last digit of an intermediate as
+    large as `hidden` (lse - x[y] with both ~1e3 and their difference ~1e-11): that is the floor.
+    """
+    total, moved, still, unseen = (np.zeros(batch) for _ in range(4))
     for r, p, m in zip(upstream, plus, minus):
-        delta = (p - m).reshape(batch, -1)
-        total += np.sum(np.reshape(r, (batch, -1)) * delta, axis=1)
-        size = (np.maximum(np.abs(p), np.abs(m)) * np.abs(r)).reshape(batch, -1)
-        changed = delta != 0
-        rounding += np.sum(np.where(changed, size, 0.0), axis=1)
-        floor += np.sum(np.where(changed, 0.0, size), axis=1)
-    noise = ROUNDING_SAFETY * EPS64 * rounding + EPS64 * floor
-    return total, noise
+        delta = p - m
+        total += np.sum((r * delta).reshape(batch, -1), axis=1)
+        weight = np.broadcast_to(np.abs(r), np.shape(delta)).reshape(batch, -1)
+        size = np.maximum(np.abs(p), np.abs(m)).reshape(batch, -1) * weight
+        changed = delta.reshape(batch, -1) != 0
+        moved += np.sum(size * changed, axis=1)
+        still += np.sum(size * ~changed, axis=1)
+        unseen += np.sum(np.maximum(size, hidden * weight), axis=1)
+    floor = np.where(moved == 0.0, unseen, still)
+    return total, ROUNDING_SAFETY * EPS64 * moved + EPS64 * floor
 
 
-def coloured_gradient(evaluate: Evaluate, x: np.ndarray, upstream: Sequence, eps: float) -> Estimate:
+def coloured_gradient(evaluate: Evaluate, x: np.ndarray, upstream: Sequence, eps: float,
+                      hidden: float = 0.0) -> Estimate:
     """dL/dx for a batch-independent layer: one element moved in every sample at once.
 
     Sample i's outputs depend only on sample i's input, so each sample's share of the change
@@ -151,19 +159,11 @@ def coloured_gradient(evaluate: Evaluate, x: np.ndarray, upstream: Sequence, eps
         xp[:, j] += h[:, j]
         xm[:, j] -= h[:, j]
         taken = xp[:, j] - xm[:, j]
-        total, rounding = weigh_per_sample(upstream, evaluate(xp.reshape(x.shape)), evaluate(xm.reshape(x.shape)), batch)
+        total, rounding = weigh_per_sample(upstream, evaluate(xp.reshape(x.shape)), evaluate(xm.reshape(x.shape)), batch,
+                                           hidden)
         value[:, j] = total / taken
         noise[:, j] = rounding / taken
     return Estimate(value.reshape(x.shape), noise.reshape(x.shape))
-
-
-def centred_difference(evaluate: Evaluate, x: np.ndarray, upstream: Sequence, eps: float, index: int) -> tuple[float, float]:
-    """The plain one-element centred difference and its rounding, for re-checking a suspect."""
-    h = float(steps(x, eps).reshape(-1)[index])
-    xp, up = perturbed(x, index, h)
-    xm, down = perturbed(x, index, -h)
-    total, rounding = weigh(upstream, evaluate(xp), evaluate(xm))
-    return total / (up - down), rounding / (up - down)
 
 
 # Fast mode: tensors pass only if every random direction agrees this tightly, measured in units
