@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,32 +92,38 @@ class Adapter:
 _IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), np.generic)
 
 
-def fresh_copy(obj: Any) -> Any:
+def fresh_copy(obj: Any, memo: dict[int, Any] | None = None) -> Any:
     """A deep copy of a layer object, fast for the common case of a plain __dict__ of arrays.
 
     Falls back to copy.deepcopy for anything that customises copying or pickling. Aliasing
-    (self.params = [W] next to self.W = W) is kept: arrays are copied through the shared memo.
+    (self.params = [W] next to self.W = W) is kept: arrays are copied through the shared memo,
+    which the caller may seed ({id(old): new}) to put new arrays in place of old ones.
     """
-    cls = type(obj)
-    plain = (
-        hasattr(obj, "__dict__") and not hasattr(cls, "__slots__") and not hasattr(cls, "__deepcopy__")
-        and cls.__reduce_ex__ is object.__reduce_ex__ and cls.__reduce__ is object.__reduce__
-        and cls.__getstate__ is object.__getstate__ and not hasattr(cls, "__setstate__")
-    )
-    if not plain:
-        return copy.deepcopy(obj)
-    memo: dict[int, Any] = {}
+    memo = {} if memo is None else memo
+    if not _plain(type(obj)):
+        return copy.deepcopy(obj, memo)
     state = vars(obj)
     copied = {}
     for key, value in state.items():  # arrays first, so containers that hold them reuse the copies
         if type(value) is np.ndarray:
-            copied[key] = memo.setdefault(id(value), value.copy())
+            found = memo.get(id(value))
+            copied[key] = found if found is not None else memo.setdefault(id(value), value.copy())
     for key, value in state.items():
         if key not in copied:
             copied[key] = value if isinstance(value, _IMMUTABLE) else copy.deepcopy(value, memo)
-    new = cls.__new__(cls)
+    new = object.__new__(type(obj))
     new.__dict__.update(copied)
     return new
+
+
+@functools.lru_cache(maxsize=None)
+def _plain(cls: type) -> bool:
+    """Whether instances of cls are copied faithfully by copying their __dict__."""
+    return (
+        getattr(cls, "__dictoffset__", 0) != 0 and cls.__new__ is object.__new__ and not hasattr(cls, "__slots__") and not hasattr(cls, "__deepcopy__")
+        and cls.__reduce_ex__ is object.__reduce_ex__ and cls.__reduce__ is object.__reduce__
+        and cls.__getstate__ is object.__getstate__ and not hasattr(cls, "__setstate__")
+    )
 
 
 def reseed(seed: int) -> None:
@@ -178,7 +185,9 @@ class ClassAdapter(Adapter):
                     f"the layer holds {place} with shape {np.shape(found)}, but layers.yaml declares "
                     f"{param.name} with shape {drawn.shape}",
                 )
-        self._write_params(self.base, {p.name: env[p.name].copy() for p in self.spec.params})
+        held = {p.name: env[p.name].copy() for p in self.spec.params}
+        self._write_params(self.base, held)
+        self._held = {name: id(array) for name, array in held.items()}  # copies put the evaluated params in their place
 
     def read(self, obj: Any, where: Location, position: int) -> Any:
         """The parameter (or gradient) at `position` where `where` says it lives on `obj`; None if absent."""
@@ -206,7 +215,7 @@ class ClassAdapter(Adapter):
 
     def forward(self, inputs, params, seed):
         try:
-            obj = fresh_copy(self.base)
+            obj = fresh_copy(self.base, {self._held[name]: array for name, array in params.items()})
         except Exception as exc:
             raise LayerProblem(
                 Status.ERROR,
@@ -299,6 +308,8 @@ def adapter_for(spec: LayerSpec) -> Adapter:
 
 def normalise_outputs(out: Any, who: str) -> tuple[np.ndarray, ...]:
     """Forward's output(s) as a tuple of float64 arrays, or a LayerProblem saying what was wrong."""
+    if type(out) is np.ndarray and out.dtype == np.float64:  # the common case, first
+        return (out,)
     items = out if isinstance(out, tuple) else (out,)
     arrays = []
     for position, item in enumerate(items):

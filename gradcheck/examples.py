@@ -124,6 +124,7 @@ class _ExampleRun:
     def check(self) -> list[TensorOutcome]:
         self.adapter.prepare({**self.example.dim_values, **self.arrays}, self.seed)
         base = self.reference_forward()
+        self.output_shapes = [out.shape for out in base]
         upstream = draw_upstream(base, self.seed)
         analytic = self.analytic(upstream)
         tensors = [(t.name, "input") for t in self.spec.differentiable_inputs] + [(p.name, "param") for p in self.spec.params]
@@ -155,7 +156,13 @@ class _ExampleRun:
         the others are copied, since a layer may write to what it is given."""
         inputs = [moved[t.name] if t.name in moved else x.copy() for t, x in zip(self.spec.inputs, self.inputs)]
         params = {k: moved[k] if k in moved else v.copy() for k, v in self.params.items()}
-        return self.forward(inputs, params)[0]
+        outputs = self.forward(inputs, params)[0]
+        if [out.shape for out in outputs] != self.output_shapes:
+            got = ", ".join(str(out.shape) for out in outputs)
+            raise LayerProblem(Status.ERROR, f"forward returned output shape(s) {got} for a slightly moved "
+                               f"{'/'.join(moved)}, but {', '.join(map(str, self.output_shapes))} at the drawn point",
+                               next(iter(moved)) if len(moved) == 1 else None)
+        return outputs
 
     # -- forward --------------------------------------------------------------------------
     def forward(self, inputs, params):
