@@ -1,4 +1,12 @@
-"""The engine: property-based search over examples of a layer, and runs over many layers."""
+"""The engine: checking one layer over drawn examples, and shrinking any failure to its smallest case.
+
+Two phases. First, examples drawn by a seeded numpy generator (`draw_examples`, ~20 µs each):
+most layers pass, and for them hypothesis's own engine (over 1 ms per example, more than the
+whole check of a small layer) would be pure overhead. Only once an example fails, or the `where`
+clauses defeat the numpy sampler, does hypothesis run, with the same seed: it searches around
+and shrinks to the smallest failing example, which is what it is best at. Every outcome of both
+phases is kept, so the failure reported is the smallest found by either.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +18,14 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from hypothesis import HealthCheck, Phase, Verbosity, given, settings
-from hypothesis import seed as hypothesis_seed
-from hypothesis.errors import Flaky, Unsatisfiable
-
 from gradcheck.diagnosis import hyperparameter_dims
 from gradcheck.examples import Counter, ExampleOutcome, check_example
 from gradcheck.results import LayerResult, Status
-from gradcheck.sampling import Example, examples_strategy, satisfies
+from gradcheck.sampling import Example, draw_examples, examples_strategy, satisfies
 from gradcheck.spec import DEFAULT_EXAMPLES, DEFAULT_TOLERANCES, LayerSpec, Tolerances
 from gradcheck.summary import Evidence, apply_xfail, size, summarise
 
-SHRINK_BUDGET = 40  # extra examples spent looking for a smaller failing case
+SHRINK_BUDGET = 40  # examples hypothesis may check, after a failure, looking for a smaller one
 REDRAWS = 2  # an example with points skipped at kinks is drawn again, with new values, this often at most
 Progress = Callable[[str, int, int], None]
 
@@ -91,6 +95,8 @@ def check_layer(spec: LayerSpec, options: Options = Options(), progress: Progres
 
 def warm_up() -> None:
     """Pay hypothesis's one-time setup once, so that forked workers inherit it instead of each paying it."""
+    from hypothesis import Phase, Verbosity, given, settings
+    from hypothesis import seed as hypothesis_seed
     from hypothesis import strategies as st
 
     @settings(max_examples=1, database=None, deadline=None, phases=(Phase.generate,), verbosity=Verbosity.quiet)
@@ -102,17 +108,47 @@ def warm_up() -> None:
 
 
 class _Search:
-    """Drives hypothesis over one layer's examples, remembering every outcome."""
+    """Checks one layer's examples, numpy-drawn, then by hypothesis after a failure; remembers every outcome."""
 
     def __init__(self, spec, tol, count, counter, progress, mode="auto"):
         self.spec, self.tol, self.count, self.counter, self.progress = spec, tol, count, counter, progress
         self.mode = mode
         self.evaluated: dict[Example, ExampleOutcome] = {}
-        self.failing = False
+        self.failing = False  # once set, each new example spends SHRINK_BUDGET
         self.shrinks = 0
         self.redrawn = 0  # examples drawn again because points were skipped at kinks
 
     def run(self, seed: int) -> list[ExampleOutcome]:
+        if not self._sample(seed):
+            self._search(seed)
+        return list(self.evaluated.values())
+
+    def _sample(self, seed: int) -> bool:
+        """Check `count` numpy-drawn examples; False as soon as one fails, or if `where` defeats the sampler."""
+        passed = 0
+        for example in draw_examples(self.spec, seed):
+            if example in self.evaluated:
+                continue
+            if self.visit(example).failed:
+                return False
+            passed += 1
+            if passed == self.count:
+                return True
+        return False
+
+    def _search(self, seed: int) -> None:
+        """Let hypothesis search and shrink; every example it checks lands in `self.evaluated`.
+
+        After a numpy failure `self.failing` is already set, so hypothesis's generate and shrink
+        phases share SHRINK_BUDGET new examples: a failing layer costs at most count + SHRINK_BUDGET
+        examples, as before. Examples past the budget pass unchecked, so hypothesis stops shrinking
+        there; the numpy failure stands if hypothesis finds none smaller. Its first example, the
+        simplest, is the sampler's first too, so a failure there is not checked twice.
+        """
+        from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+        from hypothesis import seed as hypothesis_seed
+        from hypothesis.errors import Flaky, Unsatisfiable
+
         @settings(
             max_examples=self.count, database=None, deadline=None, derandomize=False,
             suppress_health_check=list(HealthCheck), phases=(Phase.generate, Phase.shrink),
@@ -129,12 +165,11 @@ class _Search:
             pass
         except Unsatisfiable:
             if not self.evaluated:
-                return [ExampleOutcome(Example((), seed), Status.ERROR,
-                                       "no dims satisfy every 'where' clause within their ranges")]
+                self.evaluated[Example((), seed)] = ExampleOutcome(
+                    Example((), seed), Status.ERROR, "no dims satisfy every 'where' clause within their ranges")
         except Exception as exc:  # hypothesis could not replay a flaky failure: our record stands
             if not any(o.failed for o in self.evaluated.values()) and not isinstance(exc, Flaky):
                 raise
-        return list(self.evaluated.values())
 
     def visit(self, example: Example) -> ExampleOutcome:
         outcome = self.evaluated.get(example)

@@ -108,6 +108,14 @@ def check_example(spec: LayerSpec, example: Example, tol: Tolerances, counter: C
     return ExampleOutcome(example, status, "", tensors, run.warnings, shapes)
 
 
+class _Unstacked(Exception):
+    """A stacked forward's outputs did not have the stacked batch as their leading axis."""
+
+    def __init__(self, got: str, expected: str):
+        super().__init__(got)
+        self.got, self.expected = got, expected
+
+
 class _ExampleRun:
     """State shared by the steps of one example's check."""
 
@@ -120,16 +128,19 @@ class _ExampleRun:
         self.inputs = [arrays[t.name] for t in spec.inputs]
         self.params = {p.name: arrays[p.name] for p in spec.params}
         self.hidden = _magnitude(arrays)  # how large the layer's intermediates may be
+        batch = spec.batch_dim
+        self.batch_size = example.dim_values.get(batch or "", 0)
+        self.batch_leading = {t.name for t in spec.inputs if batch and t.shape and t.shape[0].source == batch}
+        self._batching: tuple[set[str], bool] | None = None
 
     def check(self) -> list[TensorOutcome]:
         self.adapter.prepare({**self.example.dim_values, **self.arrays}, self.seed)
-        base = self.reference_forward()
+        base = self.base = self.reference_forward()
         self.output_shapes = [out.shape for out in base]
         upstream = draw_upstream(base, self.seed)
         analytic = self.analytic(upstream)
         tensors = [(t.name, "input") for t in self.spec.differentiable_inputs] + [(p.name, "param") for p in self.spec.params]
         quick = self._fast_pass([name for name, _ in tensors], analytic, upstream)
-        self.colourable = self._colourable(base) if len(quick) < len(tensors) else set()
         outcomes = []
         for name, kind in tensors:
             x, a = self.arrays[name], analytic[name]
@@ -137,8 +148,7 @@ class _ExampleRun:
                 outcomes.append(TensorOutcome(name, kind, a, a.copy(), np.ones(x.shape), np.zeros(x.shape, bool),
                                               directional=quick[name], method="fast"))
                 continue
-            evaluate = self._evaluate_one(name)
-            outcomes.append(self.compare(name, kind, x, a, evaluate, base, upstream))
+            outcomes.append(self.compare(name, kind, x, a, base, upstream))
         return outcomes
 
     def _fast_pass(self, names: list[str], analytic: dict, upstream) -> dict[str, float]:
@@ -147,7 +157,7 @@ class _ExampleRun:
         if not eligible:
             return {}
         points = {n: self.arrays[n] for n in eligible}
-        agree, error = directions_agree(self._evaluate_many, points, analytic, upstream, self.tol.eps,
+        agree, error = directions_agree(self.evaluate_all, points, analytic, upstream, self.tol.eps,
                                         self.tol.rtol, self.tol.atol, self.seed)
         return {n: error for n in eligible} if agree else {}
 
@@ -164,6 +174,37 @@ class _ExampleRun:
                                next(iter(moved)) if len(moved) == 1 else None)
         return outputs
 
+    def evaluate_all(self, moves: list[dict[str, np.ndarray]]) -> list[tuple[np.ndarray, ...]]:
+        """Forward outputs for each of `moves`: in one call, stacked along the batch axis, when the
+        layer allows it (see `batching`) and only batch-leading inputs move; else one call each."""
+        names = {name for move in moves for name in move}
+        if len(moves) > 1 and names <= self.batch_leading and names.isdisjoint(self.params):
+            colour, stacks = self.batching()
+            if stacks and names <= colour:
+                return self._stacked(moves)
+        return [self._evaluate_many(move) for move in moves]
+
+    def _stacked(self, moves: list[dict[str, np.ndarray]]) -> list[tuple[np.ndarray, ...]]:
+        """One forward on the moved copies stacked along the batch axis, split back into copies."""
+        try:
+            return self._forward_stacked(moves)
+        except _Unstacked as unstacked:
+            moved = sorted({name for move in moves for name in move})
+            raise LayerProblem(Status.ERROR, f"forward returned output shape(s) {unstacked.got} for {len(moves)} stacked "
+                               f"copies of the batch with a slightly moved {'/'.join(moved)}; {unstacked.expected} expected from the "
+                               f"drawn batch's {', '.join(map(str, self.output_shapes))}", moved[0] if len(moved) == 1 else None) from None
+
+    def _forward_stacked(self, moves: list[dict[str, np.ndarray]]) -> list[tuple[np.ndarray, ...]]:
+        """Outputs per copy of one forward on the copies stacked along the batch axis."""
+        count, size = len(moves), self.batch_size
+        inputs = [np.concatenate([move.get(t.name, x) for move in moves]) if t.name in self.batch_leading
+                  else x.copy() for t, x in zip(self.spec.inputs, self.inputs)]
+        outputs = self.forward(inputs, {k: v.copy() for k, v in self.params.items()})[0]
+        expected = [(count * size,) + shape[1:] for shape in self.output_shapes]
+        if [out.shape for out in outputs] != expected:
+            raise _Unstacked(", ".join(str(out.shape) for out in outputs), ", ".join(map(str, expected)))
+        return [tuple(out[k * size:(k + 1) * size] for out in outputs) for k in range(count)]
+
     # -- forward --------------------------------------------------------------------------
     def forward(self, inputs, params):
         self.counter.forward += 1
@@ -176,11 +217,21 @@ class _ExampleRun:
         """evaluate(moved): forward outputs with tensor `name` replaced by `moved`."""
         return lambda moved: self._evaluate_many({name: moved})
 
+    def _evaluate_each(self, name: str):
+        """evaluate_all for tensor `name`: a list of replacements in, their outputs out."""
+        return lambda moved: self.evaluate_all([{name: x} for x in moved])
+
     def reference_forward(self) -> tuple[np.ndarray, ...]:
-        """Forward at the drawn point: finite, deterministic, leaving its inputs alone."""
+        """Forward at the drawn point: finite, deterministic, leaving its inputs alone.
+
+        The first call's handle is kept for backward (`analytic`); the second only checks determinism.
+        """
         inputs, params = self._copies()
-        outputs, _ = self.forward(inputs, params)
+        outputs, handle = self.forward(inputs, params)
         self._unchanged(inputs, params, "forward")
+        if self.spec.style == "class":
+            self._params_kept(handle, "forward")
+        self.first_call = (inputs, params, handle)
         again, _ = self.forward(*self._copies())
         if len(again) != len(outputs) or not all(
             a.shape == b.shape and np.array_equal(a, b, equal_nan=True) for a, b in zip(outputs, again)
@@ -213,36 +264,64 @@ class _ExampleRun:
         if changed:
             raise LayerProblem(Status.FAIL, _param_changed(who, ", ".join(changed)), changed[0])
 
-    def _colourable(self, base) -> set[str]:
-        """Inputs whose leading axis is the batch, if sample i's output depends on sample i alone."""
-        batch = self.spec.batch_dim
-        size = self.example.dim_values.get(batch or "", 0)
-        names = {t.name for t in self.spec.differentiable_inputs if t.shape and t.shape[0].source == batch}
-        if size < 2 or not names or self.spec.batch_independent is False:
-            return set()
-        if any(out.shape[:1] != (size,) for out in base):
-            return set()
-        if self.spec.batch_independent:
-            return names
+    def batching(self) -> tuple[set[str], bool]:
+        """(inputs to colour, whether copies may be stacked along the batch axis), probed once.
+
+        Colouring needs sample i's outputs to depend on sample i's inputs alone; stacking needs
+        that too, across copies of the whole batch, and a layer that takes any batch size. Both
+        are probed with large moves: two stacked forwards ([moved; drawn] and [drawn; moved]) whose
+        drawn halves must reproduce the reference outputs; failing that, two plain forwards that
+        move the first and the last sample (batch-norm mixes samples: checked the full way).
+        """
+        if self._batching is None:
+            self._batching = self._probe_batching()
+        return self._batching
+
+    def _probe_batching(self) -> tuple[set[str], bool]:
+        size = self.batch_size
+        names = {t.name for t in self.spec.differentiable_inputs if t.name in self.batch_leading}
+        if not size or not names or self.spec.batch_independent is False:
+            return set(), False
+        if any(out.shape[:1] != (size,) for out in self.base):
+            return set(), False
         rng = np.random.default_rng([self.seed, 3])
+        moved = {}
+        for name in names:
+            x = self.arrays[name]
+            moved[name] = x + 0.1 * (np.abs(x) + 1.0) * rng.standard_normal(x.shape)
+        stacks = True
+        for drawn_at in (1, 0):  # [moved; drawn], then [drawn; moved]
+            try:
+                copies = self._forward_stacked([moved, {}] if drawn_at else [{}, moved])
+            except (LayerProblem, _Unstacked):  # a layer built for one batch size may refuse another
+                copies = None
+            if copies is None or not all(_reproduces(out, ref) for out, ref in zip(copies[drawn_at], self.base)):
+                stacks = False
+                break
+        if stacks:
+            return names, True
+        if size < 2:
+            return set(), False
+        if self.spec.batch_independent:
+            return names, False
         for sample, others in ((0, slice(1, None)), (size - 1, slice(0, size - 1))):
             inputs, params = self._copies()
             for position, tensor in enumerate(self.spec.inputs):
                 if tensor.name in names:
                     x = inputs[position]
                     x[sample] += 0.1 * (np.abs(x[sample]) + 1.0) * rng.standard_normal(x[sample].shape)
-            probed = self.forward(inputs, params)[0]
-            if not all(np.array_equal(p[others], b[others]) for p, b in zip(probed, base)):
-                return set()  # samples interact (batch-norm...): check the full way
-        return names
+            try:
+                probed = self.forward(inputs, params)[0]
+            except LayerProblem:  # the large move left the layer's domain: no colouring, no verdict
+                return set(), False
+            if not all(np.array_equal(p[others], b[others]) for p, b in zip(probed, self.base)):
+                return set(), False  # samples interact (batch-norm...): check the full way
+        return names, False
 
     # -- backward ---------------------------------------------------------------------------
     def analytic(self, upstream: list) -> dict[str, np.ndarray]:
-        """Gradients from backward, after checking what it touched."""
-        inputs, params = self._copies()
-        outputs, handle = self.forward(inputs, params)
-        if self.spec.style == "class":
-            self._params_kept(handle, "forward")
+        """Gradients from backward (on the reference forward's handle), after checking what it touched."""
+        inputs, params, handle = self.first_call
         douts = [np.copy(r) if isinstance(r, np.ndarray) else r for r in upstream]
         self.counter.backward += 1
         grads = self.adapter.backward(handle, douts)
@@ -298,14 +377,15 @@ class _ExampleRun:
         return array.astype(np.float64)
 
     # -- comparison -------------------------------------------------------------------------
-    def compare(self, name, kind, x, analytic, evaluate, base, upstream) -> TensorOutcome:
+    def compare(self, name, kind, x, analytic, base, upstream) -> TensorOutcome:
         """Numeric against analytic; elements that fail are re-examined for kinks and noise."""
         eps, rtol, atol = self.tol.eps, self.tol.rtol, self.tol.atol
-        coloured = name in self.colourable
+        evaluate, evaluate_each = self._evaluate_one(name), self._evaluate_each(name)
+        coloured = name in self.batching()[0]
         if coloured:
-            estimate: Estimate = coloured_gradient(evaluate, x, upstream, eps, self.hidden)
+            estimate: Estimate = coloured_gradient(evaluate, x, upstream, eps, self.hidden, evaluate_each)
         else:
-            estimate = numerical_gradient(evaluate, x, upstream, eps, self.hidden)
+            estimate = numerical_gradient(evaluate, x, upstream, eps, self.hidden, evaluate_each)
         numeric, noise = estimate.value.copy(), estimate.noise.copy()
         natural = max(float(np.max(np.abs(r * out), initial=0.0)) for r, out in zip(upstream, base))
         natural /= max(1.0, float(np.max(np.abs(x), initial=0.0)))
@@ -342,6 +422,13 @@ def _param_changed(who: str, name: str) -> str:
         return f"{who} changed the parameter(s) {name}"
     return (f"backward changed the parameter(s) {name} (an SGD step inside backward?): backward must only "
             "compute gradients; if the layer applies its own update, declare grads: update:ARG")
+
+
+def _reproduces(out: np.ndarray, reference: np.ndarray) -> bool:
+    """Whether a stacked forward's copy matches the reference outputs, up to a matrix product's
+    rounding (a batch of another size may take another BLAS kernel)."""
+    scale = float(np.max(np.abs(reference), initial=0.0))
+    return out.shape == reference.shape and bool(np.all(np.abs(out - reference) <= 1e-12 * scale))
 
 
 def _same(a, b) -> bool:

@@ -19,6 +19,8 @@ ATOL_SCALE_FLOOR = 1e-6
 
 Outputs = Sequence[np.ndarray]
 Evaluate = Callable[[np.ndarray], Outputs]
+# Outputs for several moved copies at once (a caller may run them as one stacked forward).
+EvaluateEach = Callable[[list], list]
 
 
 @dataclass
@@ -58,9 +60,13 @@ def _centred(evaluate: Evaluate, x: np.ndarray, upstream: Sequence, index: int, 
 
 
 def numerical_gradient(evaluate: Evaluate, x: np.ndarray, upstream: Sequence, eps: float,
-                       hidden: float = 0.0) -> Estimate:
-    """dL/dx for L = sum_k sum(R_k * out_k), one centred difference per element."""
-    value, noise = _column_differences(evaluate, x.reshape(1, -1), x.shape, upstream, eps, hidden)
+                       hidden: float = 0.0, each: EvaluateEach | None = None) -> Estimate:
+    """dL/dx for L = sum_k sum(R_k * out_k), one centred difference per element.
+
+    `each`, if given, evaluates a list of moved copies at once (the caller may stack them).
+    """
+    each = each or _one_by_one(evaluate)
+    value, noise = _column_differences(each, x.reshape(1, -1), x.shape, upstream, eps, hidden)
     return Estimate(value.reshape(x.shape), noise.reshape(x.shape))
 
 
@@ -148,47 +154,52 @@ def weigh_per_sample(upstream: Sequence, plus: Outputs, minus: Outputs, batch: i
 BLOCK_ELEMENTS = 1 << 18
 
 
-def _column_differences(evaluate: Evaluate, flat: np.ndarray, shape: tuple, upstream: Sequence, eps: float,
+def _one_by_one(evaluate: Evaluate) -> EvaluateEach:
+    return lambda moved: [evaluate(x) for x in moved]
+
+
+def _column_differences(each: EvaluateEach, flat: np.ndarray, shape: tuple, upstream: Sequence, eps: float,
                         hidden: float) -> tuple[np.ndarray, np.ndarray]:
     """Centred differences moving column j of `flat` (batch, n) in every row at once, for each j.
 
     Row i's share of each change is weighed separately (`weigh_per_sample`), so a batch of 1 is
-    the plain per-element difference. Forwards run one after another; their outputs are weighed
-    in blocks, one vectorised pass per block rather than a dozen numpy calls per element.
+    the plain per-element difference. Columns go in blocks: the block's moved copies are
+    evaluated together (`each`) and their outputs weighed in one vectorised pass. Blocks hold
+    about BLOCK_ELEMENTS input or output elements (the upstream gradients give the outputs' size).
     Returns the estimate and its rounding, both shaped like `flat`.
     """
     batch, n = flat.shape
     h = steps(flat, eps)
     value, noise = np.empty_like(flat), np.empty_like(flat)
-    taken = np.empty_like(flat)
-    pluses: list[Outputs] = []
-    minuses: list[Outputs] = []
-    start = 0
-    for j in range(n):
-        xp, xm = flat.copy(), flat.copy()
-        xp[:, j] += h[:, j]
-        xm[:, j] -= h[:, j]
-        taken[:, j] = xp[:, j] - xm[:, j]
-        pluses.append(evaluate(xp.reshape(shape)))
-        minuses.append(evaluate(xm.reshape(shape)))
-        outputs = sum(out.size for out in pluses[0])
-        if j + 1 == n or (j + 2 - start) * outputs > BLOCK_ELEMENTS:
-            stacked = [[np.stack(column) for column in zip(*side)] for side in (pluses, minuses)]
-            total, rounding = weigh_per_sample(upstream, stacked[0], stacked[1], batch, hidden)
-            value[:, start:j + 1] = total.T / taken[:, start:j + 1]
-            noise[:, start:j + 1] = rounding.T / taken[:, start:j + 1]
-            pluses, minuses, start = [], [], j + 1
+    outputs_size = sum(int(np.size(r)) for r in upstream)
+    start, width = 0, max(1, BLOCK_ELEMENTS // (2 * max(flat.size, outputs_size, 1)))
+    while start < n:
+        stop = min(n, start + width)
+        moved, taken = [], np.empty((batch, stop - start))
+        for j in range(start, stop):
+            xp, xm = flat.copy(), flat.copy()
+            xp[:, j] += h[:, j]
+            xm[:, j] -= h[:, j]
+            taken[:, j - start] = xp[:, j] - xm[:, j]
+            moved += [xp.reshape(shape), xm.reshape(shape)]
+        outputs = each(moved)
+        stacked = [[np.stack(column) for column in zip(*outputs[side::2])] for side in (0, 1)]
+        total, rounding = weigh_per_sample(upstream, stacked[0], stacked[1], batch, hidden)
+        value[:, start:stop] = total.T / taken
+        noise[:, start:stop] = rounding.T / taken
+        start = stop
     return value, noise
 
 
 def coloured_gradient(evaluate: Evaluate, x: np.ndarray, upstream: Sequence, eps: float,
-                      hidden: float = 0.0) -> Estimate:
+                      hidden: float = 0.0, each: EvaluateEach | None = None) -> Estimate:
     """dL/dx for a batch-independent layer: one element moved in every sample at once.
 
     Sample i's outputs depend only on sample i's input, so each sample's share of the change
     is its own centred difference: 2 forwards per element of one sample, not of the batch.
     """
-    value, noise = _column_differences(evaluate, x.reshape(x.shape[0], -1), x.shape, upstream, eps, hidden)
+    each = each or _one_by_one(evaluate)
+    value, noise = _column_differences(each, x.reshape(x.shape[0], -1), x.shape, upstream, eps, hidden)
     return Estimate(value.reshape(x.shape), noise.reshape(x.shape))
 
 
@@ -197,10 +208,7 @@ def coloured_gradient(evaluate: Evaluate, x: np.ndarray, upstream: Sequence, eps
 FAST_DIRECTIONS = 4
 FAST_TIGHTNESS = 0.1
 
-EvaluateMany = Callable[[dict], Outputs]
-
-
-def directions_agree(evaluate: EvaluateMany, points: dict, analytic: dict, upstream: Sequence, eps: float,
+def directions_agree(evaluate: EvaluateEach, points: dict, analytic: dict, upstream: Sequence, eps: float,
                      rtol: float, atol: float, seed: int) -> tuple[bool, float]:
     """Compare directional derivatives along Gaussian directions through all tensors at once.
 
@@ -217,19 +225,19 @@ def directions_agree(evaluate: EvaluateMany, points: dict, analytic: dict, upstr
         scale = max(float(np.max(np.abs(a), initial=0.0)), ATOL_SCALE_FLOOR)
         per_element = atol * min(1.0, scale) + rtol * np.abs(a)
         directions[name] = float(np.sqrt(np.mean(per_element**2))) if a.size else 1.0
-    worst_error = 0.0
+    moves, predicted, taken = [], [], []
     for _ in range(FAST_DIRECTIONS):
         v = {name: rng.standard_normal(x.shape) / max(directions[name], 1e-300) for name, x in points.items()}
         # one step for all tensors: no element moves by more than eps * max(1, |x|)
         t = eps * min(max(1.0, float(np.max(np.abs(x), initial=0.0))) / max(float(np.max(np.abs(v[n]), initial=0.0)), 1e-300)
                       for n, x in points.items())
-        plus = evaluate({n: x + t * v[n] for n, x in points.items()})
-        minus = evaluate({n: x - t * v[n] for n, x in points.items()})
-        total, rounding = weigh(upstream, plus, minus)
-        numeric = total / (2 * t)
-        predicted = sum(float(np.sum(analytic[n] * v[n])) for n in points)
-        error = abs(predicted - numeric) + rounding / (2 * t)
-        worst_error = max(worst_error, error)
-        if not np.isfinite(numeric) or error > FAST_TIGHTNESS:
-            return False, worst_error
-    return True, worst_error
+        moves += [{n: x + t * v[n] for n, x in points.items()}, {n: x - t * v[n] for n, x in points.items()}]
+        predicted.append(sum(float(np.sum(analytic[n] * v[n])) for n in points))
+        taken.append(2 * t)
+    outputs = evaluate(moves)
+    stacked = [[np.stack(column) for column in zip(*outputs[side::2])] for side in (0, 1)]
+    total, rounding = weigh_per_sample(upstream, stacked[0], stacked[1], 1)
+    numeric = total[:, 0] / taken
+    errors = np.abs(np.asarray(predicted) - numeric) + rounding[:, 0] / taken
+    worst_error = float(np.max(errors))
+    return bool(np.all(np.isfinite(numeric)) and worst_error <= FAST_TIGHTNESS), worst_error

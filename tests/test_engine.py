@@ -307,3 +307,84 @@ def test_gelu_far_in_the_negative_tail_is_not_a_failure():
     the forward's own rounding hid its gradient; the layer now uses erfc."""
     result = check_layer(REGISTRY.get("gelu"), Options(seed=10, examples=300))
     assert result.status is Status.PASS, result.message
+
+
+# -- numpy first, hypothesis on failure -------------------------------------------------------
+def _no_hypothesis(*args, **kwargs):
+    raise AssertionError("hypothesis was called for a passing layer")
+
+
+@pytest.mark.parametrize("name", ["linear", "conv2d", "batch-norm"])
+def test_a_passing_layer_is_checked_over_numpy_draws_without_hypothesis(name, monkeypatch):
+    import hypothesis
+
+    monkeypatch.setattr(hypothesis, "given", _no_hypothesis)
+    result = check_layer(REGISTRY.get(name), Options(seed=0, examples=12))
+    assert result.status is Status.PASS, result.message
+    assert result.examples >= 12  # 12 drawn examples, plus any drawn again for kinks
+
+
+def _spy_on_draws(monkeypatch) -> list:
+    """Record the examples the numpy sampler hands to the engine."""
+    import gradcheck.engine as engine
+
+    drawn, original = [], engine.draw_examples
+
+    def spy(spec, seed):
+        for example in original(spec, seed):
+            drawn.append(example)
+            yield example
+
+    monkeypatch.setattr(engine, "draw_examples", spy)
+    return drawn
+
+
+def _wrong_from_three_features(linear):
+    """linear's backward, wrong for dx once D >= 3: the smallest failing dims are N=1, D=3, M=1."""
+
+    class Wrong(linear):
+        def backward(self, dout):
+            dx = super().backward(dout)
+            return dx * 1.01 if dx.shape[1] >= 3 else dx
+
+    return Wrong
+
+
+def test_a_failure_found_by_numpy_is_shrunk_by_hypothesis(monkeypatch):
+    from gradcheck.engine import SHRINK_BUDGET
+
+    spec = REGISTRY.get("linear")
+    drawn = _spy_on_draws(monkeypatch)
+    result = check_layer(replace(spec, target=_wrong_from_three_features(spec.target)), Options(seed=0))
+    assert result.status is Status.FAIL
+    found = drawn[-1].dim_values  # the numpy draw that failed: the sampler stops at the first failure
+    assert found["D"] >= 3 and sum(found.values()) > 5, found  # not already the smallest (else pick another seed)
+    assert result.failing_dims == {"N": 1, "D": 3, "M": 1}
+    assert result.examples <= len(drawn) + SHRINK_BUDGET
+
+
+def test_the_numpy_failure_stands_when_hypothesis_finds_none(monkeypatch):
+    """Hypothesis restricted to a passing example: the failure the sampler found is still reported."""
+    import gradcheck.engine as engine
+    from hypothesis import strategies as st
+
+    spec = REGISTRY.get("linear")
+    drawn = _spy_on_draws(monkeypatch)
+    passing = Example((("N", 1), ("D", 1), ("M", 1)), 0)
+    monkeypatch.setattr(engine, "examples_strategy", lambda spec: st.just(passing))
+    result = check_layer(replace(spec, target=_wrong_from_three_features(spec.target)), Options(seed=0))
+    assert result.status is Status.FAIL
+    assert result.failing_dims == drawn[-1].dim_values
+
+
+def test_where_clauses_that_no_dims_satisfy_are_an_error(tmp_path):
+    from gradcheck.api import check_layer as check_named
+
+    (tmp_path / "layers.yaml").write_text(
+        "layers:\n"
+        "  - {name: never, impl: gradcheck.layers.activations:ReLU, inputs: {x: [N, D]},\n"
+        "     dims: {N: [1, 4], D: [1, 6]}, where: ['D > 10']}\n"
+    )
+    result = check_named("never", tmp_path / "layers.yaml", seed=0)
+    assert result.status is Status.ERROR
+    assert "no dims satisfy every 'where' clause" in result.message

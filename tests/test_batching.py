@@ -1,0 +1,90 @@
+"""Batch colouring and stacking: fewer forward calls, the same numbers, and a safe fallback.
+
+A batch-independent layer has each element of one sample moved in every sample at once
+(colouring), and the moved copies of the batch are stacked into one forward call (stacking).
+Layers that take only one batch size, or whose samples depend on their position in the batch,
+must be noticed and checked one forward per perturbation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gradcheck.examples import Counter, _ExampleRun, check_example
+from gradcheck.registry import load_registry
+from gradcheck.results import Status
+from gradcheck.sampling import Example
+from gradcheck.spec import DEFAULT_TOLERANCES
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILTINS = load_registry(ROOT / "layers.yaml")
+STACKING = load_registry(ROOT / "tests" / "fixtures" / "adversarial" / "stacking.yaml")
+
+
+def _run(spec, mode="full", **dims):
+    counter = Counter()
+    outcome = check_example(spec, Example(tuple(dims.items()), 11, 1.0), DEFAULT_TOLERANCES, counter, mode)
+    return outcome, counter.forward
+
+
+def _numeric(outcome, name):
+    return next(t for t in outcome.tensors if t.name == name).numeric
+
+
+def test_forward_calls_do_not_grow_with_the_sample_size():
+    tanh = BUILTINS.get("tanh")
+    small = _run(tanh, N=4, D=2)
+    large = _run(tanh, N=4, D=6)
+    assert small[0].status is large[0].status is Status.PASS
+    # 2 reference forwards, 2 probes, then one stacked call for every moved copy
+    assert small[1] == large[1] == 5
+
+
+def test_a_batch_of_one_is_stacked_too():
+    outcome, forwards = _run(BUILTINS.get("tanh"), N=1, D=6)
+    assert outcome.status is Status.PASS and forwards == 5
+
+
+@pytest.mark.parametrize("name, dims", [("tanh", {"N": 3, "D": 5}), ("linear", {"N": 3, "D": 4, "M": 2}),
+                                         ("conv2d", None), ("attention", None)])
+def test_stacked_and_unstacked_differences_agree(name, dims, monkeypatch):
+    spec = BUILTINS.get(name)
+    dims = dims or {dim: min(hi, max(lo, 3)) for dim, (lo, hi) in spec.dims.items()}
+    stacked, stacked_calls = _run(spec, **dims)
+    original = _ExampleRun._probe_batching
+    monkeypatch.setattr(_ExampleRun, "_probe_batching", lambda self: (original(self)[0], False))
+    plain, plain_calls = _run(spec, **dims)
+    assert stacked.status is plain.status is Status.PASS
+    assert stacked_calls < plain_calls
+    for tensor in plain.tensors:
+        np.testing.assert_allclose(_numeric(stacked, tensor.name), tensor.numeric, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["fixed-batch-affine", "scaled-by-batch", "mask-by-shape"])
+def test_layers_that_defeat_stacking_are_checked_one_forward_at_a_time(name, monkeypatch):
+    stacked_calls = []
+    original = _ExampleRun._stacked
+    monkeypatch.setattr(_ExampleRun, "_stacked", lambda self, moves: stacked_calls.append(len(moves)) or original(self, moves))
+    spec = STACKING.get(name)
+    outcome, _ = _run(spec, **{dim: hi for dim, (lo, hi) in spec.dims.items()})
+    assert outcome.status is Status.PASS
+    assert stacked_calls == []
+    tanh, _ = _run(BUILTINS.get("tanh"), N=4, D=3)  # the spy does see a layer that stacks
+    assert tanh.status is Status.PASS and stacked_calls
+
+
+@pytest.mark.parametrize("name", ["scaled-by-batch-wrong", "mask-by-shape-wrong", "fixed-batch-affine-wrong"])
+def test_bugs_in_layers_that_defeat_stacking_still_fail(name):
+    spec = STACKING.get(name)
+    outcome, _ = _run(spec, **{dim: hi for dim, (lo, hi) in spec.dims.items()})
+    assert outcome.status is Status.FAIL
+
+
+def test_fast_mode_stacks_its_directions_for_a_layer_without_parameters():
+    outcome, forwards = _run(BUILTINS.get("max-pool2d"), mode="fast",
+                             **{dim: hi for dim, (lo, hi) in BUILTINS.get("max-pool2d").dims.items()})
+    assert outcome.status is Status.PASS and {t.method for t in outcome.tensors} == {"fast"}
+    assert forwards == 5  # 2 reference, 2 probes, 1 stacked call for all directions

@@ -1,0 +1,137 @@
+"""The numpy sampler draws examples like the hypothesis strategy: ranges, `where`, batch of 1, boundaries first."""
+
+from collections import Counter
+from itertools import islice
+
+import pytest
+
+from gradcheck.registry import load_registry
+from gradcheck.sampling import SCALES, draw_examples, satisfies
+
+LAYERS = """
+layers:
+  - name: plain
+    impl: gradcheck.layers.linear:Linear
+    init: {W: $W, b: $b}
+    params: {W: [D, M], b: [M]}
+    inputs: {x: [N, D]}
+    dims: {N: [1, 4], D: [1, 5], M: [2, 5]}
+  - name: constrained
+    impl: gradcheck.layers.linear:Linear
+    init: {W: $W, b: $b}
+    params: {W: [D, M], b: [M]}
+    inputs: {x: [N, D]}
+    dims: {N: [1, 4], D: [1, 5], M: [2, 5]}
+    where: ["D != M", "N * D * M < 100"]
+  - name: batch-from-two
+    impl: gradcheck.layers.linear:Linear
+    init: {W: $W, b: $b}
+    params: {W: [D, M], b: [M]}
+    inputs: {x: [N, D]}
+    dims: {N: [2, 5], D: [1, 5], M: [1, 5]}
+  - name: rare
+    impl: gradcheck.layers.linear:Linear
+    init: {W: $W, b: $b}
+    params: {W: [D, M], b: [M]}
+    inputs: {x: [N, D]}
+    dims: {N: [1, 4], D: [1, 5], M: [1, 5]}
+    where: ["N == 3", "D == 2", "M == 4"]
+  - name: impossible
+    impl: gradcheck.layers.linear:Linear
+    init: {W: $W, b: $b}
+    params: {W: [D, M], b: [M]}
+    inputs: {x: [N, D]}
+    dims: {N: [1, 4], D: [1, 5], M: [1, 5]}
+    where: ["D > 10"]
+"""
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sampling") / "layers.yaml"
+    path.write_text(LAYERS)
+    return load_registry(path)
+
+
+def draws(spec, seed=0, count=4000):
+    return list(islice(draw_examples(spec, seed), count))
+
+
+def test_dims_stay_in_their_ranges_meet_where_and_cover_every_allowed_value(registry):
+    spec = registry.get("constrained")
+    examples = draws(spec)
+    assert len(examples) == 4000
+    for example in examples:
+        dims = example.dim_values
+        assert list(dims) == list(spec.dims)
+        assert all(lo <= dims[name] <= hi for name, (lo, hi) in spec.dims.items()), dims
+        assert dims["D"] != dims["M"] and dims["N"] * dims["D"] * dims["M"] < 100, dims
+        assert satisfies(spec, dims)
+    for name, (lo, hi) in spec.dims.items():
+        assert {e.dim_values[name] for e in examples} == set(range(lo, hi + 1)), name
+
+
+def test_the_batch_is_one_half_the_time_and_other_dims_are_uniform(registry):
+    examples = draws(registry.get("plain"))[2:]  # past the two boundary examples
+    n = len(examples)
+    batch = Counter(e.dim_values["N"] for e in examples)
+    assert abs(batch[1] / n - 0.5) < 0.03, batch
+    for value in (2, 3, 4):  # the other half, spread evenly over [2, hi]
+        assert abs(batch[value] / n - 0.5 / 3) < 0.03, batch
+    for name, (lo, hi) in (("D", (1, 5)), ("M", (2, 5))):
+        seen = Counter(e.dim_values[name] for e in examples)
+        for value in range(lo, hi + 1):
+            assert abs(seen[value] / n - 1 / (hi - lo + 1)) < 0.03, (name, seen)
+
+
+def test_a_batch_whose_range_starts_above_one_is_uniform(registry):
+    examples = draws(registry.get("batch-from-two"))[2:]
+    batch = Counter(e.dim_values["N"] for e in examples)
+    assert set(batch) == {2, 3, 4, 5}
+    assert all(abs(count / len(examples) - 0.25) < 0.03 for count in batch.values()), batch
+
+
+def test_value_seeds_and_scales_are_drawn_uniformly(registry):
+    examples = draws(registry.get("plain"))[2:]
+    seeds = [e.seed for e in examples]
+    assert len(set(seeds)) == len(seeds) and all(0 <= s < 2**32 for s in seeds)
+    assert max(seeds) > 2**31  # the whole 32-bit range, not a small corner of it
+    scales = Counter(e.scale for e in examples)
+    assert set(scales) == set(SCALES)
+    assert all(abs(count / len(examples) - 1 / len(SCALES)) < 0.03 for count in scales.values()), scales
+
+
+def test_the_smallest_then_the_largest_dims_come_first_at_unit_scale(registry):
+    spec = registry.get("plain")
+    smallest, largest, *rest = draws(spec, seed=3, count=20)
+    assert smallest.dim_values == {"N": 1, "D": 1, "M": 2} and smallest.scale == 1.0 and smallest.seed == 0
+    assert largest.dim_values == {"N": 4, "D": 5, "M": 5} and largest.scale == 1.0
+    assert {e.dim_values["N"] for e in rest} != {1} and {e.scale for e in rest} != {1.0}
+
+
+def test_a_boundary_that_misses_where_is_left_out(registry):
+    """constrained: the smallest dims (1, 1, 2) qualify, the largest (4, 5, 5) break both clauses."""
+    spec = registry.get("constrained")
+    first, second = draws(spec, seed=3, count=2)
+    assert first.dim_values == {"N": 1, "D": 1, "M": 2} and first.seed == 0
+    assert second.dim_values != {"N": 4, "D": 5, "M": 5}
+    assert satisfies(spec, second.dim_values)
+
+
+def test_draws_are_deterministic_for_a_seed_and_differ_between_seeds(registry):
+    spec = registry.get("plain")
+    assert draws(spec, seed=5, count=50) == draws(spec, seed=5, count=50)
+    five, six = draws(spec, seed=5, count=50), draws(spec, seed=6, count=50)
+    assert five[0] == six[0]  # the smallest example is the same for every seed
+    assert all(a != b for a, b in zip(five[1:], six[1:]))
+    assert draws(spec, seed=-5, count=50) != five  # a negative --seed works, and is another seed
+
+
+def test_a_rarely_met_where_is_still_met(registry):
+    examples = draws(registry.get("rare"), count=50)
+    assert len(examples) == 50
+    assert {tuple(e.dim_values.values()) for e in examples} == {(3, 2, 4)}
+
+
+def test_an_unsatisfiable_where_ends_the_draws(registry):
+    assert draws(registry.get("impossible")) == []
