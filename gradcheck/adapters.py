@@ -308,8 +308,10 @@ def adapter_for(spec: LayerSpec) -> Adapter:
 
 def normalise_outputs(out: Any, who: str) -> tuple[np.ndarray, ...]:
     """Forward's output(s) as a tuple of float64 arrays, or a LayerProblem saying what was wrong."""
-    if type(out) is np.ndarray and out.dtype == np.float64:  # the common case, first
+    if type(out) is np.ndarray and out.dtype == np.float64:  # the common cases, first
         return (out,)
+    if type(out) in (float, np.float64):  # a loss
+        return (np.asarray(out, dtype=np.float64),)
     items = out if isinstance(out, tuple) else (out,)
     arrays = []
     for position, item in enumerate(items):

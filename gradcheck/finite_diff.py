@@ -174,20 +174,19 @@ def _column_differences(each: EvaluateEach, flat: np.ndarray, shape: tuple, upst
     outputs_size = sum(int(np.size(r)) for r in upstream)
     start, width = 0, max(1, BLOCK_ELEMENTS // (2 * max(flat.size, outputs_size, 1)))
     while start < n:
-        stop = min(n, start + width)
-        moved, taken = [], np.empty((batch, stop - start))
-        for j in range(start, stop):
-            xp, xm = flat.copy(), flat.copy()
-            xp[:, j] += h[:, j]
-            xm[:, j] -= h[:, j]
-            taken[:, j - start] = xp[:, j] - xm[:, j]
-            moved += [xp.reshape(shape), xm.reshape(shape)]
-        outputs = each(moved)
+        columns = np.arange(start, min(n, start + width))
+        copies = np.arange(len(columns))
+        plus = np.repeat(flat[None], len(columns), axis=0)  # copy c moves column columns[c] in every row
+        minus = plus.copy()
+        plus[copies, :, columns] += h[:, columns].T
+        minus[copies, :, columns] -= h[:, columns].T
+        taken = (plus[copies, :, columns] - minus[copies, :, columns]).T  # the steps actually taken
+        outputs = each([x.reshape(shape) for pair in zip(plus, minus) for x in pair])
         stacked = [[np.stack(column) for column in zip(*outputs[side::2])] for side in (0, 1)]
         total, rounding = weigh_per_sample(upstream, stacked[0], stacked[1], batch, hidden)
-        value[:, start:stop] = total.T / taken
-        noise[:, start:stop] = rounding.T / taken
-        start = stop
+        value[:, columns] = total.T / taken
+        noise[:, columns] = rounding.T / taken
+        start = columns[-1] + 1
     return value, noise
 
 
