@@ -269,9 +269,9 @@ class _ExampleRun:
 
         Colouring needs sample i's outputs to depend on sample i's inputs alone; stacking needs
         that too, across copies of the whole batch, and a layer that takes any batch size. Both
-        are probed with large moves: two stacked forwards ([moved; drawn] and [drawn; moved]) whose
-        drawn halves must reproduce the reference outputs; failing that, two plain forwards that
-        move the first and the last sample (batch-norm mixes samples: checked the full way).
+        are probed with large moves: one stacked forward, [moved; drawn; moved], whose middle copy
+        must reproduce the reference outputs; failing that, two plain forwards that move the first
+        and the last sample (batch-norm mixes samples: checked the full way).
         """
         if self._batching is None:
             self._batching = self._probe_batching()
@@ -285,20 +285,13 @@ class _ExampleRun:
         if any(out.shape[:1] != (size,) for out in self.base):
             return set(), False
         rng = np.random.default_rng([self.seed, 3])
-        moved = {}
-        for name in names:
-            x = self.arrays[name]
-            moved[name] = x + 0.1 * (np.abs(x) + 1.0) * rng.standard_normal(x.shape)
-        stacks = True
-        for drawn_at in (1, 0):  # [moved; drawn], then [drawn; moved]
-            try:
-                copies = self._forward_stacked([moved, {}] if drawn_at else [{}, moved])
-            except (LayerProblem, _Unstacked):  # a layer built for one batch size may refuse another
-                copies = None
-            if copies is None or not all(_reproduces(out, ref) for out, ref in zip(copies[drawn_at], self.base)):
-                stacks = False
-                break
-        if stacks:
+        before, after = ({name: x + 0.1 * (np.abs(x) + 1.0) * rng.standard_normal(x.shape)
+                          for name, x in self.arrays.items() if name in names} for _ in range(2))
+        try:  # the drawn batch between two moved ones must come out as it did alone
+            copies = self._forward_stacked([before, {}, after])
+        except (LayerProblem, _Unstacked):  # a layer built for one batch size may refuse another
+            copies = None
+        if copies is not None and all(_reproduces(out, ref) for out, ref in zip(copies[1], self.base)):
             return names, True
         if size < 2:
             return set(), False
