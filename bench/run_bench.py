@@ -487,16 +487,20 @@ def bench_scaling(specs: list[LayerSpec], modes: list[str], repeats: int, seed: 
             small = _scaling_point(spec, {**MEDIUM_DIMS[spec.name], spec.batch_dim: batch}, mode, repeats, seed)
             large = _scaling_point(spec, {**MEDIUM_DIMS[spec.name], spec.batch_dim: 2 * batch}, mode, repeats, seed)
             raw.append({"name": spec.name, "B": small, "2B": large})
+            in_forwards = [_ratio(point["input_span"], point["one_forward"]) for point in (small, large)]
             rows.append([
                 spec.name, small["input_forwards"], large["input_forwards"],
                 fmt_ratio(_ratio(large["input_forwards"], small["input_forwards"])),
                 fmt_s(small["input_span"]), fmt_s(large["input_span"]),
                 fmt_ratio(_ratio(large["input_span"], small["input_span"])),
+                fmt_s(small["one_forward"]), fmt_s(large["one_forward"]),
+                *(f"{v:.1f}" if v is not None else "-" for v in in_forwards),
                 fmt_s(small["seconds"]), fmt_s(large["seconds"]),
                 fmt_ratio(_ratio(large["seconds"], small["seconds"])),
             ])
         headers = ["layer", "input fwd @B", "input fwd @2B", "ratio", "input check @B", "input check @2B",
-                   "ratio", "whole example @B", "whole example @2B", "ratio"]
+                   "ratio", "one forward @B", "one forward @2B", "input check in forwards @B", "@2B",
+                   "whole example @B", "whole example @2B", "ratio"]
         print(table(headers, rows, f"Batch scaling, mode={mode_label(mode)}: B={batch} vs 2B={2 * batch}, other dims fixed "
                     f"(target: input-check ratio well below 2)") + load_note(), flush=True)
         out[mode] = raw
@@ -509,7 +513,7 @@ def _ratio(a, b):
 
 def _scaling_point(spec, dims, mode, repeats, seed) -> dict:
     """Median cost of one fixed example, and of the part of it that perturbs inputs."""
-    seconds, spans, inside, counts = [], [], [], []
+    seconds, spans, inside, counts, singles = [], [], [], [], []
     for _ in range(repeats):
         timer = LayerTimer(record=True)
         with timing_layer_code(timer):
@@ -520,8 +524,10 @@ def _scaling_point(spec, dims, mode, repeats, seed) -> dict:
         counts.append(len(perturbed))
         spans.append(perturbed[-1].end - perturbed[0].start if perturbed else 0.0)
         inside.append(sum(e.end - e.start for e in perturbed))
+        singles.append(min(e.end - e.start for e in forwards[:2]))  # the reference forwards: one plain call
     return {"dims": dims, "seconds": median(seconds), "input_forwards": counts[0], "input_span": median(spans),
-            "input_layer_seconds": median(inside), "status": status, "via": via, "spread": spread(seconds)}
+            "input_layer_seconds": median(inside), "one_forward": median(singles), "status": status, "via": via,
+            "spread": spread(seconds)}
 
 
 def _same_args(a: tuple, b: tuple) -> bool:

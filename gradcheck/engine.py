@@ -120,6 +120,7 @@ class _Search:
 
     def run(self, seed: int) -> list[ExampleOutcome]:
         if not self._sample(seed):
+            self.failing = False  # hypothesis's own search is free until it meets a failure; its shrinking is not
             self._search(seed)
         return list(self.evaluated.values())
 
@@ -139,11 +140,12 @@ class _Search:
     def _search(self, seed: int) -> None:
         """Let hypothesis search and shrink; every example it checks lands in `self.evaluated`.
 
-        After a numpy failure `self.failing` is already set, so hypothesis's generate and shrink
-        phases share SHRINK_BUDGET new examples: a failing layer costs at most count + SHRINK_BUDGET
-        examples, as before. Examples past the budget pass unchecked, so hypothesis stops shrinking
-        there; the numpy failure stands if hypothesis finds none smaller. Its first example, the
-        simplest, is the sampler's first too, so a failure there is not checked twice.
+        Hypothesis generates up to `count` examples of its own (a systematic bug fails within the
+        first few); from its first failure on, each new example spends SHRINK_BUDGET, so a failing
+        layer costs at most 2 * count + SHRINK_BUDGET examples. Examples past the budget pass
+        unchecked, so hypothesis stops shrinking there; the numpy failure stands if hypothesis finds
+        none smaller. Its first example, the simplest, is the sampler's first too, so a failure
+        there is not checked twice.
         """
         from hypothesis import HealthCheck, Phase, Verbosity, given, settings
         from hypothesis import seed as hypothesis_seed
@@ -174,6 +176,7 @@ class _Search:
     def visit(self, example: Example) -> ExampleOutcome:
         outcome = self.evaluated.get(example)
         if outcome is not None:
+            self.failing = self.failing or outcome.failed  # shrinking from a known failure is charged too
             return outcome
         if self.failing:
             if self.shrinks >= SHRINK_BUDGET:

@@ -218,25 +218,25 @@ def directions_agree(evaluate: EvaluateEach, points: dict, analytic: dict, upstr
     largest error in those units).
     """
     rng = np.random.default_rng([seed, 7])
-    directions = {}
+    count = FAST_DIRECTIONS
+    v, reach, predicted = {}, [], np.zeros(count)
     for name, x in points.items():
         a = analytic[name]
         scale = max(float(np.max(np.abs(a), initial=0.0)), ATOL_SCALE_FLOOR)
         per_element = atol * min(1.0, scale) + rtol * np.abs(a)
-        directions[name] = float(np.sqrt(np.mean(per_element**2))) if a.size else 1.0
-    moves, predicted, taken = [], [], []
-    for _ in range(FAST_DIRECTIONS):
-        v = {name: rng.standard_normal(x.shape) / max(directions[name], 1e-300) for name, x in points.items()}
-        # one step for all tensors: no element moves by more than eps * max(1, |x|)
-        t = eps * min(max(1.0, float(np.max(np.abs(x), initial=0.0))) / max(float(np.max(np.abs(v[n]), initial=0.0)), 1e-300)
-                      for n, x in points.items())
-        moves += [{n: x + t * v[n] for n, x in points.items()}, {n: x - t * v[n] for n, x in points.items()}]
-        predicted.append(sum(float(np.sum(analytic[n] * v[n])) for n in points))
-        taken.append(2 * t)
+        unit = float(np.sqrt(np.mean(per_element**2))) if a.size else 1.0
+        v[name] = rng.standard_normal((count,) + x.shape) / max(unit, 1e-300)  # one row per direction
+        rows = v[name].reshape(count, -1)
+        # how far each direction may go before some element moves by more than eps * max(1, |x|)
+        reach.append(max(1.0, float(np.max(np.abs(x), initial=0.0))) / np.maximum(np.max(np.abs(rows), axis=1, initial=0.0), 1e-300))
+        predicted += rows @ a.reshape(-1)
+    t = eps * np.min(reach, axis=0)  # one step per direction, shared by all tensors
+    moves = [{n: x + sign * t[k] * v[n][k] for n, x in points.items()} for k in range(count) for sign in (1.0, -1.0)]
     outputs = evaluate(moves)
     stacked = [[np.stack(column) for column in zip(*outputs[side::2])] for side in (0, 1)]
     total, rounding = weigh_per_sample(upstream, stacked[0], stacked[1], 1)
+    taken = 2 * t
     numeric = total[:, 0] / taken
-    errors = np.abs(np.asarray(predicted) - numeric) + rounding[:, 0] / taken
+    errors = np.abs(predicted - numeric) + rounding[:, 0] / taken
     worst_error = float(np.max(errors))
     return bool(np.all(np.isfinite(numeric)) and worst_error <= FAST_TIGHTNESS), worst_error

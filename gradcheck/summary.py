@@ -93,6 +93,9 @@ def _diagnosis(spec, tensor: TensorOutcome, example: ExampleOutcome, failures, e
     candidates += [(tensor, example), _largest_failure(tensor.name, failures)]
     for candidate, outcome in candidates:
         guess = diagnose(spec, candidate, outcome)
+        if guess and outcome is not example:  # the numbers shown are another example's: say where it was seen
+            dims = ", ".join(f"{k}={v}" for k, v in _ordered(spec, outcome.example.dim_values).items())
+            return f"{guess} (seen at {dims})"
         if guess:
             return guess
     return diagnose(spec, tensor, example, needs=evidence.needs)

@@ -122,3 +122,18 @@ def test_cli_passes_every_fixed_twin(tmp_path):
     assert result.exit_code == 0, result.output
     assert report is not None, result.output
     assert {layer["status"] for layer in report["layers"]} == {"PASS"}
+
+
+def test_a_diagnosis_read_off_another_example_says_where(buggy_results):
+    """The numbers shown are the smallest failure's; a batch size named in the diagnosis that is
+    not that example's must come with the dims where it was seen."""
+    checked = 0
+    for layer in buggy_results.values():
+        for tensor in layer.tensors:
+            named = re.search(r"\(N=(\d+)\)", tensor.diagnosis or "")
+            if not named or not tensor.failing_dims or tensor.failing_dims.get("N") == int(named.group(1)):
+                continue
+            checked += 1
+            seen = re.search(r"\(seen at ([^)]*)\)", tensor.diagnosis)
+            assert seen and f"N={named.group(1)}" in seen.group(1).split(", "), tensor.diagnosis
+    assert checked  # batch-mean, at this seed, is diagnosed from its larger rerun
