@@ -146,6 +146,8 @@ def draw_upstream(outputs: tuple[np.ndarray, ...], seed: int) -> list:
 
     A one-element array (a loss returned as np.array([loss])) counts as a scalar too.
     """
+    if all(out.ndim == 0 or out.shape == (1,) for out in outputs):  # a loss: no generator needed
+        return [1.0 if out.ndim == 0 else np.ones(1) for out in outputs]
     rng = np.random.default_rng([seed, 1])
     return [1.0 if out.ndim == 0 else np.ones(1) if out.shape == (1,) else rng.standard_normal(out.shape)
             for out in outputs]
