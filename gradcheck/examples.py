@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gradcheck.adapters import UPDATE_LEARNING_RATE, Adapter, LayerProblem, adapter_for
+from gradcheck import finite_diff
 from gradcheck.finite_diff import (
     Estimate, centred_difference, coloured_gradient, directions_agree, is_steady, numerical_gradient, tolerance,
 )
@@ -180,12 +181,21 @@ class _ExampleRun:
         names = {name for move in moves for name in move}
         if len(moves) > 1 and names <= self.batch_leading and names.isdisjoint(self.params):
             colour, stacks = self.batching()
-            if stacks and names <= colour:
-                return self._stacked(moves)
+            # copies per call: about BLOCK_ELEMENTS input or output elements (a large batch gets several calls)
+            group = finite_diff.BLOCK_ELEMENTS // max(self._copy_size(), 1)
+            if stacks and names <= colour and group >= 2:
+                return [out for start in range(0, len(moves), group) for out in self._stacked(moves[start:start + group])]
         return [self._evaluate_many(move) for move in moves]
+
+    def _copy_size(self) -> int:
+        """Elements in one copy of the batch-leading inputs, or of the outputs if those are larger."""
+        inputs = sum(self.arrays[name].size for name in self.batch_leading)
+        return max(inputs, sum(int(np.prod(shape)) for shape in self.output_shapes))
 
     def _stacked(self, moves: list[dict[str, np.ndarray]]) -> list[tuple[np.ndarray, ...]]:
         """One forward on the moved copies stacked along the batch axis, split back into copies."""
+        if len(moves) == 1:
+            return [self._evaluate_many(moves[0])]
         try:
             return self._forward_stacked(moves)
         except _Unstacked as unstacked:

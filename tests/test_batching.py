@@ -88,3 +88,19 @@ def test_fast_mode_stacks_its_directions_for_a_layer_without_parameters():
                              **{dim: hi for dim, (lo, hi) in BUILTINS.get("max-pool2d").dims.items()})
     assert outcome.status is Status.PASS and {t.method for t in outcome.tensors} == {"fast"}
     assert forwards == 4  # 2 reference, 1 probe, 1 stacked call for all directions
+
+
+@pytest.mark.parametrize("name, mode", [("tanh", "full"), ("max-pool2d", "fast"), ("conv2d", "full")])
+def test_a_large_batch_is_stacked_in_several_calls_with_the_same_numbers(name, mode, monkeypatch):
+    from gradcheck import finite_diff
+
+    spec = BUILTINS.get(name)
+    dims = {dim: hi for dim, (lo, hi) in spec.dims.items()}
+    whole, whole_calls = _run(spec, mode, **dims)
+    arrays_size = max(t.analytic.size for t in whole.tensors if t.kind == "input")
+    monkeypatch.setattr(finite_diff, "BLOCK_ELEMENTS", 3 * arrays_size)  # about three copies per call
+    split, split_calls = _run(spec, mode, **dims)
+    assert whole.status is split.status is Status.PASS
+    assert split_calls > whole_calls
+    for tensor in whole.tensors:
+        np.testing.assert_allclose(_numeric(split, tensor.name), tensor.numeric, rtol=1e-7, atol=1e-9)
