@@ -175,45 +175,57 @@ class _ExampleRun:
                                next(iter(moved)) if len(moved) == 1 else None)
         return outputs
 
-    def evaluate_all(self, moves: list[dict[str, np.ndarray]]) -> list[tuple[np.ndarray, ...]]:
-        """Forward outputs for each of `moves`: in one call, stacked along the batch axis, when the
-        layer allows it (see `batching`) and only batch-leading inputs move; else one call each."""
-        names = {name for move in moves for name in move}
-        if len(moves) > 1 and names <= self.batch_leading and names.isdisjoint(self.params):
+    def evaluate_all(self, moved: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Forward outputs for K moved versions of some tensors: `moved[name]` stacks K replacements
+        of tensor `name` along a new leading axis, and each output comes back stacked the same way.
+
+        The K copies of the batch go through one forward, stacked along the batch axis, when the
+        layer allows it (see `batching`) and only batch-leading inputs move, in calls of about
+        BLOCK_ELEMENTS elements; otherwise one forward per copy.
+        """
+        count = len(next(iter(moved.values())))
+        names = set(moved)
+        if count > 1 and names <= self.batch_leading and names.isdisjoint(self.params):
             colour, stacks = self.batching()
-            # copies per call: about BLOCK_ELEMENTS input or output elements (a large batch gets several calls)
             group = finite_diff.BLOCK_ELEMENTS // max(self._copy_size(), 1)
             if stacks and names <= colour and group >= 2:
-                return [out for start in range(0, len(moves), group) for out in self._stacked(moves[start:start + group])]
-        return [self._evaluate_many(move) for move in moves]
+                parts = [self._stacked({n: v[i:i + group] for n, v in moved.items()}) for i in range(0, count, group)]
+                return parts[0] if len(parts) == 1 else [np.concatenate(column) for column in zip(*parts)]
+        each = [self._evaluate_many({n: v[k] for n, v in moved.items()}) for k in range(count)]
+        return [np.stack(column) for column in zip(*each)]
 
     def _copy_size(self) -> int:
         """Elements in one copy of the batch-leading inputs, or of the outputs if those are larger."""
         inputs = sum(self.arrays[name].size for name in self.batch_leading)
         return max(inputs, sum(int(np.prod(shape)) for shape in self.output_shapes))
 
-    def _stacked(self, moves: list[dict[str, np.ndarray]]) -> list[tuple[np.ndarray, ...]]:
-        """One forward on the moved copies stacked along the batch axis, split back into copies."""
-        if len(moves) == 1:
-            return [self._evaluate_many(moves[0])]
+    def _stacked(self, moved: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """One forward on the moved copies stacked along the batch axis; outputs split back into copies."""
         try:
-            return self._forward_stacked(moves)
+            return self._forward_stacked(moved)
         except _Unstacked as unstacked:
-            moved = sorted({name for move in moves for name in move})
-            raise LayerProblem(Status.ERROR, f"forward returned output shape(s) {unstacked.got} for {len(moves)} stacked "
-                               f"copies of the batch with a slightly moved {'/'.join(moved)}; {unstacked.expected} expected from the "
-                               f"drawn batch's {', '.join(map(str, self.output_shapes))}", moved[0] if len(moved) == 1 else None) from None
+            names = sorted(moved)
+            count = len(next(iter(moved.values())))
+            raise LayerProblem(Status.ERROR, f"forward returned output shape(s) {unstacked.got} for {count} stacked "
+                               f"copies of the batch with a slightly moved {'/'.join(names)}; {unstacked.expected} expected from the "
+                               f"drawn batch's {', '.join(map(str, self.output_shapes))}", names[0] if len(names) == 1 else None) from None
 
-    def _forward_stacked(self, moves: list[dict[str, np.ndarray]]) -> list[tuple[np.ndarray, ...]]:
-        """Outputs per copy of one forward on the copies stacked along the batch axis."""
-        count, size = len(moves), self.batch_size
-        inputs = [np.concatenate([move.get(t.name, x) for move in moves]) if t.name in self.batch_leading
-                  else x.copy() for t, x in zip(self.spec.inputs, self.inputs)]
+    def _forward_stacked(self, moved: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Outputs, stacked per copy, of one forward on the copies stacked along the batch axis."""
+        count, size = len(next(iter(moved.values()))), self.batch_size
+        inputs = []
+        for t, x in zip(self.spec.inputs, self.inputs):
+            if t.name in moved:  # (count, size, ...) -> (count * size, ...): copy k is rows k*size .. (k+1)*size
+                inputs.append(np.ascontiguousarray(moved[t.name]).reshape((count * size,) + x.shape[1:]))
+            elif t.name in self.batch_leading:
+                inputs.append(np.concatenate([x] * count))
+            else:
+                inputs.append(x.copy())
         outputs = self.forward(inputs, {k: v.copy() for k, v in self.params.items()})[0]
         expected = [(count * size,) + shape[1:] for shape in self.output_shapes]
         if [out.shape for out in outputs] != expected:
             raise _Unstacked(", ".join(str(out.shape) for out in outputs), ", ".join(map(str, expected)))
-        return [tuple(out[k * size:(k + 1) * size] for out in outputs) for k in range(count)]
+        return [out.reshape((count, size) + out.shape[1:]) for out in outputs]
 
     # -- forward --------------------------------------------------------------------------
     def forward(self, inputs, params):
@@ -228,8 +240,8 @@ class _ExampleRun:
         return lambda moved: self._evaluate_many({name: moved})
 
     def _evaluate_each(self, name: str):
-        """evaluate_all for tensor `name`: a list of replacements in, their outputs out."""
-        return lambda moved: self.evaluate_all([{name: x} for x in moved])
+        """evaluate_all for tensor `name` alone: its moved copies in, stacked; the outputs out, stacked."""
+        return lambda copies: self.evaluate_all({name: copies})
 
     def reference_forward(self) -> tuple[np.ndarray, ...]:
         """Forward at the drawn point: finite, deterministic, leaving its inputs alone.
@@ -295,13 +307,16 @@ class _ExampleRun:
         if any(out.shape[:1] != (size,) for out in self.base):
             return set(), False
         rng = np.random.default_rng([self.seed, 3])
-        before, after = ({name: x + 0.1 * (np.abs(x) + 1.0) * rng.standard_normal(x.shape)
-                          for name, x in self.arrays.items() if name in names} for _ in range(2))
+        moved = {}
+        for name in names:  # [moved; drawn; moved]
+            x = self.arrays[name]
+            moved[name] = x[None] + np.array([0.1, 0.0, 0.1]).reshape((3,) + (1,) * x.ndim) * (
+                np.abs(x) + 1.0) * rng.standard_normal((3,) + x.shape)
         try:  # the drawn batch between two moved ones must come out as it did alone
-            copies = self._forward_stacked([before, {}, after])
+            copies = self._forward_stacked(moved)
         except (LayerProblem, _Unstacked):  # a layer built for one batch size may refuse another
             copies = None
-        if copies is not None and all(_reproduces(out, ref) for out, ref in zip(copies[1], self.base)):
+        if copies is not None and all(_reproduces(out[1], ref) for out, ref in zip(copies, self.base)):
             return names, True
         if size < 2:
             return set(), False

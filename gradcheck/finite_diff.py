@@ -19,8 +19,9 @@ ATOL_SCALE_FLOOR = 1e-6
 
 Outputs = Sequence[np.ndarray]
 Evaluate = Callable[[np.ndarray], Outputs]
-# Outputs for several moved copies at once (a caller may run them as one stacked forward).
-EvaluateEach = Callable[[list], list]
+# Outputs for K moved copies at once: copies stacked along a new leading axis, (K, *x.shape), in;
+# each output stacked the same way, (K, *out.shape), out. A caller may run them as one forward.
+EvaluateEach = Callable[[np.ndarray], list]
 
 
 @dataclass
@@ -63,7 +64,7 @@ def numerical_gradient(evaluate: Evaluate, x: np.ndarray, upstream: Sequence, ep
                        hidden: float = 0.0, each: EvaluateEach | None = None) -> Estimate:
     """dL/dx for L = sum_k sum(R_k * out_k), one centred difference per element.
 
-    `each`, if given, evaluates a list of moved copies at once (the caller may stack them).
+    `each`, if given, evaluates many moved copies at once (see EvaluateEach).
     """
     each = each or _one_by_one(evaluate)
     value, noise = _column_differences(each, x.reshape(1, -1), x.shape, upstream, eps, hidden)
@@ -155,7 +156,7 @@ BLOCK_ELEMENTS = 1 << 18
 
 
 def _one_by_one(evaluate: Evaluate) -> EvaluateEach:
-    return lambda moved: [evaluate(x) for x in moved]
+    return lambda copies: [np.stack(column) for column in zip(*(evaluate(x) for x in copies))]
 
 
 def _column_differences(each: EvaluateEach, flat: np.ndarray, shape: tuple, upstream: Sequence, eps: float,
@@ -175,15 +176,15 @@ def _column_differences(each: EvaluateEach, flat: np.ndarray, shape: tuple, upst
     start, width = 0, max(1, BLOCK_ELEMENTS // (2 * max(flat.size, outputs_size, 1)))
     while start < n:
         columns = np.arange(start, min(n, start + width))
-        copies = np.arange(len(columns))
-        plus = np.repeat(flat[None], len(columns), axis=0)  # copy c moves column columns[c] in every row
-        minus = plus.copy()
-        plus[copies, :, columns] += h[:, columns].T
-        minus[copies, :, columns] -= h[:, columns].T
-        taken = (plus[copies, :, columns] - minus[copies, :, columns]).T  # the steps actually taken
-        outputs = each([x.reshape(shape) for pair in zip(plus, minus) for x in pair])
-        stacked = [[np.stack(column) for column in zip(*outputs[side::2])] for side in (0, 1)]
-        total, rounding = weigh_per_sample(upstream, stacked[0], stacked[1], batch, hidden)
+        count = len(columns)
+        # copies[c, 0] moves column columns[c] up in every row, copies[c, 1] down
+        copies = np.repeat(flat[None, None], count, axis=0).repeat(2, axis=1)
+        copies[np.arange(count), 0, :, columns] += h[:, columns].T
+        copies[np.arange(count), 1, :, columns] -= h[:, columns].T
+        taken = (copies[np.arange(count), 0, :, columns] - copies[np.arange(count), 1, :, columns]).T
+        outputs = [out.reshape((count, 2) + out.shape[1:]) for out in each(copies.reshape((2 * count,) + shape))]
+        total, rounding = weigh_per_sample(upstream, [out[:, 0] for out in outputs], [out[:, 1] for out in outputs],
+                                           batch, hidden)
         value[:, columns] = total.T / taken
         noise[:, columns] = rounding.T / taken
         start = columns[-1] + 1
@@ -207,7 +208,7 @@ def coloured_gradient(evaluate: Evaluate, x: np.ndarray, upstream: Sequence, eps
 FAST_DIRECTIONS = 4
 FAST_TIGHTNESS = 0.1
 
-def directions_agree(evaluate: EvaluateEach, points: dict, analytic: dict, upstream: Sequence, eps: float,
+def directions_agree(evaluate: Callable[[dict], list], points: dict, analytic: dict, upstream: Sequence, eps: float,
                      rtol: float, atol: float, seed: int) -> tuple[bool, float]:
     """Compare directional derivatives along Gaussian directions through all tensors at once.
 
@@ -215,7 +216,8 @@ def directions_agree(evaluate: EvaluateEach, points: dict, analytic: dict, upstr
     signs) and s the rms of that tensor's per-element tolerance, so a tensor with small
     gradients is not drowned by one with large ones. The directions agree when every
     |a.v - n_v| plus the reference's rounding stays within FAST_TIGHTNESS. Returns (agree,
-    largest error in those units).
+    largest error in those units). `evaluate` takes {tensor: moved copies stacked along a new
+    leading axis} and returns each output stacked the same way.
     """
     rng = np.random.default_rng([seed, 7])
     count = FAST_DIRECTIONS
@@ -231,10 +233,10 @@ def directions_agree(evaluate: EvaluateEach, points: dict, analytic: dict, upstr
         reach.append(max(1.0, float(np.max(np.abs(x), initial=0.0))) / np.maximum(np.max(np.abs(rows), axis=1, initial=0.0), 1e-300))
         predicted += rows @ a.reshape(-1)
     t = eps * np.min(reach, axis=0)  # one step per direction, shared by all tensors
-    moves = [{n: x + sign * t[k] * v[n][k] for n, x in points.items()} for k in range(count) for sign in (1.0, -1.0)]
-    outputs = evaluate(moves)
-    stacked = [[np.stack(column) for column in zip(*outputs[side::2])] for side in (0, 1)]
-    total, rounding = weigh_per_sample(upstream, stacked[0], stacked[1], 1)
+    signed = np.stack([t, -t], axis=1).reshape(-1)  # direction k up, then down
+    moved = {n: x[None] + (signed.reshape((-1,) + (1,) * x.ndim) * np.repeat(v[n], 2, axis=0)) for n, x in points.items()}
+    outputs = evaluate(moved)
+    total, rounding = weigh_per_sample(upstream, [out[0::2] for out in outputs], [out[1::2] for out in outputs], 1)
     taken = 2 * t
     numeric = total[:, 0] / taken
     errors = np.abs(predicted - numeric) + rounding[:, 0] / taken

@@ -67,7 +67,7 @@ def test_stacked_and_unstacked_differences_agree(name, dims, monkeypatch):
 def test_layers_that_defeat_stacking_are_checked_one_forward_at_a_time(name, monkeypatch):
     stacked_calls = []
     original = _ExampleRun._stacked
-    monkeypatch.setattr(_ExampleRun, "_stacked", lambda self, moves: stacked_calls.append(len(moves)) or original(self, moves))
+    monkeypatch.setattr(_ExampleRun, "_stacked", lambda self, moved: stacked_calls.append(len(moved)) or original(self, moved))
     spec = STACKING.get(name)
     outcome, _ = _run(spec, **{dim: hi for dim, (lo, hi) in spec.dims.items()})
     assert outcome.status is Status.PASS
