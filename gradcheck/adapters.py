@@ -312,6 +312,8 @@ def normalise_outputs(out: Any, who: str) -> tuple[np.ndarray, ...]:
         return (out,)
     if type(out) in (float, np.float64):  # a loss
         return (np.asarray(out, dtype=np.float64),)
+    if type(out) is tuple and all(type(item) is np.ndarray and item.dtype == np.float64 for item in out):
+        return out
     items = out if isinstance(out, tuple) else (out,)
     arrays = []
     for position, item in enumerate(items):
