@@ -135,3 +135,10 @@ def test_a_rarely_met_where_is_still_met(registry):
 
 def test_an_unsatisfiable_where_ends_the_draws(registry):
     assert draws(registry.get("impossible")) == []
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_every_magnitude_comes_within_the_first_six_examples(registry, seed):
+    """An overflow shows only at inputs of ~1e3: a default run of 20 examples must always meet them."""
+    first = list(islice(draw_examples(registry.get("plain"), seed), 6))
+    assert set(SCALES) <= {e.scale for e in first}
