@@ -10,6 +10,8 @@ import numpy as np
 EPS64 = float(np.finfo(np.float64).eps)
 # Each forward output carries a few ulps of rounding; differencing two of them doubles it.
 ROUNDING_SAFETY = 8.0
+# An output that moved by at most this many ulps of the largest intermediate may be quantised by it.
+QUANTA = 64
 # A failing element is a real failure only if the reference is this much steadier than the gap.
 STEADINESS = 0.1
 # A step incommensurate with h and 2h, for the steadiness sweep.
@@ -37,9 +39,10 @@ def steps(x: np.ndarray, eps: float) -> np.ndarray:
     return eps * np.maximum(1.0, np.abs(x))
 
 
-def weigh(upstream: Sequence, plus: Outputs, minus: Outputs, hidden: float = 0.0) -> tuple[float, float]:
+def weigh(upstream: Sequence, plus: Outputs, minus: Outputs, hidden: float = 0.0,
+          grains: bool = True) -> tuple[float, float]:
     """sum_k sum(R_k * (plus_k - minus_k)), differencing each output before weighting, and its rounding."""
-    total, rounding = weigh_per_sample(upstream, [p[None] for p in plus], [m[None] for m in minus], 1, hidden)
+    total, rounding = weigh_per_sample(upstream, [p[None] for p in plus], [m[None] for m in minus], 1, hidden, grains)
     return float(total[0, 0]), float(rounding[0, 0])
 
 
@@ -105,7 +108,7 @@ def is_steady(evaluate: Evaluate, x: np.ndarray, base: Outputs, upstream: Sequen
     for t in (h, 2 * h, ODD_STEP * h, h / 8, h / 64):
         for signed in (t, -t):
             moved, taken = perturbed(x, index, signed)
-            total, rounding = weigh(upstream, evaluate(moved), base, hidden)
+            total, rounding = weigh(upstream, evaluate(moved), base, hidden, grains=False)
             if not np.isfinite(total) or taken == 0.0:
                 return False
             g[signed] = (total, taken, rounding)
@@ -124,7 +127,7 @@ def is_steady(evaluate: Evaluate, x: np.ndarray, base: Outputs, upstream: Sequen
 
 
 def weigh_per_sample(upstream: Sequence, plus: Outputs, minus: Outputs, batch: int,
-                     hidden: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                     hidden: float = 0.0, grains: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """`weigh` for K perturbations at once, summed within each sample (leading axis) separately.
 
     `plus[k]` and `minus[k]` stack output k of K forwards: shape (K, *shape of output k). Returns
@@ -134,21 +137,26 @@ def weigh_per_sample(upstream: Sequence, plus: Outputs, minus: Outputs, batch: i
     may still hide a true change of up to an ulp (a saturated tanh or softmax). Where nothing
     in a sample moved at all, the change may hide below the last digit of an intermediate as
     large as `hidden` (lse - x[y] with both ~1e3 and their difference ~1e-11): that is the floor.
+    An output that moved by only a few ulps of such an intermediate (QUANTA) moved in whole
+    ulps of it: each side carries up to one of them (`grains`; the steadiness sweep leaves
+    them out, so that such a staircase shows as unsteady rather than as explained).
     """
     count = len(plus[0]) if plus else 0
-    total, moved, still, unseen = (np.zeros((count, batch)) for _ in range(4))
+    total, moved, still, unseen, coarse = (np.zeros((count, batch)) for _ in range(5))
+    quantum = EPS64 * hidden if grains else 0.0
     for r, p, m in zip(upstream, plus, minus):
-        delta = p - m
-        total += np.sum((r * delta).reshape(count, batch, -1), axis=2)
-        weight = np.abs(np.broadcast_to(r, delta.shape[1:])).reshape(batch, -1)
+        delta = (p - m).reshape(count, batch, -1)
+        total += np.sum(r.reshape(batch, -1) * delta if isinstance(r, np.ndarray) else r * delta, axis=2)
+        weight = np.abs(np.broadcast_to(r, p.shape[1:])).reshape(batch, -1)
         size = np.maximum(np.abs(p), np.abs(m)).reshape(count, batch, -1)
         size *= weight
-        changed = delta.reshape(count, batch, -1) != 0
+        changed = delta != 0
         moved += np.sum(size, axis=2, where=changed)
         still += np.sum(size, axis=2, where=~changed)
         unseen += np.sum(np.maximum(size, hidden * weight), axis=2)
+        coarse += np.sum(np.broadcast_to(weight, size.shape), axis=2, where=changed & (np.abs(delta) <= QUANTA * quantum))
     floor = np.where(moved == 0.0, unseen, still)
-    return total, ROUNDING_SAFETY * EPS64 * moved + EPS64 * floor
+    return total, ROUNDING_SAFETY * EPS64 * moved + EPS64 * floor + 2 * quantum * coarse
 
 
 # Forwards whose outputs are weighed together: at most this many output elements per block.

@@ -80,3 +80,20 @@ def test_a_wrong_column_is_not_averaged_away(problem):
     assert gap[2, 1] == pytest.approx(abs(2e-3 * x[2, 1] * upstream[0][2, 1]), rel=1e-4)
     gap[2, 1] = 0
     assert gap.max() < 1e-8
+
+
+def test_an_output_moved_by_a_few_ulps_of_a_large_intermediate_carries_them():
+    """lse - x[y] at scores ~1e2: the loss moves in whole ulps of lse. Only a change within QUANTA
+    ulps of the largest drawn value gets that allowance, and the steadiness sweep never does."""
+    hidden = 138.0
+    quantum = finite_diff.EPS64 * hidden
+    base = np.array([[4e-10]])
+    few, many = base + 2 * quantum, base + 10 * finite_diff.QUANTA * quantum
+    _, plain = weigh_per_sample([np.ones((1, 1))], [few[None]], [base[None]], 1, 0.0)
+    _, grained = weigh_per_sample([np.ones((1, 1))], [few[None]], [base[None]], 1, hidden)
+    assert grained[0, 0] - plain[0, 0] == pytest.approx(2 * quantum, rel=1e-9)
+    _, sweep = weigh_per_sample([np.ones((1, 1))], [few[None]], [base[None]], 1, hidden, grains=False)
+    assert sweep[0, 0] == pytest.approx(plain[0, 0], rel=1e-9)
+    _, far_plain = weigh_per_sample([np.ones((1, 1))], [many[None]], [base[None]], 1, 0.0)
+    _, far = weigh_per_sample([np.ones((1, 1))], [many[None]], [base[None]], 1, hidden)
+    assert far[0, 0] == pytest.approx(far_plain[0, 0], rel=1e-9)
