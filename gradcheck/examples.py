@@ -163,7 +163,7 @@ class _ExampleRun:
         return {n: error for n in eligible} if agree else {}
 
     def _evaluate_many(self, moved: dict[str, np.ndarray]):
-        """Forward outputs with some tensors replaced by `moved` (fresh arrays of the caller's);
+        """Forward outputs with some tensors replaced by `moved` (the caller's, not read again);
         the others are copied, since a layer may write to what it is given."""
         inputs = [moved[t.name] if t.name in moved else x.copy() for t, x in zip(self.spec.inputs, self.inputs)]
         params = {k: moved[k] if k in moved else v.copy() for k, v in self.params.items()}
