@@ -308,7 +308,7 @@ class _ExampleRun:
             return set(), False
         rng = np.random.default_rng([self.seed, 3])
         moved = {}
-        for name in names:  # [moved; drawn; moved]
+        for name in sorted(names):  # [moved; drawn; moved]; sorted: set order varies between processes
             x = self.arrays[name]
             moved[name] = x[None] + np.array([0.1, 0.0, 0.1]).reshape((3,) + (1,) * x.ndim) * (
                 np.abs(x) + 1.0) * rng.standard_normal((3,) + x.shape)

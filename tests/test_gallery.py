@@ -137,3 +137,14 @@ def test_a_diagnosis_read_off_another_example_says_where(buggy_results):
             seen = re.search(r"\(seen at ([^)]*)\)", tensor.diagnosis)
             assert seen and f"N={named.group(1)}" in seen.group(1).split(", "), tensor.diagnosis
     assert checked  # batch-mean, at this seed, is diagnosed from its larger rerun
+
+
+def test_the_readme_excerpt_is_what_the_command_prints():
+    """README.md shows a real run of the gallery; it must stay what that command prints (times aside)."""
+    readme = (GALLERY.parent.parent / "README.md").read_text()
+    section = readme[readme.index("## What a caught bug looks like"):]
+    command = re.search(r"`gradcheck (run [^`]*)`:", section).group(1)
+    shown = section[section.index("```\n") + 4:section.index("\n```", section.index("```\n") + 4)]
+    result = CliRunner().invoke(cli, command.split(), env={"COLUMNS": "120"})
+    times = re.compile(r"\d+\.\d+s")
+    assert times.sub("T", result.output.rstrip("\n")) == times.sub("T", shown.rstrip("\n"))
