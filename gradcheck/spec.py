@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -102,7 +103,7 @@ class LayerSpec:
     timeout: float | None = None
     source: str = ""  # "layers.yaml:LINE"
 
-    @property
+    @functools.cached_property  # asked for several times per example
     def differentiable_inputs(self) -> tuple[TensorSpec, ...]:
         """Float inputs that are perturbed; a loss differentiates only its first input."""
         floats = tuple(t for t in self.inputs if t.differentiable)
@@ -110,7 +111,7 @@ class LayerSpec:
             return tuple(t for t in self.inputs[:1] if t.differentiable)
         return floats
 
-    @property
+    @functools.cached_property
     def batch_dim(self) -> str | None:
         """The dim that counts samples: declared, or the first dim of the first input."""
         if self.batch:
