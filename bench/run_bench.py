@@ -11,6 +11,7 @@ numbers), and never fails on a missed target. Sections:
   scaling   batch-independent layers on one fixed example at batch B and 2B: the input check's cost
   torch     torch.autograd.gradcheck (float64, CPU; slow and fast mode) against gradcheck on the
             same layer, shapes and values
+  medium    one fixed example per layer at medium shapes (MEDIUM_DIMS): the layer's share there
   profile   cProfile of every layer's check, top functions (opt-in: --sections profile)
 
 Run from the repository root:  .venv/bin/python bench/run_bench.py
@@ -50,8 +51,8 @@ from gradcheck.sampling import Example, draw_arrays, satisfies
 from gradcheck.spec import DEFAULT_TOLERANCES, LayerSpec
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("layers", "run-all", "scaling", "torch", "profile")
-DEFAULT_SECTIONS = ("layers", "run-all", "scaling", "torch")
+SECTIONS = ("layers", "run-all", "scaling", "medium", "torch", "profile")
+DEFAULT_SECTIONS = ("layers", "run-all", "scaling", "medium", "torch")
 
 # Fixed "medium" shapes: large enough that a layer's own arithmetic is not negligible, small
 # enough that slow-mode torch gradcheck (one backward per output element) finishes quickly.
@@ -660,6 +661,38 @@ def _torch_row(torch, spec, dims, build, modes, repeats, seed) -> dict:
             "times": times}
 
 
+# -- section: medium -------------------------------------------------------------------------------
+def bench_medium(specs: list[LayerSpec], modes: list[str], repeats: int, seed: int) -> dict:
+    """The layer's share of one fixed example's wall time at medium shapes (scale 1)."""
+    out: dict[str, Any] = {}
+    for mode in modes:
+        rows, raw, total, inside = [], [], 0.0, 0.0
+        for spec in specs:
+            if spec.name not in MEDIUM_DIMS:
+                continue
+            dims = MEDIUM_DIMS[spec.name]
+            run_fixed(spec, dims, mode, seed)  # warm-up
+            walls, shares = [], []
+            for _ in range(repeats):
+                timer = LayerTimer()
+                with timing_layer_code(timer):
+                    elapsed, calls, status, via = run_fixed(spec, dims, mode, seed)
+                walls.append(elapsed)
+                shares.append(timer.total / elapsed if elapsed else 0.0)
+            wall, share = median(walls), median(shares)
+            total, inside = total + wall, inside + wall * share
+            raw.append({"name": spec.name, "dims": dims, "wall": wall, "layer_share": share, "calls": calls})
+            rows.append([spec.name, " ".join(f"{k}={v}" for k, v in dims.items()), calls["forward"], fmt_s(wall),
+                         f"{share:.0%}", f"{1 - share:.0%}"])
+        rows.append(["TOTAL (sum)", "", "", fmt_s(total), f"{inside / total:.0%}" if total else "-",
+                     f"{1 - inside / total:.0%}" if total else "-"])
+        print(table(["layer", "dims", "forward", "wall (median)", "in layer code", "checker"], rows,
+                    f"One example per layer at medium shapes, mode={mode_label(mode)} (seed {seed}, {repeats} repeats)")
+              + load_note(), flush=True)
+        out[mode] = raw
+    return out
+
+
 # -- section: profile ------------------------------------------------------------------------------
 def bench_profile(specs: list[LayerSpec], seed: int, examples: int | None, top: int) -> dict:
     """cProfile over every layer's check; the functions that cost most, by own and cumulative time."""
@@ -788,6 +821,8 @@ def main(argv=None) -> int:
         report["run_all"] = bench_run_all(args.config, modes, args.repeats, args.seed, args.examples)
     if "scaling" in args.sections:
         report["scaling"] = bench_scaling(specs, modes, args.repeats, args.seed, args.batch)
+    if "medium" in args.sections:
+        report["medium"] = bench_medium(specs, modes, args.repeats, args.seed)
     if "torch" in args.sections:
         shape_sets = ["registry-max", "medium"] if args.shapes == "both" else [args.shapes]
         report["torch"] = bench_torch(specs, modes, args.repeats, args.seed, shape_sets, args.torch_threads)
