@@ -186,8 +186,13 @@ class _ExampleRun:
         count = len(next(iter(moved.values())))
         names = set(moved)
         if count > 1 and names <= self.batch_leading and names.isdisjoint(self.params):
-            colour, stacks = self.batching()
             group = finite_diff.BLOCK_ELEMENTS // max(self._copy_size(), 1)
+            if self._batching is None and count + 3 <= group:  # probe and evaluate in one forward
+                colour, stacks, outputs = self._probe_batching(extra=moved)
+                self._batching = colour, stacks
+                if outputs is not None:
+                    return outputs
+            colour, stacks = self.batching()
             if stacks and names <= colour and group >= 2:
                 parts = [self._stacked({n: v[i:i + group] for n, v in moved.items()}) for i in range(0, count, group)]
                 return parts[0] if len(parts) == 1 else [np.concatenate(column) for column in zip(*parts)]
@@ -296,32 +301,38 @@ class _ExampleRun:
         and the last sample (batch-norm mixes samples: checked the full way).
         """
         if self._batching is None:
-            self._batching = self._probe_batching()
+            names, stacks, _ = self._probe_batching()
+            self._batching = names, stacks
         return self._batching
 
-    def _probe_batching(self) -> tuple[set[str], bool]:
+    def _probe_batching(self, extra: dict[str, np.ndarray] | None = None) -> tuple[set[str], bool, list | None]:
+        """`batching`'s verdict; and if the probe's stacked forward also carried the moved copies
+        `extra` (after its own three) and stacking holds, their outputs: one forward saved."""
         size = self.batch_size
         names = {t.name for t in self.spec.differentiable_inputs if t.name in self.batch_leading}
         if not size or not names or self.spec.batch_independent is False:
-            return set(), False
+            return set(), False, None
         if any(out.shape[:1] != (size,) for out in self.base):
-            return set(), False
+            return set(), False, None
         rng = np.random.default_rng([self.seed, 3])
         moved = {}
         for name in sorted(names):  # [moved; drawn; moved]; sorted: set order varies between processes
             x = self.arrays[name]
             moved[name] = x[None] + np.array([0.1, 0.0, 0.1]).reshape((3,) + (1,) * x.ndim) * (
                 np.abs(x) + 1.0) * rng.standard_normal((3,) + x.shape)
+            if extra:
+                more = extra[name] if name in extra else np.broadcast_to(x, (len(next(iter(extra.values()))),) + x.shape)
+                moved[name] = np.concatenate([moved[name], more])
         try:  # the drawn batch between two moved ones must come out as it did alone
             copies = self._forward_stacked(moved)
         except (LayerProblem, _Unstacked):  # a layer built for one batch size may refuse another
             copies = None
         if copies is not None and all(_reproduces(out[1], ref) for out, ref in zip(copies, self.base)):
-            return names, True
+            return names, True, [out[3:] for out in copies] if extra else None
         if size < 2:
-            return set(), False
+            return set(), False, None
         if self.spec.batch_independent:
-            return names, False
+            return names, False, None
         for sample, others in ((0, slice(1, None)), (size - 1, slice(0, size - 1))):
             inputs, params = self._copies()
             for position, tensor in enumerate(self.spec.inputs):
@@ -331,10 +342,10 @@ class _ExampleRun:
             try:
                 probed = self.forward(inputs, params)[0]
             except LayerProblem:  # the large move left the layer's domain: no colouring, no verdict
-                return set(), False
+                return set(), False, None
             if not all(np.array_equal(p[others], b[others]) for p, b in zip(probed, self.base)):
-                return set(), False  # samples interact (batch-norm...): check the full way
-        return names, False
+                return set(), False, None  # samples interact (batch-norm...): check the full way
+        return names, False, None
 
     # -- backward ---------------------------------------------------------------------------
     def analytic(self, upstream: list) -> dict[str, np.ndarray]:
