@@ -315,24 +315,36 @@ class _ExampleRun:
         if any(out.shape[:1] != (size,) for out in self.base):
             return set(), False, None
         rng = np.random.default_rng([self.seed, 3])
+        carried = self._stacking_probe(sorted(names), rng, extra)  # sorted: set order varies between processes
+        if carried is not None:
+            return names, True, carried if extra else None
+        if size < 2:
+            return set(), False, None
+        independent = self.spec.batch_independent or self._samples_independent(names, rng)
+        return (names if independent else set()), False, None
+
+    def _stacking_probe(self, names: list[str], rng, extra) -> list | None:
+        """One forward of [moved; drawn; moved] (then `extra`'s copies) stacked along the batch axis:
+        the outputs of `extra`'s copies ([] without) if the drawn copy came out as it did alone."""
         moved = {}
-        for name in sorted(names):  # [moved; drawn; moved]; sorted: set order varies between processes
+        for name in names:
             x = self.arrays[name]
             moved[name] = x[None] + np.array([0.1, 0.0, 0.1]).reshape((3,) + (1,) * x.ndim) * (
                 np.abs(x) + 1.0) * rng.standard_normal((3,) + x.shape)
             if extra:
                 more = extra[name] if name in extra else np.broadcast_to(x, (len(next(iter(extra.values()))),) + x.shape)
                 moved[name] = np.concatenate([moved[name], more])
-        try:  # the drawn batch between two moved ones must come out as it did alone
+        try:
             copies = self._forward_stacked(moved)
         except (LayerProblem, _Unstacked):  # a layer built for one batch size may refuse another
-            copies = None
-        if copies is not None and all(_reproduces(out[1], ref) for out, ref in zip(copies, self.base)):
-            return names, True, [out[3:] for out in copies] if extra else None
-        if size < 2:
-            return set(), False, None
-        if self.spec.batch_independent:
-            return names, False, None
+            return None
+        if not all(_reproduces(out[1], ref) for out, ref in zip(copies, self.base)):
+            return None
+        return [out[3:] for out in copies]
+
+    def _samples_independent(self, names: set[str], rng) -> bool:
+        """Two plain forwards moving the first, then the last sample: the others must not change."""
+        size = self.batch_size
         for sample, others in ((0, slice(1, None)), (size - 1, slice(0, size - 1))):
             inputs, params = self._copies()
             for position, tensor in enumerate(self.spec.inputs):
@@ -342,10 +354,10 @@ class _ExampleRun:
             try:
                 probed = self.forward(inputs, params)[0]
             except LayerProblem:  # the large move left the layer's domain: no colouring, no verdict
-                return set(), False, None
+                return False
             if not all(np.array_equal(p[others], b[others]) for p, b in zip(probed, self.base)):
-                return set(), False, None  # samples interact (batch-norm...): check the full way
-        return names, False, None
+                return False  # samples interact (batch-norm...): check the full way
+        return True
 
     # -- backward ---------------------------------------------------------------------------
     def analytic(self, upstream: list) -> dict[str, np.ndarray]:
