@@ -8,42 +8,22 @@ import pytest
 from gradcheck.registry import load_registry
 from gradcheck.sampling import SCALES, draw_examples, satisfies
 
-LAYERS = """
-layers:
-  - name: plain
+AFFINE = """
+  - name: {name}
     impl: gradcheck.layers.linear:Linear
-    init: {W: $W, b: $b}
-    params: {W: [D, M], b: [M]}
-    inputs: {x: [N, D]}
-    dims: {N: [1, 4], D: [1, 5], M: [2, 5]}
-  - name: constrained
-    impl: gradcheck.layers.linear:Linear
-    init: {W: $W, b: $b}
-    params: {W: [D, M], b: [M]}
-    inputs: {x: [N, D]}
-    dims: {N: [1, 4], D: [1, 5], M: [2, 5]}
-    where: ["D != M", "N * D * M < 100"]
-  - name: batch-from-two
-    impl: gradcheck.layers.linear:Linear
-    init: {W: $W, b: $b}
-    params: {W: [D, M], b: [M]}
-    inputs: {x: [N, D]}
-    dims: {N: [2, 5], D: [1, 5], M: [1, 5]}
-  - name: rare
-    impl: gradcheck.layers.linear:Linear
-    init: {W: $W, b: $b}
-    params: {W: [D, M], b: [M]}
-    inputs: {x: [N, D]}
-    dims: {N: [1, 4], D: [1, 5], M: [1, 5]}
-    where: ["N == 3", "D == 2", "M == 4"]
-  - name: impossible
-    impl: gradcheck.layers.linear:Linear
-    init: {W: $W, b: $b}
-    params: {W: [D, M], b: [M]}
-    inputs: {x: [N, D]}
-    dims: {N: [1, 4], D: [1, 5], M: [1, 5]}
-    where: ["D > 10"]
+    init: {{W: $W, b: $b}}
+    params: {{W: [D, M], b: [M]}}
+    inputs: {{x: [N, D]}}
+    dims: {dims}
+    where: {where}
 """
+LAYERS = "layers:" + "".join(AFFINE.format(name=name, dims=dims, where=where) for name, dims, where in [
+    ("plain", "{N: [1, 4], D: [1, 5], M: [2, 5]}", "[]"),
+    ("constrained", "{N: [1, 4], D: [1, 5], M: [2, 5]}", '["D != M", "N * D * M < 100"]'),
+    ("batch-from-two", "{N: [2, 5], D: [1, 5], M: [1, 5]}", "[]"),
+    ("rare", "{N: [1, 4], D: [1, 5], M: [1, 5]}", '["N == 3", "D == 2", "M == 4"]'),
+    ("impossible", "{N: [1, 4], D: [1, 5], M: [1, 5]}", '["D > 10"]'),
+])
 
 
 @pytest.fixture(scope="module")
