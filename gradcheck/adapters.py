@@ -106,8 +106,9 @@ def fresh_copy(obj: Any, memo: dict[int, Any] | None = None) -> Any:
     copied = {}
     for key, value in state.items():  # arrays first, so containers that hold them reuse the copies
         if type(value) is np.ndarray:
-            found = memo.get(id(value))
-            copied[key] = found if found is not None else memo.setdefault(id(value), value.copy())
+            if id(value) not in memo:
+                memo[id(value)] = value.copy()
+            copied[key] = memo[id(value)]
     for key, value in state.items():
         if key not in copied:
             copied[key] = value if isinstance(value, _IMMUTABLE) else copy.deepcopy(value, memo)
@@ -120,7 +121,8 @@ def fresh_copy(obj: Any, memo: dict[int, Any] | None = None) -> Any:
 def _plain(cls: type) -> bool:
     """Whether instances of cls are copied faithfully by copying their __dict__."""
     return (
-        getattr(cls, "__dictoffset__", 0) != 0 and cls.__new__ is object.__new__ and not hasattr(cls, "__slots__") and not hasattr(cls, "__deepcopy__")
+        getattr(cls, "__dictoffset__", 0) != 0 and cls.__new__ is object.__new__
+        and not hasattr(cls, "__slots__") and not hasattr(cls, "__deepcopy__")
         and cls.__reduce_ex__ is object.__reduce_ex__ and cls.__reduce__ is object.__reduce__
         and cls.__getstate__ is object.__getstate__ and not hasattr(cls, "__setstate__")
     )

@@ -112,9 +112,9 @@ def check_example(spec: LayerSpec, example: Example, tol: Tolerances, counter: C
 class _Unstacked(Exception):
     """A stacked forward's outputs did not have the stacked batch as their leading axis."""
 
-    def __init__(self, got: str, expected: str):
-        super().__init__(got)
-        self.got, self.expected = got, expected
+    def __init__(self, outputs, expected: list[tuple]):
+        super().__init__(expected)
+        self.outputs, self.expected = outputs, expected
 
 
 class _ExampleRun:
@@ -169,10 +169,7 @@ class _ExampleRun:
         params = {k: moved[k] if k in moved else v.copy() for k, v in self.params.items()}
         outputs = self.forward(inputs, params)[0]
         if [out.shape for out in outputs] != self.output_shapes:
-            got = ", ".join(str(out.shape) for out in outputs)
-            raise LayerProblem(Status.ERROR, f"forward returned output shape(s) {got} for a slightly moved "
-                               f"{'/'.join(moved)}, but {', '.join(map(str, self.output_shapes))} at the drawn point",
-                               next(iter(moved)) if len(moved) == 1 else None)
+            raise _shape_moved(outputs, self.output_shapes, sorted(moved), "a slightly moved", "at the drawn point")
         return outputs
 
     def evaluate_all(self, moved: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -183,7 +180,7 @@ class _ExampleRun:
         layer allows it (see `batching`) and only batch-leading inputs move, in calls of about
         BLOCK_ELEMENTS elements; otherwise one forward per copy.
         """
-        count = len(next(iter(moved.values())))
+        count = _copies(moved)
         names = set(moved)
         if count > 1 and names <= self.batch_leading and names.isdisjoint(self.params):
             group = finite_diff.BLOCK_ELEMENTS // max(self._copy_size(), 1)
@@ -209,15 +206,13 @@ class _ExampleRun:
         try:
             return self._forward_stacked(moved)
         except _Unstacked as unstacked:
-            names = sorted(moved)
-            count = len(next(iter(moved.values())))
-            raise LayerProblem(Status.ERROR, f"forward returned output shape(s) {unstacked.got} for {count} stacked "
-                               f"copies of the batch with a slightly moved {'/'.join(names)}; {unstacked.expected} expected from the "
-                               f"drawn batch's {', '.join(map(str, self.output_shapes))}", names[0] if len(names) == 1 else None) from None
+            raise _shape_moved(unstacked.outputs, unstacked.expected, sorted(moved),
+                               f"{_copies(moved)} stacked copies of the batch with a slightly moved",
+                               f"from the drawn batch's {', '.join(map(str, self.output_shapes))}") from None
 
     def _forward_stacked(self, moved: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Outputs, stacked per copy, of one forward on the copies stacked along the batch axis."""
-        count, size = len(next(iter(moved.values()))), self.batch_size
+        count, size = _copies(moved), self.batch_size
         inputs = []
         for t, x in zip(self.spec.inputs, self.inputs):
             if t.name in moved:  # (count, size, ...) -> (count * size, ...): copy k is rows k*size .. (k+1)*size
@@ -229,7 +224,7 @@ class _ExampleRun:
         outputs = self.forward(inputs, {k: v.copy() for k, v in self.params.items()})[0]
         expected = [(count * size,) + shape[1:] for shape in self.output_shapes]
         if [out.shape for out in outputs] != expected:
-            raise _Unstacked(", ".join(str(out.shape) for out in outputs), ", ".join(map(str, expected)))
+            raise _Unstacked(outputs, expected)
         return [out.reshape((count, size) + out.shape[1:]) for out in outputs]
 
     # -- forward --------------------------------------------------------------------------
@@ -332,7 +327,7 @@ class _ExampleRun:
             moved[name] = x[None] + np.array([0.1, 0.0, 0.1]).reshape((3,) + (1,) * x.ndim) * (
                 np.abs(x) + 1.0) * rng.standard_normal((3,) + x.shape)
             if extra:
-                more = extra[name] if name in extra else np.broadcast_to(x, (len(next(iter(extra.values()))),) + x.shape)
+                more = extra[name] if name in extra else np.broadcast_to(x, (_copies(extra),) + x.shape)
                 moved[name] = np.concatenate([moved[name], more])
         try:
             copies = self._forward_stacked(moved)
@@ -463,6 +458,18 @@ def _param_changed(who: str, name: str) -> str:
         return f"{who} changed the parameter(s) {name}"
     return (f"backward changed the parameter(s) {name} (an SGD step inside backward?): backward must only "
             "compute gradients; if the layer applies its own update, declare grads: update:ARG")
+
+
+def _copies(moved: dict[str, np.ndarray]) -> int:
+    """How many moved copies a {tensor: copies stacked along a new leading axis} holds."""
+    return len(next(iter(moved.values())))
+
+
+def _shape_moved(outputs, expected, names: list[str], how: str, where: str) -> LayerProblem:
+    """The ERROR for a forward whose output shapes changed when its inputs moved a little."""
+    got = ", ".join(str(out.shape) for out in outputs)
+    return LayerProblem(Status.ERROR, f"forward returned output shape(s) {got} for {how} {'/'.join(names)}; "
+                        f"{', '.join(map(str, expected))} expected {where}", names[0] if len(names) == 1 else None)
 
 
 def _reproduces(out: np.ndarray, reference: np.ndarray) -> bool:

@@ -146,8 +146,9 @@ def weigh_per_sample(upstream: Sequence, plus: Outputs, minus: Outputs, batch: i
     quantum = EPS64 * hidden if grains else 0.0
     for r, p, m in zip(upstream, plus, minus):
         delta = (p - m).reshape(count, batch, -1)
-        total += np.sum(r.reshape(batch, -1) * delta if isinstance(r, np.ndarray) else r * delta, axis=2)
-        weight = np.abs(np.broadcast_to(r, p.shape[1:])).reshape(batch, -1)
+        per_sample = np.broadcast_to(r, p.shape[1:]).reshape(batch, -1)  # R of this output, row by sample
+        total += np.sum(per_sample * delta, axis=2)
+        weight = np.abs(per_sample)
         size = np.maximum(np.abs(p), np.abs(m)).reshape(count, batch, -1)
         size *= weight
         changed = delta != 0
@@ -184,12 +185,12 @@ def _column_differences(each: EvaluateEach, flat: np.ndarray, shape: tuple, upst
     start, width = 0, max(1, BLOCK_ELEMENTS // (2 * max(flat.size, outputs_size, 1)))
     while start < n:
         columns = np.arange(start, min(n, start + width))
-        count = len(columns)
+        count, copy = len(columns), np.arange(len(columns))
         # copies[c, 0] moves column columns[c] up in every row, copies[c, 1] down
         copies = np.repeat(flat[None, None], count, axis=0).repeat(2, axis=1)
-        copies[np.arange(count), 0, :, columns] += h[:, columns].T
-        copies[np.arange(count), 1, :, columns] -= h[:, columns].T
-        taken = (copies[np.arange(count), 0, :, columns] - copies[np.arange(count), 1, :, columns]).T
+        copies[copy, 0, :, columns] += h[:, columns].T
+        copies[copy, 1, :, columns] -= h[:, columns].T
+        taken = (copies[copy, 0, :, columns] - copies[copy, 1, :, columns]).T
         outputs = [out.reshape((count, 2) + out.shape[1:]) for out in each(copies.reshape((2 * count,) + shape))]
         total, rounding = weigh_per_sample(upstream, [out[:, 0] for out in outputs], [out[:, 1] for out in outputs],
                                            batch, hidden)

@@ -30,6 +30,10 @@ def _run(spec, mode="full", **dims):
     return outcome, counter.forward
 
 
+def _largest(spec) -> dict[str, int]:
+    return {dim: hi for dim, (lo, hi) in spec.dims.items()}
+
+
 def _numeric(outcome, name):
     return next(t for t in outcome.tensors if t.name == name).numeric
 
@@ -70,7 +74,7 @@ def test_layers_that_defeat_stacking_are_checked_one_forward_at_a_time(name, mod
     original = _ExampleRun._stacked
     monkeypatch.setattr(_ExampleRun, "_stacked", lambda self, moved: stacked_calls.append(len(moved)) or original(self, moved))
     spec = STACKING.get(name)
-    outcome, _ = _run(spec, mode, **{dim: hi for dim, (lo, hi) in spec.dims.items()})
+    outcome, _ = _run(spec, mode, **_largest(spec))
     assert outcome.status is Status.PASS
     assert stacked_calls == []
     tanh, _ = _run(BUILTINS.get("tanh"), N=4, D=3)  # the spy does see a layer that stacks
@@ -81,13 +85,13 @@ def test_layers_that_defeat_stacking_are_checked_one_forward_at_a_time(name, mod
 @pytest.mark.parametrize("name", ["scaled-by-batch-wrong", "mask-by-shape-wrong", "fixed-batch-affine-wrong"])
 def test_bugs_in_layers_that_defeat_stacking_still_fail(name, mode):
     spec = STACKING.get(name)
-    outcome, _ = _run(spec, mode, **{dim: hi for dim, (lo, hi) in spec.dims.items()})
+    outcome, _ = _run(spec, mode, **_largest(spec))
     assert outcome.status is Status.FAIL
 
 
 def test_fast_mode_stacks_its_directions_for_a_layer_without_parameters():
-    outcome, forwards = _run(BUILTINS.get("max-pool2d"), mode="fast",
-                             **{dim: hi for dim, (lo, hi) in BUILTINS.get("max-pool2d").dims.items()})
+    spec = BUILTINS.get("max-pool2d")
+    outcome, forwards = _run(spec, mode="fast", **_largest(spec))
     assert outcome.status is Status.PASS and {t.method for t in outcome.tensors} == {"fast"}
     assert forwards == 3  # 2 reference, then 1 stacked call carrying the probe and all directions
 
@@ -97,7 +101,7 @@ def test_a_large_batch_is_stacked_in_several_calls_with_the_same_numbers(name, m
     from gradcheck import finite_diff
 
     spec = BUILTINS.get(name)
-    dims = {dim: hi for dim, (lo, hi) in spec.dims.items()}
+    dims = _largest(spec)
     whole, whole_calls = _run(spec, mode, **dims)
     arrays_size = max(t.analytic.size for t in whole.tensors if t.kind == "input")
     monkeypatch.setattr(finite_diff, "BLOCK_ELEMENTS", 3 * arrays_size)  # about three copies per call
