@@ -109,6 +109,10 @@ def check_example(spec: LayerSpec, example: Example, tol: Tolerances, counter: C
     return ExampleOutcome(example, status, "", tensors, run.warnings, shapes)
 
 
+class _NotColoured(Exception):
+    """Copies moving every sample at once were offered to a layer whose samples interact."""
+
+
 class _Unstacked(Exception):
     """A stacked forward's outputs did not have the stacked batch as their leading axis."""
 
@@ -172,13 +176,14 @@ class _ExampleRun:
             raise _shape_moved(outputs, self.output_shapes, sorted(moved), "a slightly moved", "at the drawn point")
         return outputs
 
-    def evaluate_all(self, moved: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def evaluate_all(self, moved: dict[str, np.ndarray], coloured: bool = False) -> list[np.ndarray]:
         """Forward outputs for K moved versions of some tensors: `moved[name]` stacks K replacements
         of tensor `name` along a new leading axis, and each output comes back stacked the same way.
 
         The K copies of the batch go through one forward, stacked along the batch axis, when the
         layer allows it (see `batching`) and only batch-leading inputs move, in calls of about
-        BLOCK_ELEMENTS elements; otherwise one forward per copy.
+        BLOCK_ELEMENTS elements; otherwise one forward per copy. `coloured` copies move every
+        sample at once, which only a layer with independent samples may evaluate: else _NotColoured.
         """
         count = _copies(moved)
         names = set(moved)
@@ -190,6 +195,8 @@ class _ExampleRun:
                 if outputs is not None:
                     return outputs
             colour, stacks = self.batching()
+            if coloured and not names <= colour:
+                raise _NotColoured
             if stacks and names <= colour and group >= 2:
                 parts = [self._stacked({n: v[i:i + group] for n, v in moved.items()}) for i in range(0, count, group)]
                 return parts[0] if len(parts) == 1 else [np.concatenate(column) for column in zip(*parts)]
@@ -239,9 +246,9 @@ class _ExampleRun:
         """evaluate(moved): forward outputs with tensor `name` replaced by `moved`."""
         return lambda moved: self._evaluate_many({name: moved})
 
-    def _evaluate_each(self, name: str):
+    def _evaluate_each(self, name: str, coloured: bool = False):
         """evaluate_all for tensor `name` alone: its moved copies in, stacked; the outputs out, stacked."""
-        return lambda copies: self.evaluate_all({name: copies})
+        return lambda copies: self.evaluate_all({name: copies}, coloured)
 
     def reference_forward(self) -> tuple[np.ndarray, ...]:
         """Forward at the drawn point: finite, deterministic, leaving its inputs alone.
@@ -256,7 +263,7 @@ class _ExampleRun:
         self.first_call = (inputs, params, handle)
         again, _ = self.forward(*self._copies())
         if len(again) != len(outputs) or not all(
-            a.shape == b.shape and np.array_equal(a, b, equal_nan=True) for a, b in zip(outputs, again)
+            _same(a, b) for a, b in zip(outputs, again)
         ):
             raise LayerProblem(
                 Status.ERROR,
@@ -300,14 +307,36 @@ class _ExampleRun:
             self._batching = names, stacks
         return self._batching
 
+    def _colourable(self) -> set[str]:
+        """The inputs batching could colour: batch-leading, differentiated, their outputs batch-leading too."""
+        size = self.batch_size
+        if not size or self.spec.batch_independent is False or any(out.shape[:1] != (size,) for out in self.base):
+            return set()
+        return {t.name for t in self.spec.differentiable_inputs if t.name in self.batch_leading}
+
+    def _numerical(self, name: str, x: np.ndarray, upstream) -> tuple[Estimate, bool]:
+        """The numerical gradient of one tensor, and whether it was batch-coloured.
+
+        While the layer's batching is not yet probed, a batch-leading input's coloured estimate is
+        tried first: its stacked forward carries the probe (see evaluate_all), one forward saved;
+        if the probe finds that samples interact, the plain estimate is taken instead.
+        """
+        eps, hidden = self.tol.eps, self.hidden
+        evaluate = self._evaluate_one(name)
+        if self._batching is None and name in self._colourable():
+            try:
+                return coloured_gradient(evaluate, x, upstream, eps, hidden, self._evaluate_each(name, coloured=True)), True
+            except _NotColoured:
+                pass
+        if name in self.batching()[0]:
+            return coloured_gradient(evaluate, x, upstream, eps, hidden, self._evaluate_each(name)), True
+        return numerical_gradient(evaluate, x, upstream, eps, hidden, self._evaluate_each(name)), False
+
     def _probe_batching(self, extra: dict[str, np.ndarray] | None = None) -> tuple[set[str], bool, list | None]:
         """`batching`'s verdict; and if the probe's stacked forward also carried the moved copies
         `extra` (after its own three) and stacking holds, their outputs: one forward saved."""
-        size = self.batch_size
-        names = {t.name for t in self.spec.differentiable_inputs if t.name in self.batch_leading}
-        if not size or not names or self.spec.batch_independent is False:
-            return set(), False, None
-        if any(out.shape[:1] != (size,) for out in self.base):
+        size, names = self.batch_size, self._colourable()
+        if not names:
             return set(), False, None
         rng = np.random.default_rng([self.seed, 3])
         carried = self._stacking_probe(sorted(names), rng, extra)  # sorted: set order varies between processes
@@ -416,12 +445,8 @@ class _ExampleRun:
     def compare(self, name, kind, x, analytic, base, upstream) -> TensorOutcome:
         """Numeric against analytic; elements that fail are re-examined for kinks and noise."""
         eps, rtol, atol = self.tol.eps, self.tol.rtol, self.tol.atol
-        evaluate, evaluate_each = self._evaluate_one(name), self._evaluate_each(name)
-        coloured = name in self.batching()[0]
-        if coloured:
-            estimate: Estimate = coloured_gradient(evaluate, x, upstream, eps, self.hidden, evaluate_each)
-        else:
-            estimate = numerical_gradient(evaluate, x, upstream, eps, self.hidden, evaluate_each)
+        evaluate = self._evaluate_one(name)
+        estimate, coloured = self._numerical(name, x, upstream)
         numeric, noise = estimate.value.copy(), estimate.noise.copy()
         natural = max(float(np.max(np.abs(r * out), initial=0.0)) for r, out in zip(upstream, base))
         natural /= max(1.0, float(np.max(np.abs(x), initial=0.0)))
@@ -480,10 +505,13 @@ def _reproduces(out: np.ndarray, reference: np.ndarray) -> bool:
 
 
 def _same(a, b) -> bool:
+    """Whether two arrays hold the same values (NaN equal to NaN): bytes first, which is the usual answer."""
     if a is None or b is None:
         return a is b
     a, b = np.asarray(a), np.asarray(b)
-    return a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+    if a.shape != b.shape:
+        return False
+    return (a.dtype == b.dtype and a.tobytes() == b.tobytes()) or np.array_equal(a, b, equal_nan=True)
 
 
 def _shape_hint(got: tuple, expected: tuple) -> str:

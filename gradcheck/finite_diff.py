@@ -142,22 +142,41 @@ def weigh_per_sample(upstream: Sequence, plus: Outputs, minus: Outputs, batch: i
     them out, so that such a staircase shows as unsteady rather than as explained).
     """
     count = len(plus[0]) if plus else 0
-    total, moved, still, unseen, coarse = (np.zeros((count, batch)) for _ in range(5))
     quantum = EPS64 * hidden if grains else 0.0
-    for r, p, m in zip(upstream, plus, minus):
-        delta = (p - m).reshape(count, batch, -1)
-        per_sample = np.broadcast_to(r, p.shape[1:]).reshape(batch, -1)  # R of this output, row by sample
-        total += np.sum(per_sample * delta, axis=2)
+    total, moved, still, coarse = (np.zeros((count, batch)) for _ in range(4))
+    sizes = []  # per output: (|R|-weighted output sizes, |R|), for the floor of samples where nothing moved
+    for r, p, m in zip(upstream, plus, minus):  # ufunc methods throughout: this runs for every tensor of every example
+        delta = np.subtract(p, m).reshape(count, batch, -1)
+        per_sample = _rows(r, p.shape[1:], batch)  # R of this output, row by sample
+        total += np.multiply(per_sample, delta).sum(axis=2)
         weight = np.abs(per_sample)
         size = np.maximum(np.abs(p), np.abs(m)).reshape(count, batch, -1)
         size *= weight
         changed = delta != 0
-        moved += np.sum(size, axis=2, where=changed)
-        still += np.sum(size, axis=2, where=~changed)
-        unseen += np.sum(np.maximum(size, hidden * weight), axis=2)
-        coarse += np.sum(np.broadcast_to(weight, size.shape), axis=2, where=changed & (np.abs(delta) <= QUANTA * quantum))
-    floor = np.where(moved == 0.0, unseen, still)
-    return total, ROUNDING_SAFETY * EPS64 * moved + EPS64 * floor + 2 * quantum * coarse
+        moved += size.sum(axis=2, where=changed)
+        still += size.sum(axis=2, where=~changed)
+        sizes.append((size, weight))
+        if quantum:
+            grain = np.abs(delta) <= QUANTA * quantum
+            grain &= changed
+            if grain.any():
+                coarse += np.multiply(grain, weight).sum(axis=2)
+    rounding = moved * (ROUNDING_SAFETY * EPS64)
+    nothing_moved = moved == 0.0
+    if nothing_moved.any():
+        unseen = sum(np.maximum(size, hidden * weight).sum(axis=2) for size, weight in sizes)
+        still = np.where(nothing_moved, unseen, still)
+    rounding += EPS64 * still
+    if quantum:
+        rounding += 2 * quantum * coarse
+    return total, rounding
+
+
+def _rows(r, shape: tuple, batch: int) -> np.ndarray:
+    """An upstream gradient (an array of the output's shape, or a scalar) as rows by sample: (batch, -1)."""
+    if type(r) is np.ndarray and r.shape == shape:
+        return r.reshape(batch, -1)
+    return np.broadcast_to(r, shape).reshape(batch, -1)
 
 
 # Forwards whose outputs are weighed together: at most this many output elements per block.
@@ -182,22 +201,31 @@ def _column_differences(each: EvaluateEach, flat: np.ndarray, shape: tuple, upst
     h = steps(flat, eps)
     value, noise = np.empty_like(flat), np.empty_like(flat)
     outputs_size = sum(int(np.size(r)) for r in upstream)
-    start, width = 0, max(1, BLOCK_ELEMENTS // (2 * max(flat.size, outputs_size, 1)))
-    while start < n:
-        columns = np.arange(start, min(n, start + width))
-        count, copy = len(columns), np.arange(len(columns))
-        # copies[c, 0] moves column columns[c] up in every row, copies[c, 1] down
-        copies = np.repeat(flat[None, None], count, axis=0).repeat(2, axis=1)
-        copies[copy, 0, :, columns] += h[:, columns].T
-        copies[copy, 1, :, columns] -= h[:, columns].T
-        taken = (copies[copy, 0, :, columns] - copies[copy, 1, :, columns]).T
+    width = max(1, BLOCK_ELEMENTS // (2 * max(flat.size, outputs_size, 1)))
+    for start in range(0, n, width):
+        stop = min(n, start + width)
+        count = stop - start
+        # copies[c, 0] moves column start + c up in every row, copies[c, 1] down
+        copies = np.empty((count, 2, batch, n))
+        copies[...] = flat
+        moved = _diagonal(copies, start)  # moved[c, s, i] is copies[c, s, i, start + c]
+        moved[:, 0] += h[:, start:stop].T
+        moved[:, 1] -= h[:, start:stop].T
+        taken = (moved[:, 0] - moved[:, 1]).T
         outputs = [out.reshape((count, 2) + out.shape[1:]) for out in each(copies.reshape((2 * count,) + shape))]
         total, rounding = weigh_per_sample(upstream, [out[:, 0] for out in outputs], [out[:, 1] for out in outputs],
                                            batch, hidden)
-        value[:, columns] = total.T / taken
-        noise[:, columns] = rounding.T / taken
-        start = columns[-1] + 1
+        value[:, start:stop] = total.T / taken
+        noise[:, start:stop] = rounding.T / taken
     return value, noise
+
+
+def _diagonal(copies: np.ndarray, start: int) -> np.ndarray:
+    """The view of copies (count, 2, batch, n) at [c, :, :, start + c]: each copy's moved column."""
+    count, sides, batch, _ = copies.shape
+    strides = copies.strides
+    return np.ndarray((count, sides, batch), copies.dtype, copies, start * strides[3],
+                      (strides[0] + strides[3], strides[1], strides[2]))
 
 
 def coloured_gradient(evaluate: Evaluate, x: np.ndarray, upstream: Sequence, eps: float,
