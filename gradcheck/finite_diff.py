@@ -246,7 +246,7 @@ FAST_DIRECTIONS = 4
 FAST_TIGHTNESS = 0.1
 
 def directions_agree(evaluate: Callable[[dict], list], points: dict, analytic: dict, upstream: Sequence, eps: float,
-                     rtol: float, atol: float, seed: int) -> tuple[bool, float]:
+                     rtol: float, atol: float, rng: np.random.Generator | int) -> tuple[bool, float]:
     """Compare directional derivatives along Gaussian directions through all tensors at once.
 
     Each tensor's share of a direction is z / s, with z standard normal (every orthant, both
@@ -254,9 +254,9 @@ def directions_agree(evaluate: Callable[[dict], list], points: dict, analytic: d
     gradients is not drowned by one with large ones. The directions agree when every
     |a.v - n_v| plus the reference's rounding stays within FAST_TIGHTNESS. Returns (agree,
     largest error in those units). `evaluate` takes {tensor: moved copies stacked along a new
-    leading axis} and returns each output stacked the same way.
+    leading axis} and returns each output stacked the same way. `rng`: a generator, or a seed for one.
     """
-    rng = np.random.default_rng([seed, 7])
+    rng = np.random.default_rng(rng)
     count = FAST_DIRECTIONS
     v, reach, predicted = {}, [], np.zeros(count)
     for name, x in points.items():

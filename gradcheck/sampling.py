@@ -137,22 +137,26 @@ def draw_tensor(tensor: TensorSpec, dims: dict[str, int], rng: np.random.Generat
     return rng.standard_normal(shape) * scale
 
 
-def draw_arrays(spec: LayerSpec, example: Example) -> dict[str, np.ndarray]:
-    """Every input and parameter for one example; parameters keep unit scale."""
+def draw_arrays(spec: LayerSpec, example: Example, rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+    """Every input and parameter for one example; parameters keep unit scale.
+
+    `rng` is the example's generator (seeded with example.seed), if the caller goes on drawing from it.
+    """
     dims = example.dim_values
-    rng = np.random.default_rng(example.seed)
+    rng = np.random.default_rng(example.seed) if rng is None else rng
     arrays = {t.name: draw_tensor(t, dims, rng, example.scale) for t in spec.inputs}
     arrays.update({p.name: draw_tensor(p, dims, rng, 1.0) for p in spec.params})
     return arrays
 
 
-def draw_upstream(outputs: tuple[np.ndarray, ...], seed: int) -> list:
+def draw_upstream(outputs: tuple[np.ndarray, ...], rng: np.random.Generator | int) -> list:
     """Gaussian upstream gradients, one per output; exactly 1 for a scalar output.
 
-    A one-element array (a loss returned as np.array([loss])) counts as a scalar too.
+    A one-element array (a loss returned as np.array([loss])) counts as a scalar too. `rng` is a
+    generator or a seed for one.
     """
     if all(out.ndim == 0 or out.shape == (1,) for out in outputs):  # a loss: no generator needed
         return [1.0 if out.ndim == 0 else np.ones(1) for out in outputs]
-    rng = np.random.default_rng([seed, 1])
+    rng = np.random.default_rng(rng)
     return [1.0 if out.ndim == 0 else np.ones(1) if out.shape == (1,) else rng.standard_normal(out.shape)
             for out in outputs]

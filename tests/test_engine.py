@@ -192,9 +192,9 @@ def test_results_are_deterministic_for_a_seed():
 def test_upstream_gradient_is_gaussian_not_ones():
     from gradcheck.sampling import draw_upstream
 
-    (r,) = draw_upstream((np.zeros((4, 5)),), seed=0)
+    (r,) = draw_upstream((np.zeros((4, 5)),), 0)
     assert r.shape == (4, 5) and np.std(r) > 0.3 and np.any(r < 0)
-    assert draw_upstream((np.float64(2.0),), seed=0) == [1.0]
+    assert draw_upstream((np.float64(2.0),), 0) == [1.0]
 
 
 def test_fast_mode_checks_fewer_points_on_a_large_tensor_and_still_catches_one_wrong_element():
