@@ -88,7 +88,7 @@ def tolerance(numeric: Estimate, analytic: np.ndarray, rtol: float, atol: float,
     scale (`natural`, output size over input size): a batch-norm over two samples at inputs of
     1e3 has true gradients of 1e-8 that its exact formula computes only to a few digits.
     """
-    scale = max(float(np.max(np.abs(numeric.value), initial=0.0)), float(np.max(np.abs(analytic), initial=0.0)))
+    scale = max(float(np.abs(numeric.value).max(initial=0.0)), float(np.abs(analytic).max(initial=0.0)))
     scaled_atol = atol * min(1.0, max(scale, natural, ATOL_SCALE_FLOOR))
     return scaled_atol + rtol * np.abs(numeric.value) + numeric.noise
 
@@ -258,24 +258,30 @@ def directions_agree(evaluate: Callable[[dict], list], points: dict, analytic: d
     """
     rng = np.random.default_rng(rng)
     count = FAST_DIRECTIONS
-    v, reach, predicted = {}, [], np.zeros(count)
+    v, reach, predicted = {}, np.full(count, np.inf), np.zeros(count)
     for name, x in points.items():
         a = analytic[name]
-        scale = max(float(np.max(np.abs(a), initial=0.0)), ATOL_SCALE_FLOOR)
-        per_element = atol * min(1.0, scale) + rtol * np.abs(a)
-        unit = float(np.sqrt(np.mean(per_element**2))) if a.size else 1.0
-        v[name] = rng.standard_normal((count,) + x.shape) / max(unit, 1e-300)  # one row per direction
-        rows = v[name].reshape(count, -1)
+        size = np.abs(a)
+        scale = max(float(size.max(initial=0.0)), ATOL_SCALE_FLOOR)
+        per_element = size
+        per_element *= rtol
+        per_element += atol * min(1.0, scale)
+        unit = float(np.sqrt(np.dot(per_element.reshape(-1), per_element.reshape(-1)) / a.size)) if a.size else 1.0
+        rows = rng.standard_normal((count, x.size))
+        rows /= max(unit, 1e-300)  # one row per direction
+        v[name] = rows.reshape((count,) + x.shape)
         # how far each direction may go before some element moves by more than eps * max(1, |x|)
-        reach.append(max(1.0, float(np.max(np.abs(x), initial=0.0))) / np.maximum(np.max(np.abs(rows), axis=1, initial=0.0), 1e-300))
+        widest = np.maximum(np.abs(rows).max(axis=1, initial=0.0), 1e-300)
+        np.minimum(reach, max(1.0, float(np.abs(x).max(initial=0.0))) / widest, out=reach)
         predicted += rows @ a.reshape(-1)
-    t = eps * np.min(reach, axis=0)  # one step per direction, shared by all tensors
-    signed = np.stack([t, -t], axis=1).reshape(-1)  # direction k up, then down
+    t = eps * reach  # one step per direction, shared by all tensors
+    signed = np.empty(2 * count)
+    signed[0::2], signed[1::2] = t, -t  # direction k up, then down
     moved = {n: x[None] + (signed.reshape((-1,) + (1,) * x.ndim) * np.repeat(v[n], 2, axis=0)) for n, x in points.items()}
     outputs = evaluate(moved)
     total, rounding = weigh_per_sample(upstream, [out[0::2] for out in outputs], [out[1::2] for out in outputs], 1)
     taken = 2 * t
     numeric = total[:, 0] / taken
     errors = np.abs(predicted - numeric) + rounding[:, 0] / taken
-    worst_error = float(np.max(errors))
-    return bool(np.all(np.isfinite(numeric)) and worst_error <= FAST_TIGHTNESS), worst_error
+    worst_error = float(errors.max())
+    return bool(np.isfinite(numeric).all() and worst_error <= FAST_TIGHTNESS), worst_error
