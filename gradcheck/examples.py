@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -22,7 +23,8 @@ MODES = ("auto", "full", "fast")
 
 @dataclass
 class TensorOutcome:
-    """One tensor in one example: analytic against numeric, element by element."""
+    """One tensor in one example: analytic against numeric, element by element (read-only once made:
+    its verdict and errors are computed once)."""
 
     name: str
     kind: str
@@ -34,26 +36,26 @@ class TensorOutcome:
     directional: float | None = None  # fast mode passed: the largest directional error
     method: str = "full"  # "full", "coloured" (batch colouring) or "fast" (random directions)
 
-    @property
+    @cached_property
     def status(self) -> Status:
         return Status.FAIL if self.failing.any() else Status.PASS
 
-    @property
+    @cached_property
     def abs_error(self) -> np.ndarray:
         return np.abs(self.analytic - self.numeric)
 
-    @property
+    @cached_property
     def max_abs_error(self) -> float:
         if self.directional is not None:
             return self.directional
         return float(np.max(self._counted(self.abs_error), initial=0.0))
 
-    @property
+    @cached_property
     def max_rel_error(self) -> float:
         scale = np.max(self._counted(np.abs(self.analytic) + np.abs(self.numeric)), initial=0.0)
         return self.max_abs_error / max(float(scale), TINY)
 
-    @property
+    @cached_property
     def worst_index(self) -> tuple[int, ...]:
         """The element furthest outside its tolerance (or closest to it, when all pass)."""
         ratio = self._counted(self.abs_error / np.maximum(self.bound, TINY), fill=-1.0)

@@ -75,19 +75,25 @@ def draw_examples(spec: LayerSpec, seed: int) -> Iterator[Example]:
 
 
 def _draw_dims(spec: LayerSpec, rng: np.random.Generator) -> dict[str, int] | None:
-    """Dims as `dims_strategy` draws them, by rejection; None when MAX_TRIES draws miss `where`."""
+    """Dims as `dims_strategy` draws them, by rejection; None when MAX_TRIES draws miss `where`.
+
+    One uniform draw per dim, plus a coin for a batch dim that may be 1 (1 half the time, else
+    uniform over 2..hi), all in one call to the generator.
+    """
+    names = list(spec.dims)
+    coin = spec.batch_dim if spec.batch_dim in spec.dims and spec.dims[spec.batch_dim][0] <= 1 < spec.dims[spec.batch_dim][1] else None
     for _ in range(MAX_TRIES):
-        dims = {name: _draw_dim(spec, name, rng) for name in spec.dims}
+        u = rng.random(len(names) + 1).tolist()
+        dims = {}
+        for name, x in zip(names, u):
+            lo, hi = spec.dims[name]
+            if name == coin:
+                dims[name] = 1 if u[-1] < 0.5 else 2 + min(int(x * (hi - 1)), hi - 2)
+            else:
+                dims[name] = lo + min(int(x * (hi - lo + 1)), hi - lo)
         if satisfies(spec, dims):
             return dims
     return None
-
-
-def _draw_dim(spec: LayerSpec, name: str, rng: np.random.Generator) -> int:
-    lo, hi = spec.dims[name]
-    if name == spec.batch_dim and lo <= 1 < hi:
-        return 1 if rng.random() < 0.5 else int(rng.integers(2, hi + 1))
-    return int(rng.integers(lo, hi + 1))
 
 
 def dims_strategy(spec: LayerSpec) -> st.SearchStrategy[dict[str, int]]:
