@@ -43,13 +43,14 @@ def test_forward_calls_do_not_grow_with_the_sample_size():
     small = _run(tanh, N=4, D=2)
     large = _run(tanh, N=4, D=6)
     assert small[0].status is large[0].status is Status.PASS
-    # 2 reference forwards, then one stacked call for the probe and every moved copy
-    assert small[1] == large[1] == 3
+    # the reference forward, then one stacked call for the probe (which also shows forward
+    # repeatable: its middle copy must reproduce the reference) and every moved copy
+    assert small[1] == large[1] == 2
 
 
 def test_a_batch_of_one_is_stacked_too():
     outcome, forwards = _run(BUILTINS.get("tanh"), N=1, D=6)
-    assert outcome.status is Status.PASS and forwards == 3
+    assert outcome.status is Status.PASS and forwards == 2
 
 
 @pytest.mark.parametrize("name, dims", [("tanh", {"N": 3, "D": 5}), ("linear", {"N": 3, "D": 4, "M": 2}),
@@ -101,7 +102,7 @@ def test_fast_mode_stacks_its_directions_for_a_layer_without_parameters():
     spec = BUILTINS.get("max-pool2d")
     outcome, forwards = _run(spec, mode="fast", **_largest(spec))
     assert outcome.status is Status.PASS and {t.method for t in outcome.tensors} == {"fast"}
-    assert forwards == 3  # 2 reference, then 1 stacked call carrying the probe and all directions
+    assert forwards == 2  # the reference, then 1 stacked call carrying the probe and all directions
 
 
 @pytest.mark.parametrize("name, mode", [("tanh", "full"), ("max-pool2d", "fast"), ("conv2d", "full")])
