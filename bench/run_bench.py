@@ -615,11 +615,13 @@ def bench_torch(specs: list[LayerSpec], modes: list[str], repeats: int, seed: in
             rows.append([
                 name, shape_set, row["elements"], fmt_s(row["torch_slow"]), fmt_s(g.get("full")),
                 fmt_ratio(_ratio(g.get("full"), row["torch_slow"])), fmt_s(row["torch_fast"]), fmt_s(g.get("fast")),
-                fmt_ratio(_ratio(g.get("fast"), row["torch_fast"])), row["torch_ok"],
+                fmt_ratio(_ratio(g.get("fast"), row["torch_fast"])),
+                f"{fmt_s(row['forward_ours'])} / {fmt_s(row['forward_torch'])}", row["torch_ok"],
                 "/".join(row["gradcheck_status"].values()),
             ])
     headers = ["layer", "shapes", "elements checked", "torch slow", "gradcheck full", "full/slow",
-               "torch fast", "gradcheck fast", "fast/fast", "torch slow/fast verdict", "gradcheck verdict"]
+               "torch fast", "gradcheck fast", "fast/fast", "one forward: numpy / torch", "torch slow/fast verdict",
+               "gradcheck verdict"]
     print(table(headers, rows, f"gradcheck vs torch.autograd.gradcheck (float64, CPU, {torch.get_num_threads()} "
                 f"torch thread(s), medians of {repeats}; target: ratios <= 1)") + load_note(), flush=True)
     vias = {v for r in out for v in r["via"].values()}
@@ -652,13 +654,39 @@ def _torch_row(torch, spec, dims, build, modes, repeats, seed) -> dict:
             if attempt:
                 times[key].append(time.perf_counter() - start)
     ours = [k for k in runners if not k.startswith("torch")]
+    with torch.no_grad():
+        torch_forward = _median_call(lambda: function(*tensors), 50)
     verdicts = [last["torch slow"], last["torch fast"]]
     ok = "/".join("pass" if v is True else "FAIL" if v is False else str(v) for v in verdicts)
     return {"name": spec.name, "dims": dims, "elements": elements, "torch_slow": median(times["torch slow"]),
             "torch_fast": median(times["torch fast"]), "torch_ok": ok,
             "gradcheck": {m: median(times[m]) for m in ours},
             "gradcheck_status": {m: last[m][2] for m in ours}, "via": {m: last[m][3] for m in ours},
-            "times": times}
+            "times": times, "forward_ours": layer_forward_time(spec, dims, arrays, seed, 50),
+            "forward_torch": torch_forward}
+
+
+def _median_call(call: Callable[[], Any], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return median(times)
+
+
+def layer_forward_time(spec: LayerSpec, dims: dict[str, int], arrays: dict, seed: int, repeats: int) -> float:
+    """Median time of one call of the layer's own forward on the drawn arrays (inside call_layer only)."""
+    adapter = gradcheck.adapters.adapter_for(spec)
+    adapter.prepare({**dims, **arrays}, seed)
+    inputs = [arrays[t.name] for t in spec.inputs]
+    times = []
+    for _ in range(repeats):
+        timer = LayerTimer()
+        with timing_layer_code(timer):
+            adapter.forward([x.copy() for x in inputs], {p.name: arrays[p.name].copy() for p in spec.params}, seed)
+        times.append(timer.seconds["forward"])
+    return median(times)
 
 
 # -- section: medium -------------------------------------------------------------------------------
