@@ -86,10 +86,24 @@ class Adapter:
         raise NotImplementedError
 
     def _args(self) -> dict[str, Any]:
-        return copy.deepcopy(self.args) if self.args else {}
+        return _copied_args(self.args) if self.args else {}
 
 
 _IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), np.generic)
+
+
+def _copied_args(value: Any) -> Any:
+    """A copy of forward's keyword arguments that it may change freely (cs231n's bn_param gets
+    running means written into it): dicts, lists, tuples and arrays copied through, anything
+    else immutable shared or deep-copied. Faster than copy.deepcopy on these small trees."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _copied_args(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return kind(_copied_args(v) for v in value)
+    if kind is np.ndarray:
+        return value.copy()
+    return value if isinstance(value, _IMMUTABLE) else copy.deepcopy(value)
 
 
 def fresh_copy(obj: Any, memo: dict[int, Any] | None = None) -> Any:
