@@ -397,3 +397,33 @@ def test_a_loss_moving_in_whole_ulps_of_its_intermediate_is_not_a_failure():
     example = Example((("N", 1), ("C", 5)), 4146172987, 100.0)
     outcome = check_example(spec, example, DEFAULT_TOLERANCES)
     assert outcome.status is Status.PASS, [(t.name, t.analytic, t.numeric) for t in outcome.tensors]
+
+
+ARGS_KEEPER = """
+import numpy as np
+
+
+def scale_forward(x, state):
+    # cs231n's bn_param style: forward writes into a dict it was given; the output depends on it
+    state["calls"] = state.get("calls", 0) + 1
+    state["seen"] = np.append(state.get("seen", np.zeros(0)), x.sum())
+    return x * (1.0 + state["calls"]), (x, state["calls"])
+
+
+def scale_backward(dout, cache):
+    return dout * (1.0 + cache[1])
+"""
+
+
+def test_every_forward_gets_its_own_copy_of_nested_args(tmp_path):
+    """A forward that writes into its keyword arguments (nested dicts, arrays) never sees another call's writes."""
+    from gradcheck.api import check_layer as check_named
+
+    (tmp_path / "keeper.py").write_text(ARGS_KEEPER)
+    (tmp_path / "layers.yaml").write_text(
+        "layers:\n"
+        "  - {name: keeper, impl: keeper.py, style: functions, forward: scale_forward, backward: scale_backward,\n"
+        "     inputs: {x: [N, D]}, args: {state: {seen: [0.0]}}, dims: {N: [1, 3], D: [1, 3]}}\n"
+    )
+    result = check_named("keeper", tmp_path / "layers.yaml", seed=0)
+    assert result.status is Status.PASS, result.message
