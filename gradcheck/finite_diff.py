@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -245,24 +245,51 @@ def coloured_gradient(evaluate: Evaluate, x: np.ndarray, upstream: Sequence, eps
 FAST_DIRECTIONS = 4
 FAST_TIGHTNESS = 0.1
 
+
+@dataclass
+class DirectionalCheck:
+    """What the random directions found: whether they agree, and the largest error (in tolerance
+    units, the reference's rounding included). When they do not, whether rounding alone may
+    explain it (`rounding_only`: every gap within FAST_TIGHTNESS plus its rounding), how much
+    rounding there was (`rounding`, in those units), and each tensor's room to move (`room`: the
+    step it allows, in the directions' units; the smallest sets the shared step, and rounding
+    shrinks as the step grows)."""
+
+    agree: bool
+    error: float
+    rounding_only: bool = False
+    rounding: float = 0.0
+    room: dict = field(default_factory=dict)
+
+    def roomy(self) -> list[str]:
+        """The tensors that leave a step large enough to bring rounding well under FAST_TIGHTNESS."""
+        smallest = min(self.room.values())
+        needed = smallest * max(2.0, 4.0 * self.rounding / FAST_TIGHTNESS)
+        return [name for name, room in self.room.items() if room >= needed]
+
+
 def directions_agree(evaluate: Callable[[dict], list], points: dict, analytic: dict, upstream: Sequence, eps: float,
-                     rtol: float, atol: float, rng: np.random.Generator | int) -> tuple[bool, float]:
+                     rtol: float, atol: float, rng: np.random.Generator | int,
+                     natural: dict | None = None) -> DirectionalCheck:
     """Compare directional derivatives along Gaussian directions through all tensors at once.
 
     Each tensor's share of a direction is z / s, with z standard normal (every orthant, both
-    signs) and s the rms of that tensor's per-element tolerance, so a tensor with small
-    gradients is not drowned by one with large ones. The directions agree when every
-    |a.v - n_v| plus the reference's rounding stays within FAST_TIGHTNESS. Returns (agree,
-    largest error in those units). `evaluate` takes {tensor: moved copies stacked along a new
-    leading axis} and returns each output stacked the same way. `rng`: a generator, or a seed for one.
+    signs) and s the rms of that tensor's per-element tolerance (as `tolerance` has it: atol
+    shrinks with the gradients, but only down to the tensor's `natural` scale), so a tensor with
+    small gradients is not drowned by one with large ones. The directions agree when every
+    |a.v - n_v| plus the reference's rounding stays within FAST_TIGHTNESS. One step is shared by
+    all tensors, so the tensor with the least room (a small tolerance next to large values) sets
+    it, and with it the rounding; a doubt that rounding may explain says so (see
+    DirectionalCheck). `evaluate` takes {tensor: moved copies stacked along a new leading axis} and
+    returns each output stacked the same way. `rng`: a generator, or a seed for one.
     """
     rng = np.random.default_rng(rng)
     count = FAST_DIRECTIONS
-    v, reach, predicted = {}, np.full(count, np.inf), np.zeros(count)
+    v, reach, predicted = {}, {}, np.zeros(count)
     for name, x in points.items():
         a = analytic[name]
         size = np.abs(a)
-        scale = max(float(size.max(initial=0.0)), ATOL_SCALE_FLOOR)
+        scale = max(float(size.max(initial=0.0)), (natural or {}).get(name, 0.0), ATOL_SCALE_FLOOR)
         per_element = size
         per_element *= rtol
         per_element += atol * min(1.0, scale)
@@ -272,9 +299,9 @@ def directions_agree(evaluate: Callable[[dict], list], points: dict, analytic: d
         v[name] = rows.reshape((count,) + x.shape)
         # how far each direction may go before some element moves by more than eps * max(1, |x|)
         widest = np.maximum(np.abs(rows).max(axis=1, initial=0.0), 1e-300)
-        np.minimum(reach, max(1.0, float(np.abs(x).max(initial=0.0))) / widest, out=reach)
+        reach[name] = max(1.0, float(np.abs(x).max(initial=0.0))) / widest
         predicted += rows @ a.reshape(-1)
-    t = eps * reach  # one step per direction, shared by all tensors
+    t = eps * np.min(list(reach.values()), axis=0)  # one step per direction, shared by all tensors
     signed = np.empty(2 * count)
     signed[0::2], signed[1::2] = t, -t  # direction k up, then down
     moved = {n: x[None] + (signed.reshape((-1,) + (1,) * x.ndim) * np.repeat(v[n], 2, axis=0)) for n, x in points.items()}
@@ -282,6 +309,10 @@ def directions_agree(evaluate: Callable[[dict], list], points: dict, analytic: d
     total, rounding = weigh_per_sample(upstream, [out[0::2] for out in outputs], [out[1::2] for out in outputs], 1)
     taken = 2 * t
     numeric = total[:, 0] / taken
-    errors = np.abs(predicted - numeric) + rounding[:, 0] / taken
-    worst_error = float(errors.max())
-    return bool(np.isfinite(numeric).all() and worst_error <= FAST_TIGHTNESS), worst_error
+    gap, noise = np.abs(predicted - numeric), rounding[:, 0] / taken
+    worst_error = float((gap + noise).max())
+    finite = bool(np.isfinite(numeric).all())
+    if finite and worst_error <= FAST_TIGHTNESS:
+        return DirectionalCheck(True, worst_error)
+    return DirectionalCheck(False, worst_error, finite and bool(np.all(gap <= FAST_TIGHTNESS + noise)),
+                            float(noise.max()), {name: float(room.min()) for name, room in reach.items()})

@@ -8,6 +8,7 @@ must be noticed and checked one forward per perturbation.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -119,3 +120,41 @@ def test_a_large_batch_is_stacked_in_several_calls_with_the_same_numbers(name, m
     assert split_calls > whole_calls
     for tensor in whole.tensors:
         np.testing.assert_allclose(_numeric(split, tensor.name), tensor.numeric, rtol=1e-7, atol=1e-9)
+
+
+def _attention_at_scale(spec, seed):
+    """Attention at inputs of ~1e3: the softmax saturates, and q and k get gradients of exactly 0."""
+    dims = (("N", 2), ("Tq", 3), ("Tk", 3), ("Dk", 3), ("Dv", 2))
+    counter = Counter()
+    outcome = check_example(spec, Example(dims, seed, 1000.0), DEFAULT_TOLERANCES, counter, "fast")
+    return outcome, counter.forward
+
+
+def test_fast_mode_sends_only_the_tensors_that_limit_its_step_to_the_full_check():
+    """q and k, with gradients of 0, have tolerances of ~atol next to values of ~1e3: sharing
+    their tiny step would drown v's directions in rounding. They are checked the full way; v
+    still passes on its own directions."""
+    spec = BUILTINS.get("attention")
+    for seed in range(6):
+        outcome, forwards = _attention_at_scale(spec, seed)
+        methods = {t.name: t.method for t in outcome.tensors}
+        assert outcome.status is Status.PASS and methods["v"] == "fast", (seed, methods)
+        assert forwards <= 5  # the reference; the directions, then again for v alone; q and k, one stacked call each
+
+
+@pytest.mark.parametrize("wrong", ["q", "v"])
+def test_a_bug_in_a_tensor_fast_mode_splits_off_or_keeps_still_fails(wrong):
+    spec = BUILTINS.get("attention")
+    position = "qkv".index(wrong)
+
+    class OffBy(spec.target):
+        def backward(self, dout):
+            grads = list(super().backward(dout))
+            grads[position] = grads[position] + 1e-3  # q's true gradient is 0 here; v's is ~1
+            return tuple(grads)
+
+    buggy = replace(spec, target=OffBy)
+    for seed in range(6):
+        outcome, _ = _attention_at_scale(buggy, seed)
+        failing = [t.name for t in outcome.tensors if t.status is Status.FAIL]
+        assert outcome.status is Status.FAIL and failing == [wrong], (seed, failing)
