@@ -175,7 +175,7 @@ class _ExampleRun:
         full check.
         """
         eligible = [n for n in names if self.mode == "fast" or (self.mode == "auto" and self.arrays[n].size > FULL_MAX)]
-        for attempt in range(2):
+        for _ in range(2):
             if not eligible:
                 break
             points = {n: self.arrays[n] for n in eligible}
@@ -367,18 +367,18 @@ class _ExampleRun:
         size, names = self.batch_size, self._colourable()
         if not names:
             return set(), False, None
-        rng = self.rng
-        carried = self._stacking_probe(sorted(names), rng, extra)  # sorted: set order varies between processes
+        carried = self._stacking_probe(sorted(names), self.rng, extra)  # sorted: set order varies between processes
         if carried is not None:
             return names, True, carried if extra else None
         if size < 2:
             return set(), False, None
-        independent = self.spec.batch_independent or self._samples_independent(names, rng)
+        independent = self.spec.batch_independent or self._samples_independent(names, self.rng)
         return (names if independent else set()), False, None
 
     def _stacking_probe(self, names: list[str], rng, extra) -> list | None:
         """One forward of [moved; drawn; moved] (then `extra`'s copies) stacked along the batch axis:
-        the outputs of `extra`'s copies ([] without) if the drawn copy came out as it did alone."""
+        the outputs of `extra`'s copies ([] without) if the drawn copy came out as it did alone,
+        which also shows forward repeatable (no second plain forward is needed then)."""
         moved = {}
         for name in names:
             x = self.arrays[name]

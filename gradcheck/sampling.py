@@ -81,7 +81,8 @@ def _draw_dims(spec: LayerSpec, rng: np.random.Generator) -> dict[str, int] | No
     uniform over 2..hi), all in one call to the generator.
     """
     names = list(spec.dims)
-    coin = spec.batch_dim if spec.batch_dim in spec.dims and spec.dims[spec.batch_dim][0] <= 1 < spec.dims[spec.batch_dim][1] else None
+    batch_lo, batch_hi = spec.dims.get(spec.batch_dim, (0, 0))
+    coin = spec.batch_dim if batch_lo <= 1 < batch_hi else None  # the batch dim, when it may be 1 or more
     for _ in range(MAX_TRIES):
         u = rng.random(len(names) + 1).tolist()
         dims = {}
