@@ -56,18 +56,21 @@ def draw_examples(spec: LayerSpec, seed: int) -> Iterator[Example]:
     """Examples drawn like `examples_strategy`, deterministically from `seed`, without end.
 
     Like hypothesis, it tries the boundaries first: every dim at its minimum, then every dim at
-    its maximum (each only if it satisfies `where`), both at scale 1. The minimum has value
-    seed 0, which makes it hypothesis's own first example: should it fail, hypothesis finds it
-    already checked. The next examples take every magnitude of SCALES once, in a random order,
-    so that 20 examples always meet inputs of ~1e3 (an exp without max-subtraction overflows
-    only there); after that the magnitude is drawn like the rest. Stops early only when
-    MAX_TRIES draws in a row miss the `where` clauses.
+    its maximum (each only if it satisfies `where`), both at scale 1, then the maximum again at
+    the largest magnitude: the most values of ~1e3 that any example draws, so that an exp without
+    max-subtraction meets one above 709 all but surely (a few small examples at ~1e3 can all be
+    negative). The minimum has value seed 0, which makes it hypothesis's own first example:
+    should it fail, hypothesis finds it already checked. The next examples take every magnitude
+    of SCALES once, in a random order; after that the magnitude is drawn like the rest. Stops
+    early only when MAX_TRIES draws in a row miss the `where` clauses.
     """
     rng = np.random.default_rng(seed % 2**64)  # --seed may be negative
     for corner in (0, 1):
         dims = {name: bounds[corner] for name, bounds in spec.dims.items()}
         if satisfies(spec, dims):
             yield Example(tuple(dims.items()), 0 if corner == 0 else int(rng.integers(2**32)))
+            if corner == 1:
+                yield Example(tuple(dims.items()), int(rng.integers(2**32)), max(SCALES))
     first_scales = [SCALES[i] for i in rng.permutation(len(SCALES))]
     while (dims := _draw_dims(spec, rng)) is not None:
         scale = first_scales.pop() if first_scales else SCALES[rng.integers(len(SCALES))]

@@ -81,11 +81,12 @@ def test_value_seeds_and_scales_are_drawn_uniformly(registry):
     assert all(abs(count / len(examples) - 1 / len(SCALES)) < 0.03 for count in scales.values()), scales
 
 
-def test_the_smallest_then_the_largest_dims_come_first_at_unit_scale(registry):
+def test_the_smallest_then_the_largest_dims_come_first_then_the_largest_at_the_largest_magnitude(registry):
     spec = registry.get("plain")
-    smallest, largest, *rest = draws(spec, seed=3, count=20)
+    smallest, largest, loudest, *rest = draws(spec, seed=3, count=20)
     assert smallest.dim_values == {"N": 1, "D": 1, "M": 2} and smallest.scale == 1.0 and smallest.seed == 0
     assert largest.dim_values == {"N": 4, "D": 5, "M": 5} and largest.scale == 1.0
+    assert loudest.dim_values == largest.dim_values and loudest.scale == max(SCALES) and loudest.seed != largest.seed
     assert {e.dim_values["N"] for e in rest} != {1} and {e.scale for e in rest} != {1.0}
 
 
@@ -118,7 +119,8 @@ def test_an_unsatisfiable_where_ends_the_draws(registry):
 
 
 @pytest.mark.parametrize("seed", range(50))
-def test_every_magnitude_comes_within_the_first_six_examples(registry, seed):
+def test_every_magnitude_comes_within_the_first_seven_examples(registry, seed):
     """An overflow shows only at inputs of ~1e3: a default run of 20 examples must always meet them."""
-    first = list(islice(draw_examples(registry.get("plain"), seed), 6))
+    first = list(islice(draw_examples(registry.get("plain"), seed), 7))
     assert set(SCALES) <= {e.scale for e in first}
+    assert [e.scale for e in first].count(max(SCALES)) >= 2  # once at the largest dims
