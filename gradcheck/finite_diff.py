@@ -153,13 +153,15 @@ def weigh_per_sample(upstream: Sequence, plus: Outputs, minus: Outputs, batch: i
         size = np.maximum(np.abs(p), np.abs(m)).reshape(count, batch, -1)
         size *= weight
         changed = delta != 0
-        moved += size.sum(axis=2, where=changed)
-        still += size.sum(axis=2, where=~changed)
+        moved_here = size.sum(axis=2, where=changed)
+        moved += moved_here
+        still += np.maximum(size.sum(axis=2) - moved_here, 0.0)
         sizes.append((size, weight))
         if quantum:
-            grain = np.abs(delta) <= QUANTA * quantum
-            grain &= changed
-            if grain.any():
+            steps_taken = np.abs(delta)
+            if steps_taken.min(where=changed, initial=np.inf) <= QUANTA * quantum:  # some output moved a grain
+                grain = steps_taken <= QUANTA * quantum
+                grain &= changed
                 coarse += np.multiply(grain, weight).sum(axis=2)
     rounding = moved * (ROUNDING_SAFETY * EPS64)
     nothing_moved = moved == 0.0
