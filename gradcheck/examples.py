@@ -135,7 +135,9 @@ class _ExampleRun:
         self.seed = example.seed
         self.inputs = [arrays[t.name] for t in spec.inputs]
         self.params = {p.name: arrays[p.name] for p in spec.params}
-        self.hidden = _magnitude(arrays)  # how large the layer's intermediates may be
+        # the largest |value| of each float array, and of all: how large the layer's intermediates may be
+        self.largest = {name: float(np.abs(a).max(initial=0.0)) for name, a in arrays.items() if a.dtype.kind == "f"}
+        self.hidden = max(self.largest.values(), default=0.0)
         batch = spec.batch_dim
         self.batch_size = example.dim_values.get(batch or "", 0)
         self.batch_leading = {t.name for t in spec.inputs if batch and t.shape and t.shape[0].source == batch}
@@ -180,7 +182,7 @@ class _ExampleRun:
                 break
             points = {n: self.arrays[n] for n in eligible}
             found = directions_agree(self.evaluate_all, points, analytic, upstream, self.tol.eps, self.tol.rtol,
-                                     self.tol.atol, self.rng, {n: self._natural(x) for n, x in points.items()})
+                                     self.tol.atol, self.rng, {n: self._natural(n) for n in points})
             if found.agree:
                 return {n: found.error for n in eligible}
             if not found.rounding_only:
@@ -188,9 +190,9 @@ class _ExampleRun:
             eligible = found.roomy()
         return {}
 
-    def _natural(self, x: np.ndarray) -> float:
-        """The layer's natural gradient scale for tensor x: the largest |R * out| over x's size."""
-        return self._natural_output / max(1.0, float(np.abs(x).max(initial=0.0)))
+    def _natural(self, name: str) -> float:
+        """The layer's natural gradient scale for a tensor: the largest |R * out| over the tensor's size."""
+        return self._natural_output / max(1.0, self.largest[name])
 
     def _evaluate_many(self, moved: dict[str, np.ndarray]):
         """Forward outputs with some tensors replaced by `moved` (the caller's, not read again);
@@ -291,7 +293,7 @@ class _ExampleRun:
         self.first_call = (inputs, params, handle)
         for position, out in enumerate(outputs):
             if not np.isfinite(out).all():
-                magnitude = max((float(np.max(np.abs(x), initial=0.0)) for x in self.inputs if x.dtype.kind == "f"), default=0.0)
+                magnitude = max((self.largest.get(t.name, 0.0) for t in self.spec.inputs), default=0.0)
                 hint = (" (exp of a large input? subtract the max before exp)" if magnitude >= 50 else
                         " (an input outside the layer's domain? declare it with range: [lo, hi] in layers.yaml)")
                 which = f" output {position}" if len(outputs) > 1 else ""
@@ -478,7 +480,7 @@ class _ExampleRun:
         evaluate = self._evaluate_one(name)
         estimate, coloured = self._numerical(name, x, upstream)
         numeric, noise = estimate.value, estimate.noise
-        bound = tolerance(estimate, analytic, rtol, atol, self._natural(x))
+        bound = tolerance(estimate, analytic, rtol, atol, self._natural(name))
         unreliable = ~np.isfinite(numeric)
         gap = np.abs(analytic - numeric)
         suspects = np.flatnonzero(gap > bound)  # never where numeric is not finite: gap > bound is then False
@@ -501,11 +503,6 @@ class _ExampleRun:
         numeric[unreliable] = np.nan
         return TensorOutcome(name, kind, analytic, numeric, bound, confirmed, int(unreliable.sum()),
                              method="coloured" if coloured else "full")
-
-
-def _magnitude(arrays: dict[str, np.ndarray]) -> float:
-    """The largest float value drawn for a layer: a proxy for the size of its intermediates."""
-    return max((float(np.abs(a).max(initial=0.0)) for a in arrays.values() if a.dtype.kind == "f"), default=0.0)
 
 
 def _param_changed(who: str, name: str) -> str:

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gradcheck.api import check_layer as check_named
 from gradcheck.engine import Options, check_layer
 from gradcheck.examples import check_example
 from gradcheck.registry import load_registry
@@ -24,6 +25,15 @@ def test_builtin_layer_passes(name, mode):
     result = check_layer(REGISTRY.get(name), Options(seed=0, mode=mode))
     assert result.status is Status.PASS, result.message
     assert result.examples >= 10
+
+
+def _config(tmp_path: Path, layers: str, **modules: str) -> Path:
+    """A layers.yaml with `layers` as its text and the modules it names, written to tmp_path."""
+    for name, source in modules.items():
+        (tmp_path / f"{name}.py").write_text(source)
+    config = tmp_path / "layers.yaml"
+    config.write_text(layers)
+    return config
 
 
 def _scaled_backward(cls, factor: float):
@@ -160,15 +170,12 @@ class ReluWrong(Relu):
 
 
 def test_kinks_are_skipped_not_failed_and_bugs_near_them_still_fail(tmp_path):
-    from gradcheck.api import check_layer as check_named
-
-    (tmp_path / "layers.yaml").write_text(KINK_YAML)
-    (tmp_path / "kinks.py").write_text(KINK_LAYERS)
-    on_kink = check_named("abs-on-kink", tmp_path / "layers.yaml", seed=0, examples=10)
+    config = _config(tmp_path, KINK_YAML, kinks=KINK_LAYERS)
+    on_kink = check_named("abs-on-kink", config, seed=0, examples=10)
     assert on_kink.status is Status.SKIP and on_kink.kinks > 0
-    near = check_named("relu-near-kink", tmp_path / "layers.yaml", seed=0, examples=50)
+    near = check_named("relu-near-kink", config, seed=0, examples=50)
     assert near.status is Status.PASS, near.message
-    wrong = check_named("relu-near-kink-wrong", tmp_path / "layers.yaml", seed=0, examples=50)
+    wrong = check_named("relu-near-kink-wrong", config, seed=0, examples=50)
     assert wrong.status is Status.FAIL
 
 
@@ -243,8 +250,6 @@ def test_quantised_intermediates_are_not_a_failure(seed):
     Found by a 500-example sweep; the output never moves, so only the size of the drawn values
     tells how much change could hide there.
     """
-    from gradcheck.api import check_layer as check_named
-
     config = Path(__file__).parent / "fixtures" / "adversarial" / "scales.yaml"
     result = check_named("logsumexp-loss-large-scores", config, seed=seed, examples=500)
     assert result.status is Status.PASS, result.message
@@ -274,30 +279,26 @@ class MeanSquareWrong(MeanSquare):
 
 
 def test_a_loss_returned_as_a_one_element_array_gets_upstream_one(tmp_path):
-    from gradcheck.api import check_layer as check_named
-
-    (tmp_path / "losses.py").write_text(LOSS_AS_ARRAY)
-    (tmp_path / "layers.yaml").write_text(
+    config = _config(
+        tmp_path,
         "layers:\n"
         "  - {name: ms, impl: losses.py:MeanSquare, inputs: {x: [N, D]}, dims: {N: [1, 4], D: [1, 3]}}\n"
-        "  - {name: ms-wrong, impl: losses.py:MeanSquareWrong, inputs: {x: [N, D]}, dims: {N: [1, 4], D: [1, 3]}}\n"
+        "  - {name: ms-wrong, impl: losses.py:MeanSquareWrong, inputs: {x: [N, D]}, dims: {N: [1, 4], D: [1, 3]}}\n",
+        losses=LOSS_AS_ARRAY,
     )
-    assert check_named("ms", tmp_path / "layers.yaml", seed=0).status is Status.PASS
-    assert check_named("ms-wrong", tmp_path / "layers.yaml", seed=0).status is Status.FAIL
+    assert check_named("ms", config, seed=0).status is Status.PASS
+    assert check_named("ms-wrong", config, seed=0).status is Status.FAIL
 
 
 def test_a_class_backward_may_return_its_parameter_gradients(tmp_path):
     """`return dx, dW, db` with nothing stored on the object: the returned ones are checked."""
-    from gradcheck.api import check_layer as check_named
-
     fixture = Path(__file__).parent / "fixtures" / "returned_param_grads.py"
-    (tmp_path / "ret.py").write_text(fixture.read_text())
     entry = ("{{name: {0}, impl: ret.py:{1}, init: {{W: $W, b: $b}}, params: {{W: [D, M], b: [M]}}, "
              "inputs: {{x: [N, D]}}, dims: {{N: [1, 4], D: [1, 3], M: [1, 3]}}}}")
-    (tmp_path / "layers.yaml").write_text(
-        "layers:\n  - " + entry.format("ret", "Affine") + "\n  - " + entry.format("ret-wrong", "AffineWrong") + "\n")
-    assert check_named("ret", tmp_path / "layers.yaml", seed=0).status is Status.PASS
-    wrong = check_named("ret-wrong", tmp_path / "layers.yaml", seed=0)
+    config = _config(tmp_path, "layers:\n  - " + entry.format("ret", "Affine") + "\n  - "
+                     + entry.format("ret-wrong", "AffineWrong") + "\n", ret=fixture.read_text())
+    assert check_named("ret", config, seed=0).status is Status.PASS
+    wrong = check_named("ret-wrong", config, seed=0)
     assert wrong.status is Status.FAIL
     assert [t.name for t in wrong.tensors if t.status is Status.FAIL] == ["W"]
 
@@ -378,14 +379,13 @@ def test_the_numpy_failure_stands_when_hypothesis_finds_none(monkeypatch):
 
 
 def test_where_clauses_that_no_dims_satisfy_are_an_error(tmp_path):
-    from gradcheck.api import check_layer as check_named
-
-    (tmp_path / "layers.yaml").write_text(
+    config = _config(
+        tmp_path,
         "layers:\n"
         "  - {name: never, impl: gradcheck.layers.activations:ReLU, inputs: {x: [N, D]},\n"
-        "     dims: {N: [1, 4], D: [1, 6]}, where: ['D > 10']}\n"
+        "     dims: {N: [1, 4], D: [1, 6]}, where: ['D > 10']}\n",
     )
-    result = check_named("never", tmp_path / "layers.yaml", seed=0)
+    result = check_named("never", config, seed=0)
     assert result.status is Status.ERROR
     assert "no dims satisfy every 'where' clause" in result.message
 
@@ -417,13 +417,12 @@ def scale_backward(dout, cache):
 
 def test_every_forward_gets_its_own_copy_of_nested_args(tmp_path):
     """A forward that writes into its keyword arguments (nested dicts, arrays) never sees another call's writes."""
-    from gradcheck.api import check_layer as check_named
-
-    (tmp_path / "keeper.py").write_text(ARGS_KEEPER)
-    (tmp_path / "layers.yaml").write_text(
+    config = _config(
+        tmp_path,
         "layers:\n"
         "  - {name: keeper, impl: keeper.py, style: functions, forward: scale_forward, backward: scale_backward,\n"
-        "     inputs: {x: [N, D]}, args: {state: {seen: [0.0]}}, dims: {N: [1, 3], D: [1, 3]}}\n"
+        "     inputs: {x: [N, D]}, args: {state: {seen: [0.0]}}, dims: {N: [1, 3], D: [1, 3]}}\n",
+        keeper=ARGS_KEEPER,
     )
-    result = check_named("keeper", tmp_path / "layers.yaml", seed=0)
+    result = check_named("keeper", config, seed=0)
     assert result.status is Status.PASS, result.message
