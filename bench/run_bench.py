@@ -12,6 +12,8 @@ numbers), and never fails on a missed target. Sections:
   torch     torch.autograd.gradcheck (float64, CPU; slow and fast mode) against gradcheck on the
             same layer, shapes and values
   medium    one fixed example per layer at medium shapes (MEDIUM_DIMS): the layer's share there
+  large     one fixed example per layer at the shapes of a small real network (LARGE_DIMS): wall
+            time, forwards and how each tensor was checked (opt-in: --sections large)
   profile   cProfile of every layer's check, top functions (opt-in: --sections profile)
 
 Run from the repository root:  .venv/bin/python bench/run_bench.py
@@ -51,7 +53,7 @@ from gradcheck.sampling import Example, draw_arrays, satisfies
 from gradcheck.spec import DEFAULT_TOLERANCES, LayerSpec
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("layers", "run-all", "scaling", "medium", "torch", "profile")
+SECTIONS = ("layers", "run-all", "scaling", "medium", "torch", "large", "profile")
 DEFAULT_SECTIONS = ("layers", "run-all", "scaling", "medium", "torch")
 
 # Fixed "medium" shapes: large enough that a layer's own arithmetic is not negligible, small
@@ -79,6 +81,20 @@ MEDIUM_DIMS: dict[str, dict[str, int]] = {
     "lstm-cell": {"N": 4, "D": 8, "H": 8},
     "attention": {"N": 2, "Tq": 4, "Tk": 4, "Dk": 8, "Dv": 8},
     "flatten": {"N": 4, "C": 3, "H": 4, "Wd": 4},
+}
+# Fixed "large" shapes: what a small real network feeds a layer. The full check of these takes
+# minutes on some layers (conv2d: two forwards of the batch per weight element), so the `large`
+# section is opt-in and runs mode full once.
+LARGE_DIMS: dict[str, dict[str, int]] = {
+    "linear": {"N": 32, "D": 128, "M": 64},
+    "tanh": {"N": 32, "D": 512},
+    "softmax-cross-entropy": {"N": 64, "C": 100},
+    "conv2d": {"N": 8, "C": 8, "F": 16, "KH": 3, "KW": 3, "S": 1, "P": 1, "H": 16, "Wd": 16},
+    "batch-norm": {"N": 64, "D": 128},
+    "layer-norm": {"N": 8, "T": 16, "D": 64},
+    "rnn-cell": {"N": 16, "D": 64, "H": 64},
+    "lstm-cell": {"N": 16, "D": 32, "H": 32},
+    "attention": {"N": 4, "Tq": 16, "Tk": 16, "Dk": 32, "Dv": 32},
 }
 # Rows never interact in these, so the checker may perturb every sample at once (batch colouring).
 BATCH_INDEPENDENT = (
@@ -725,6 +741,38 @@ def bench_medium(specs: list[LayerSpec], modes: list[str], repeats: int, seed: i
     return out
 
 
+# -- section: large --------------------------------------------------------------------------------
+def bench_large(specs: list[LayerSpec], modes: list[str], repeats: int, seed: int) -> dict:
+    """One fixed example per layer at LARGE_DIMS (scale 1): wall time, forwards, and how each
+    tensor was checked. Mode full runs once per layer (it takes minutes on conv2d)."""
+    out: dict[str, Any] = {}
+    for mode in modes:
+        rows, raw = [], []
+        for spec in specs:
+            if spec.name not in LARGE_DIMS:
+                continue
+            dims = LARGE_DIMS[spec.name]
+            walls, methods = [], {}
+            for _ in range(1 if mode == "full" else repeats):
+                example = Example(tuple(dims.items()), seed, 1.0)
+                counter = Counter()
+                kwargs = {"mode": mode} if mode != "default" and _check_example_takes("mode") else {}
+                start = time.perf_counter()
+                outcome = check_example(spec, example, tolerances(spec), counter, **kwargs)
+                walls.append(time.perf_counter() - start)
+                methods = {t.name: getattr(t, "method", "full") for t in outcome.tensors}
+            elements = sum(int(np.prod(t.analytic.shape)) for t in outcome.tensors)
+            raw.append({"name": spec.name, "dims": dims, "wall": median(walls), "forward": counter.forward,
+                        "elements": elements, "methods": methods, "status": outcome.status.value})
+            rows.append([spec.name, " ".join(f"{k}={v}" for k, v in dims.items()), elements, counter.forward,
+                         fmt_s(median(walls)), " ".join(f"{k}:{v}" for k, v in methods.items()), outcome.status.value])
+        print(table(["layer", "dims", "elements checked", "forward", "wall (median)", "method per tensor", "status"], rows,
+                    f"One example per layer at large shapes, mode={mode_label(mode)} (seed {seed}, "
+                    f"{'1 run' if mode == 'full' else f'{repeats} repeats'})") + load_note(), flush=True)
+        out[mode] = raw
+    return out
+
+
 # -- section: profile ------------------------------------------------------------------------------
 def bench_profile(specs: list[LayerSpec], seed: int, examples: int | None, top: int) -> dict:
     """cProfile over every layer's check; the functions that cost most, by own and cumulative time."""
@@ -858,6 +906,8 @@ def main(argv=None) -> int:
     if "torch" in args.sections:
         shape_sets = ["registry-max", "medium"] if args.shapes == "both" else [args.shapes]
         report["torch"] = bench_torch(specs, modes, args.repeats, args.seed, shape_sets, args.torch_threads)
+    if "large" in args.sections:
+        report["large"] = bench_large(specs, modes, args.repeats, args.seed)
     if "profile" in args.sections:
         report["profile"] = bench_profile(specs, args.seed, args.examples, args.profile_top)
     print(f"\nbenchmark took {time.perf_counter() - started:.0f} s")

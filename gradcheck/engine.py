@@ -40,7 +40,9 @@ class Options:
     fail_fast: bool = False
     timeout: float | None = None
     config: str | None = None  # shown in the reproduce command
-    mode: str = "auto"  # "full": every element; "fast": random directions, full check on any doubt; "auto": full up to 4096 elements
+    # "full": every element; "fast": random directions, full check on any doubt; "auto": full up to
+    # 4096 elements unless that would be slow (see examples.FULL_MAX)
+    mode: str = "auto"
 
     def resolved_seed(self) -> int:
         return self.seed if self.seed is not None else random.randrange(2**31)

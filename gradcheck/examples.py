@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -10,14 +11,19 @@ import numpy as np
 from gradcheck.adapters import UPDATE_LEARNING_RATE, Adapter, LayerProblem, adapter_for
 from gradcheck import finite_diff
 from gradcheck.finite_diff import (
-    Estimate, centred_difference, coloured_gradient, directions_agree, is_steady, numerical_gradient, tolerance,
+    MAX_STRETCH, Estimate, centred_difference, coloured_gradient, directions_agree, is_steady, numerical_gradient,
+    tolerance,
 )
 from gradcheck.results import Status
 from gradcheck.sampling import Example, draw_arrays, draw_upstream
 from gradcheck.spec import LayerSpec, Tolerances
 
 TINY = 1e-300
-FULL_MAX = 4096  # in mode "auto", tensors up to this many elements get the full per-element check
+# In mode "auto", tensors up to FULL_MAX elements get the full per-element check, unless its
+# forwards (two per element; for a batch-leading input, per element of one sample) would take
+# over FULL_SECONDS at the speed of this example's forward: those start with the directions.
+FULL_MAX = 4096
+FULL_SECONDS = 1.0
 MODES = ("auto", "full", "fast")
 
 
@@ -33,7 +39,9 @@ class TensorOutcome:
     bound: np.ndarray
     failing: np.ndarray  # confirmed failing elements
     skipped: int = 0  # elements where the reference was not smooth (kink) or not steady
-    directional: float | None = None  # fast mode passed: the largest directional error
+    # fast mode passed: the largest directional error in the tensor's units (in tolerance units
+    # times its rms per-element tolerance, `bound`): the one-element error the directions allow
+    directional: float | None = None
     method: str = "full"  # "full", "coloured" (batch colouring) or "fast" (random directions)
 
     @cached_property
@@ -158,37 +166,63 @@ class _ExampleRun:
         for name, kind in tensors:
             x, a = self.arrays[name], analytic[name]
             if name in quick:
-                outcomes.append(TensorOutcome(name, kind, a, a.copy(), np.ones(x.shape), np.zeros(x.shape, bool),
-                                              directional=quick[name], method="fast"))
+                error, unit = quick[name]
+                outcomes.append(TensorOutcome(name, kind, a, a.copy(), np.full(x.shape, unit), np.zeros(x.shape, bool),
+                                              directional=error * unit, method="fast"))
                 continue
             outcomes.append(self.compare(name, kind, x, a, base, upstream))
         if not self._repeated:  # no stacked probe reproduced the reference forward: call it again
             self._check_repeatable()
         return outcomes
 
-    def _fast_pass(self, names: list[str], analytic: dict, upstream) -> dict[str, float]:
-        """Tensors that pass the random-direction check (mode fast, or auto for large tensors).
+    def _fast_pass(self, names: list[str], analytic: dict, upstream) -> dict[str, tuple[float, float]]:
+        """Tensors that pass the random-direction check (mode fast, or auto for large or slow
+        tensors), each with the directions' error in tolerance units and its unit (see DirectionalCheck).
 
         The directions share one step, which the tensor with the least room sets (a tight
         tolerance next to large values); the rounding grows as the step shrinks. A doubt that
         rounding may explain sends the tensors with little room to the full check and draws the
         directions once more for the others, with a step large enough to leave rounding well
-        under the threshold. Any other doubt, or a second one, sends the remaining tensors to the
-        full check.
+        under the threshold; when every tensor is that tight (one tensor alone, or all alike), the
+        same tensors go again with the step stretched beyond eps (at most MAX_STRETCH times). Any
+        other doubt, or a second one, sends the remaining tensors to the full check.
         """
-        eligible = [n for n in names if self.mode == "fast" or (self.mode == "auto" and self.arrays[n].size > FULL_MAX)]
+        eligible = [n for n in names if self._directions_first(n)]
+        stretch = 1.0
         for _ in range(2):
             if not eligible:
                 break
             points = {n: self.arrays[n] for n in eligible}
             found = directions_agree(self.evaluate_all, points, analytic, upstream, self.tol.eps, self.tol.rtol,
-                                     self.tol.atol, self.rng, {n: self._natural(n) for n in points})
+                                     self.tol.atol, self.rng, {n: self._natural(n) for n in points}, stretch)
             if found.agree:
-                return {n: found.error for n in eligible}
+                return {n: (found.error, found.units[n]) for n in eligible}
             if not found.rounding_only:
                 break
-            eligible = found.roomy()
+            roomy = found.roomy()
+            if roomy:
+                eligible = roomy
+            elif stretch * found.growth() <= MAX_STRETCH:
+                stretch *= found.growth()
+            else:
+                break
         return {}
+
+    def _directions_first(self, name: str) -> bool:
+        """Whether tensor `name` starts with the random directions: in mode fast, and in mode auto
+        when it is large or its full check would be slow (see FULL_MAX)."""
+        if self.mode != "auto":
+            return self.mode == "fast"
+        size = self.arrays[name].size
+        if size > FULL_MAX:
+            return True
+        per_copy = self.batch_size if name in self.batch_leading and self.batch_size else 1
+        forwards = 2 * size / per_copy
+        if forwards * self.forward_seconds <= FULL_SECONDS:
+            return False
+        if not self._repeated:  # a first call may carry one-off costs (an import, a cache): time a second
+            self._check_repeatable()
+        return forwards * self.forward_seconds > FULL_SECONDS
 
     def _natural(self, name: str) -> float:
         """The layer's natural gradient scale for a tensor: the largest |R * out| over the tensor's size."""
@@ -286,7 +320,9 @@ class _ExampleRun:
         `_check_repeatable`, which calls forward again.
         """
         inputs, params = self._copies()
+        start = time.perf_counter()
         outputs, handle = self.forward(inputs, params)
+        self.forward_seconds = time.perf_counter() - start
         self._unchanged(inputs, params, "forward")
         if self.spec.style == "class":
             self._params_kept(handle, "forward")
@@ -305,8 +341,13 @@ class _ExampleRun:
         return outputs
 
     def _check_repeatable(self) -> None:
-        """A second forward at the drawn point must give exactly the reference outputs."""
-        again, _ = self.forward(*self._copies())
+        """A second forward at the drawn point must give exactly the reference outputs (timed too:
+        `forward_seconds` keeps the faster of the two calls)."""
+        copies = self._copies()
+        start = time.perf_counter()
+        again, _ = self.forward(*copies)
+        self.forward_seconds = min(self.forward_seconds, time.perf_counter() - start)
+        self._repeated = True
         if len(again) != len(self.base) or not all(_same(a, b) for a, b in zip(self.base, again)):
             raise LayerProblem(
                 Status.ERROR,

@@ -246,6 +246,9 @@ def coloured_gradient(evaluate: Evaluate, x: np.ndarray, upstream: Sequence, eps
 # of each tensor's rms per-element tolerance; any doubt sends them to the full per-element check.
 FAST_DIRECTIONS = 4
 FAST_TIGHTNESS = 0.1
+# When rounding alone may explain a doubt and no tensor leaves room for a larger step, the step
+# may stretch beyond eps * max(1, |x|) per element, by at most this factor.
+MAX_STRETCH = 64.0
 
 
 @dataclass
@@ -255,24 +258,29 @@ class DirectionalCheck:
     explain it (`rounding_only`: every gap within FAST_TIGHTNESS plus its rounding), how much
     rounding there was (`rounding`, in those units), and each tensor's room to move (`room`: the
     step it allows, in the directions' units; the smallest sets the shared step, and rounding
-    shrinks as the step grows)."""
+    shrinks as the step grows). `units`: each tensor's rms per-element tolerance, the unit of
+    `error` in that tensor's own terms."""
 
     agree: bool
     error: float
     rounding_only: bool = False
     rounding: float = 0.0
     room: dict = field(default_factory=dict)
+    units: dict = field(default_factory=dict)
+
+    def growth(self) -> float:
+        """How much larger the step must be to bring rounding well under FAST_TIGHTNESS."""
+        return max(2.0, 4.0 * self.rounding / FAST_TIGHTNESS)
 
     def roomy(self) -> list[str]:
-        """The tensors that leave a step large enough to bring rounding well under FAST_TIGHTNESS."""
-        smallest = min(self.room.values())
-        needed = smallest * max(2.0, 4.0 * self.rounding / FAST_TIGHTNESS)
+        """The tensors that leave a step that much larger than the one the tightest tensor set."""
+        needed = min(self.room.values()) * self.growth()
         return [name for name, room in self.room.items() if room >= needed]
 
 
 def directions_agree(evaluate: Callable[[dict], list], points: dict, analytic: dict, upstream: Sequence, eps: float,
                      rtol: float, atol: float, rng: np.random.Generator | int,
-                     natural: dict | None = None) -> DirectionalCheck:
+                     natural: dict | None = None, stretch: float = 1.0) -> DirectionalCheck:
     """Compare directional derivatives along Gaussian directions through all tensors at once.
 
     Each tensor's share of a direction is z / s, with z standard normal (every orthant, both
@@ -282,12 +290,12 @@ def directions_agree(evaluate: Callable[[dict], list], points: dict, analytic: d
     |a.v - n_v| plus the reference's rounding stays within FAST_TIGHTNESS. One step is shared by
     all tensors, so the tensor with the least room (a small tolerance next to large values) sets
     it, and with it the rounding; a doubt that rounding may explain says so (see
-    DirectionalCheck). `evaluate` takes {tensor: moved copies stacked along a new leading axis} and
+    DirectionalCheck); `stretch` lets every element move that many times further. `evaluate` takes {tensor: moved copies stacked along a new leading axis} and
     returns each output stacked the same way. `rng`: a generator, or a seed for one.
     """
     rng = np.random.default_rng(rng)
     count = FAST_DIRECTIONS
-    v, reach, predicted = {}, {}, np.zeros(count)
+    v, reach, units, predicted = {}, {}, {}, np.zeros(count)
     for name, x in points.items():
         a = analytic[name]
         size = np.abs(a)
@@ -295,7 +303,7 @@ def directions_agree(evaluate: Callable[[dict], list], points: dict, analytic: d
         per_element = size
         per_element *= rtol
         per_element += atol * min(1.0, scale)
-        unit = float(np.sqrt(np.dot(per_element.reshape(-1), per_element.reshape(-1)) / a.size)) if a.size else 1.0
+        unit = units[name] = float(np.sqrt(np.dot(per_element.reshape(-1), per_element.reshape(-1)) / a.size)) if a.size else 1.0
         rows = rng.standard_normal((count, x.size))
         rows /= max(unit, 1e-300)  # one row per direction
         v[name] = rows.reshape((count,) + x.shape)
@@ -303,7 +311,7 @@ def directions_agree(evaluate: Callable[[dict], list], points: dict, analytic: d
         widest = np.maximum(np.abs(rows).max(axis=1, initial=0.0), 1e-300)
         reach[name] = max(1.0, float(np.abs(x).max(initial=0.0))) / widest
         predicted += rows @ a.reshape(-1)
-    t = eps * np.min(list(reach.values()), axis=0)  # one step per direction, shared by all tensors
+    t = eps * stretch * np.min(list(reach.values()), axis=0)  # one step per direction, shared by all tensors
     signed = np.empty(2 * count)
     signed[0::2], signed[1::2] = t, -t  # direction k up, then down
     moved = {n: x[None] + (signed.reshape((-1,) + (1,) * x.ndim) * np.repeat(v[n], 2, axis=0)) for n, x in points.items()}
@@ -315,6 +323,6 @@ def directions_agree(evaluate: Callable[[dict], list], points: dict, analytic: d
     worst_error = float((gap + noise).max())
     finite = bool(np.isfinite(numeric).all())
     if finite and worst_error <= FAST_TIGHTNESS:
-        return DirectionalCheck(True, worst_error)
+        return DirectionalCheck(True, worst_error, units=units)
     return DirectionalCheck(False, worst_error, finite and bool(np.all(gap <= FAST_TIGHTNESS + noise)),
-                            float(noise.max()), {name: float(room.min()) for name, room in reach.items()})
+                            float(noise.max()), {name: float(room.min()) for name, room in reach.items()}, units)

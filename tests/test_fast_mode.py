@@ -1,0 +1,148 @@
+"""Fast mode's random directions where rounding crowds them, and how auto chooses between them and
+the full check: by size, and by what the full check would cost at the layer's own speed."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gradcheck.examples as examples
+from gradcheck.examples import Counter, check_example
+from gradcheck.finite_diff import FAST_TIGHTNESS, MAX_STRETCH, directions_agree
+from gradcheck.registry import load_registry
+from gradcheck.results import Status
+from gradcheck.sampling import Example
+from gradcheck.spec import DEFAULT_TOLERANCES
+
+BUILTINS = load_registry(Path(__file__).resolve().parent.parent / "layers.yaml")
+
+
+def _run(spec, mode, seed=11, **dims):
+    counter = Counter()
+    outcome = check_example(spec, Example(tuple(dims.items()), seed, 1.0), DEFAULT_TOLERANCES, counter, mode)
+    return outcome, counter.forward
+
+
+def _methods(outcome) -> dict[str, str]:
+    return {t.name: t.method for t in outcome.tensors}
+
+
+@pytest.mark.parametrize("name, dims", [("tanh", {"N": 16, "D": 256}), ("linear", {"N": 16, "D": 64, "M": 64})])
+def test_directions_stretch_their_step_when_rounding_alone_clouds_them(name, dims, monkeypatch):
+    """Over thousands of elements the rounding bound of a directional derivative taken at eps is
+    a good part of the threshold, and no tensor has more room than another: the directions are
+    drawn again with a longer step instead of falling back to the full check."""
+    stretches = []
+    original = examples.directions_agree
+
+    def spied(*args, **kwargs):
+        found = original(*args, **kwargs)
+        stretches.append((args[9] if len(args) > 9 else kwargs.get("stretch", 1.0), found.agree))
+        return found
+
+    monkeypatch.setattr(examples, "directions_agree", spied)
+    outcome, forwards = _run(BUILTINS.get(name), "fast", **dims)
+    assert outcome.status is Status.PASS
+    assert set(_methods(outcome).values()) == {"fast"}
+    assert stretches[0] == (1.0, False) and stretches[-1][1]
+    assert 1.0 < stretches[-1][0] <= MAX_STRETCH
+    assert forwards <= 2 + 2 * 2 * 4  # reference and probe, then two rounds of 4 directions, both ways
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_an_element_wrong_by_a_few_tolerances_still_fails_where_the_directions_stretch(seed):
+    spec = BUILTINS.get("tanh")
+
+    class OneElementOff(spec.target):
+        def backward(self, dout):
+            dx = super().backward(dout)
+            dx[3, 5] *= 1 + 5e-5  # five times rtol: the full check fails it
+            return dx
+
+    dims = {"N": 16, "D": 256}
+    full, _ = _run(replace(spec, target=OneElementOff), "full", seed, **dims)
+    fast, _ = _run(replace(spec, target=OneElementOff), "fast", seed, **dims)
+    assert full.status is fast.status is Status.FAIL
+    assert fast.tensors[0].worst_index == (3, 5)
+
+
+def test_a_stretched_step_moves_the_farthest_element_that_many_steps():
+    x = np.linspace(-3.0, 3.0, 50)
+    moved = []
+
+    def evaluate(copies):
+        moved.append(copies["x"])
+        return [copies["x"] ** 2]
+
+    eps = 1e-6
+    found = directions_agree(evaluate, {"x": x}, {"x": 2 * x}, [np.ones(50)], eps, 1e-5, 1e-7, 0, stretch=10.0)
+    assert found.agree
+    reach = np.abs(moved[0] - x).max() / (eps * max(1.0, np.abs(x).max()))  # in steps of the tensor's eps
+    assert reach == pytest.approx(10.0, rel=1e-6)
+
+
+def _linear_taking(seconds: float, first_only: bool = False):
+    """The built-in linear layer, its forward slowed down by `seconds` (on its first call only)."""
+    spec = BUILTINS.get("linear")
+
+    class Slow(spec.target):
+        calls = 0
+
+        def forward(self, x):
+            type(self).calls += 1
+            if type(self).calls == 1 or not first_only:
+                time.sleep(seconds)
+            return super().forward(x)
+
+    return spec, Slow
+
+
+SLOW_DIMS = {"N": 4, "D": 12, "M": 12}  # W: 144 elements, 288 forwards in the full check
+
+
+def test_auto_starts_with_the_directions_where_the_full_check_would_be_slow():
+    spec, slow = _linear_taking(0.005)  # W's full check: at least 288 x 5 ms, over FULL_SECONDS
+    outcome, forwards = _run(replace(spec, target=slow), "auto", **SLOW_DIMS)
+    assert outcome.status is Status.PASS
+    # x's coloured check costs two forwards per element of one sample, b has 12 elements: full
+    assert _methods(outcome) == {"x": "coloured", "W": "fast", "b": "full"}
+    assert forwards < 288 / 4
+    fast_only, _ = _run(spec, "auto", **SLOW_DIMS)  # the same layer at full speed: every tensor full
+    assert _methods(fast_only) == {"x": "coloured", "W": "full", "b": "full"}
+
+
+def test_a_wrong_weight_element_still_fails_where_auto_starts_with_the_directions():
+    spec, slow = _linear_taking(0.005)
+
+    class OneWrong(slow):
+        def backward(self, dout):
+            dx = super().backward(dout)
+            self.dW[2, 7] *= 1.001
+            return dx
+
+    outcome, _ = _run(replace(spec, target=OneWrong), "auto", **SLOW_DIMS)
+    assert outcome.status is Status.FAIL
+    weight = next(t for t in outcome.tensors if t.name == "W")
+    assert weight.status is Status.FAIL and weight.method == "full" and weight.worst_index == (2, 7)
+
+
+def test_a_slow_first_call_alone_does_not_send_a_tensor_to_the_directions():
+    """An import or a cache filled on the first forward: auto times a second call before it decides."""
+    spec, slow_once = _linear_taking(0.05, first_only=True)
+    outcome, _ = _run(replace(spec, target=slow_once), "auto", **SLOW_DIMS)
+    assert outcome.status is Status.PASS
+    assert _methods(outcome) == {"x": "coloured", "W": "full", "b": "full"}
+
+
+def test_a_tensor_passed_by_the_directions_reports_its_error_in_its_own_units():
+    """The directions' error is measured in tolerance units; the report shows it times the tensor's
+    rms tolerance, the size of a one-element error the directions would still let through."""
+    outcome, _ = _run(BUILTINS.get("tanh"), "fast", N=16, D=256)
+    (x,) = outcome.tensors
+    assert x.method == "fast"
+    assert 0.0 < x.max_abs_error <= FAST_TIGHTNESS * float(x.bound.max())
+    assert x.max_rel_error < DEFAULT_TOLERANCES.rtol
