@@ -96,6 +96,7 @@ LARGE_DIMS: dict[str, dict[str, int]] = {
     "lstm-cell": {"N": 16, "D": 32, "H": 32},
     "attention": {"N": 4, "Tq": 16, "Tk": 16, "Dk": 32, "Dv": 32},
 }
+SHAPE_SETS = {"medium": MEDIUM_DIMS, "large": LARGE_DIMS}
 # Rows never interact in these, so the checker may perturb every sample at once (batch colouring).
 BATCH_INDEPENDENT = (
     "linear", "relu", "leaky-relu", "sigmoid", "tanh", "gelu", "softmax", "log-softmax", "conv2d",
@@ -626,10 +627,11 @@ def bench_torch(specs: list[LayerSpec], modes: list[str], repeats: int, seed: in
             spec = by_name.get(name)
             if spec is None:
                 continue
-            dims = registry_dims(spec) if shape_set == "registry-max" else MEDIUM_DIMS.get(name)
+            dims = registry_dims(spec) if shape_set == "registry-max" else SHAPE_SETS[shape_set].get(name)
             if dims is None:
                 continue
-            row = _torch_row(torch, spec, dims, build, modes, repeats, seed)
+            # slow modes at large shapes take minutes (torch builds a Jacobian of 10^4 x 10^4): fast only
+            row = _torch_row(torch, spec, dims, build, modes, repeats, seed, slow=shape_set != "large")
             row["shapes"] = shape_set
             out.append(row)
             g = row["gradcheck"]
@@ -651,8 +653,9 @@ def bench_torch(specs: list[LayerSpec], modes: list[str], repeats: int, seed: in
     return {"rows": out, "torch_version": torch.__version__, "torch_threads": torch.get_num_threads()}
 
 
-def _torch_row(torch, spec, dims, build, modes, repeats, seed) -> dict:
-    """One layer and shape: torch slow/fast and gradcheck per mode, interleaved so noise hits all alike."""
+def _torch_row(torch, spec, dims, build, modes, repeats, seed, slow: bool = True) -> dict:
+    """One layer and shape: torch slow/fast and gradcheck per mode, interleaved so noise hits all
+    alike; without `slow`, torch's fast mode and gradcheck's fast mode only."""
     arrays = draw_arrays(spec, Example(tuple(dims.items()), seed, 1.0))
     function, tensors = build(arrays, dims)
     checked = {t.name for t in spec.differentiable_inputs} | {p.name for p in spec.params}
@@ -665,7 +668,11 @@ def _torch_row(torch, spec, dims, build, modes, repeats, seed) -> dict:
             return f"error: {type(exc).__name__}"
 
     runners = {"torch slow": lambda: torch_check(False), "torch fast": lambda: torch_check(True)}
-    for mode in [m for m in modes if m in ("full", "fast")] or modes[:1]:
+    ours = [m for m in modes if m in ("full", "fast")] or modes[:1]
+    if not slow:
+        del runners["torch slow"]
+        ours = [m for m in ours if m != "full"]
+    for mode in ours:
         runners[mode] = lambda mode=mode: run_fixed(spec, dims, mode, seed)
     times: dict[str, list[float]] = {k: [] for k in runners}
     last: dict[str, Any] = {}
@@ -678,9 +685,10 @@ def _torch_row(torch, spec, dims, build, modes, repeats, seed) -> dict:
     ours = [k for k in runners if not k.startswith("torch")]
     with torch.no_grad():
         torch_forward = _median_call(lambda: function(*tensors), 50)
-    verdicts = [last["torch slow"], last["torch fast"]]
+    verdicts = [last.get("torch slow", "-"), last["torch fast"]]
     ok = "/".join("pass" if v is True else "FAIL" if v is False else str(v) for v in verdicts)
-    return {"name": spec.name, "dims": dims, "elements": elements, "torch_slow": median(times["torch slow"]),
+    return {"name": spec.name, "dims": dims, "elements": elements,
+            "torch_slow": median(times["torch slow"]) if slow else None,
             "torch_fast": median(times["torch fast"]), "torch_ok": ok,
             "gradcheck": {m: median(times[m]) for m in ours},
             "gradcheck_status": {m: last[m][2] for m in ours}, "via": {m: last[m][3] for m in ours},
@@ -859,9 +867,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--layers", nargs="+", metavar="NAME",
                         help="Only these layers (default: every layer); the run-all section always runs `run all`.")
     parser.add_argument("--batch", type=int, default=4, help="B for the batch-scaling section, compared with 2B (default: 4).")
-    parser.add_argument("--shapes", choices=("registry-max", "medium", "both"), default="both",
+    parser.add_argument("--shapes", choices=("registry-max", "medium", "both", "large", "all"), default="both",
                         help="Shapes for the torch comparison: the top of each layers.yaml range, the fixed "
-                             "medium shapes in this script, or both (default: both).")
+                             "medium shapes in this script, both, the large shapes (fast modes only), or "
+                             "all three (default: both).")
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="torch.set_num_threads for the comparison; 0 keeps torch's default (default: 1).")
     parser.add_argument("--profile-top", type=int, default=25, help="Rows of the cProfile listing (default: 25).")
@@ -904,7 +913,8 @@ def main(argv=None) -> int:
     if "medium" in args.sections:
         report["medium"] = bench_medium(specs, modes, args.repeats, args.seed)
     if "torch" in args.sections:
-        shape_sets = ["registry-max", "medium"] if args.shapes == "both" else [args.shapes]
+        shape_sets = {"both": ["registry-max", "medium"], "all": ["registry-max", "medium", "large"]}.get(
+            args.shapes, [args.shapes])
         report["torch"] = bench_torch(specs, modes, args.repeats, args.seed, shape_sets, args.torch_threads)
     if "large" in args.sections:
         report["large"] = bench_large(specs, modes, args.repeats, args.seed)

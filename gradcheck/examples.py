@@ -189,12 +189,14 @@ class _ExampleRun:
         """
         eligible = [n for n in names if self._directions_first(n)]
         stretch = 1.0
+        weight = sum(float(np.abs(np.multiply(r, out)).sum()) for r, out in zip(upstream, self.base)) if eligible else 0.0
         for _ in range(2):
             if not eligible:
                 break
             points = {n: self.arrays[n] for n in eligible}
             found = directions_agree(self.evaluate_all, points, analytic, upstream, self.tol.eps, self.tol.rtol,
-                                     self.tol.atol, self.rng, {n: self._natural(n) for n in points}, stretch)
+                                     self.tol.atol, self.rng, {n: self._natural(n) for n in points}, stretch=stretch,
+                                     weight=weight)
             if found.agree:
                 return {n: (found.error, found.units[n]) for n in eligible}
             if not found.rounding_only:
@@ -202,8 +204,8 @@ class _ExampleRun:
             roomy = found.roomy()
             if roomy:
                 eligible = roomy
-            elif stretch * found.growth() <= MAX_STRETCH:
-                stretch *= found.growth()
+            elif found.stretch * found.growth() <= MAX_STRETCH:
+                stretch = found.stretch * found.growth()
             else:
                 break
         return {}

@@ -259,7 +259,8 @@ class DirectionalCheck:
     rounding there was (`rounding`, in those units), and each tensor's room to move (`room`: the
     step it allows, in the directions' units; the smallest sets the shared step, and rounding
     shrinks as the step grows). `units`: each tensor's rms per-element tolerance, the unit of
-    `error` in that tensor's own terms."""
+    `error` in that tensor's own terms. `stretch`: how many times eps * max(1, |x|) the farthest
+    element of the tensor with the least room moved."""
 
     agree: bool
     error: float
@@ -267,6 +268,7 @@ class DirectionalCheck:
     rounding: float = 0.0
     room: dict = field(default_factory=dict)
     units: dict = field(default_factory=dict)
+    stretch: float = 1.0
 
     def growth(self) -> float:
         """How much larger the step must be to bring rounding well under FAST_TIGHTNESS."""
@@ -280,7 +282,7 @@ class DirectionalCheck:
 
 def directions_agree(evaluate: Callable[[dict], list], points: dict, analytic: dict, upstream: Sequence, eps: float,
                      rtol: float, atol: float, rng: np.random.Generator | int,
-                     natural: dict | None = None, stretch: float = 1.0) -> DirectionalCheck:
+                     natural: dict | None = None, stretch: float = 1.0, weight: float = 0.0) -> DirectionalCheck:
     """Compare directional derivatives along Gaussian directions through all tensors at once.
 
     Each tensor's share of a direction is z / s, with z standard normal (every orthant, both
@@ -290,8 +292,11 @@ def directions_agree(evaluate: Callable[[dict], list], points: dict, analytic: d
     |a.v - n_v| plus the reference's rounding stays within FAST_TIGHTNESS. One step is shared by
     all tensors, so the tensor with the least room (a small tolerance next to large values) sets
     it, and with it the rounding; a doubt that rounding may explain says so (see
-    DirectionalCheck); `stretch` lets every element move that many times further. `evaluate` takes {tensor: moved copies stacked along a new leading axis} and
-    returns each output stacked the same way. `rng`: a generator, or a seed for one.
+    DirectionalCheck). `stretch` lets every element move that many times further; and `weight`,
+    sum |R * out| at the drawn point, foretells the rounding when every output moves: where it
+    would take half the threshold, the step stretches (up to MAX_STRETCH in all) to bring it to a
+    quarter. `evaluate` takes {tensor: moved copies stacked along a new leading axis} and returns
+    each output stacked the same way. `rng`: a generator, or a seed for one.
     """
     rng = np.random.default_rng(rng)
     count = FAST_DIRECTIONS
@@ -312,9 +317,17 @@ def directions_agree(evaluate: Callable[[dict], list], points: dict, analytic: d
         reach[name] = max(1.0, float(np.abs(x).max(initial=0.0))) / widest
         predicted += rows @ a.reshape(-1)
     t = eps * stretch * np.min(list(reach.values()), axis=0)  # one step per direction, shared by all tensors
-    signed = np.empty(2 * count)
-    signed[0::2], signed[1::2] = t, -t  # direction k up, then down
-    moved = {n: x[None] + (signed.reshape((-1,) + (1,) * x.ndim) * np.repeat(v[n], 2, axis=0)) for n, x in points.items()}
+    foretold = float((ROUNDING_SAFETY * EPS64 * weight / (2 * t)).max())  # in tolerance units
+    if foretold > FAST_TIGHTNESS / 2 and stretch < MAX_STRETCH:
+        more = min(4 * foretold / FAST_TIGHTNESS, MAX_STRETCH / stretch)
+        t *= more
+        stretch *= more
+    moved = {}
+    for name, x in points.items():  # direction k up at 2k, down at 2k + 1
+        along = v[name] * t.reshape((-1,) + (1,) * x.ndim)
+        copies = moved[name] = np.empty((2 * count,) + x.shape)
+        np.add(x, along, out=copies[0::2])
+        np.subtract(x, along, out=copies[1::2])
     outputs = evaluate(moved)
     total, rounding = weigh_per_sample(upstream, [out[0::2] for out in outputs], [out[1::2] for out in outputs], 1)
     taken = 2 * t
@@ -323,6 +336,7 @@ def directions_agree(evaluate: Callable[[dict], list], points: dict, analytic: d
     worst_error = float((gap + noise).max())
     finite = bool(np.isfinite(numeric).all())
     if finite and worst_error <= FAST_TIGHTNESS:
-        return DirectionalCheck(True, worst_error, units=units)
+        return DirectionalCheck(True, worst_error, units=units, stretch=stretch)
     return DirectionalCheck(False, worst_error, finite and bool(np.all(gap <= FAST_TIGHTNESS + noise)),
-                            float(noise.max()), {name: float(room.min()) for name, room in reach.items()}, units)
+                            float(noise.max()), {name: float(room.min()) for name, room in reach.items()}, units,
+                            stretch)

@@ -31,26 +31,45 @@ def _methods(outcome) -> dict[str, str]:
     return {t.name: t.method for t in outcome.tensors}
 
 
-@pytest.mark.parametrize("name, dims", [("tanh", {"N": 16, "D": 256}), ("linear", {"N": 16, "D": 64, "M": 64})])
-def test_directions_stretch_their_step_when_rounding_alone_clouds_them(name, dims, monkeypatch):
-    """Over thousands of elements the rounding bound of a directional derivative taken at eps is
-    a good part of the threshold, and no tensor has more room than another: the directions are
-    drawn again with a longer step instead of falling back to the full check."""
-    stretches = []
+def _spy_directions(monkeypatch, **overrides) -> list:
+    """Record every DirectionalCheck the example's fast pass gets (with `overrides` passed in)."""
+    found = []
     original = examples.directions_agree
 
     def spied(*args, **kwargs):
-        found = original(*args, **kwargs)
-        stretches.append((args[9] if len(args) > 9 else kwargs.get("stretch", 1.0), found.agree))
-        return found
+        found.append(original(*args, **{**kwargs, **overrides}))
+        return found[-1]
 
     monkeypatch.setattr(examples, "directions_agree", spied)
+    return found
+
+
+LARGE = [("tanh", {"N": 16, "D": 256}), ("linear", {"N": 16, "D": 64, "M": 64})]
+
+
+@pytest.mark.parametrize("name, dims", LARGE)
+def test_directions_stretch_their_step_where_rounding_would_cloud_them(name, dims, monkeypatch):
+    """Over thousands of outputs the rounding of a directional derivative taken at eps is a good
+    part of the threshold, and no tensor has more room than another: the step is stretched
+    beforehand, by what sum |R * out| foretells, and one round of directions settles it."""
+    found = _spy_directions(monkeypatch)
     outcome, forwards = _run(BUILTINS.get(name), "fast", **dims)
     assert outcome.status is Status.PASS
     assert set(_methods(outcome).values()) == {"fast"}
-    assert stretches[0] == (1.0, False) and stretches[-1][1]
-    assert 1.0 < stretches[-1][0] <= MAX_STRETCH
-    assert forwards <= 2 + 2 * 2 * 4  # reference and probe, then two rounds of 4 directions, both ways
+    assert len(found) == 1 and found[0].agree
+    assert 1.0 < found[0].stretch <= MAX_STRETCH
+    assert forwards <= 2 + 2 * 4  # the reference, the probe, 4 directions both ways
+
+
+@pytest.mark.parametrize("name, dims", LARGE)
+def test_a_rounding_doubt_draws_the_directions_again_with_a_longer_step(name, dims, monkeypatch):
+    """Without the foretelling (as when few outputs move), the first round's doubt is rounding
+    alone and no tensor has more room: the same tensors go again, stretched."""
+    found = _spy_directions(monkeypatch, weight=0.0)
+    outcome, _ = _run(BUILTINS.get(name), "fast", **dims)
+    assert outcome.status is Status.PASS and set(_methods(outcome).values()) == {"fast"}
+    assert [f.agree for f in found] == [False, True] and found[0].rounding_only
+    assert found[0].stretch == 1.0 < found[1].stretch <= MAX_STRETCH
 
 
 @pytest.mark.parametrize("seed", range(4))
