@@ -42,15 +42,16 @@ class Conv2d:
         self.xp[:, :, p : p + h, p : p + w] = x
         _, _, kh, kw = self.W.shape
         self.cols = im2col(self.xp, kh, kw, self.stride)  # (N, C, Ho, Wo, KH, KW)
-        # Each output is a dot product of one window with one filter.
-        out = np.einsum("nchwij,fcij->nfhw", self.cols, self.W)
-        return out + self.b[None, :, None, None]
+        # Each output is a dot product of one window with one filter: contract C, KH, KW (one
+        # matrix product; einsum without a path would loop over them ten times slower).
+        out = np.tensordot(self.cols, self.W, axes=([1, 4, 5], [1, 2, 3]))  # (N, Ho, Wo, F)
+        return out.transpose(0, 3, 1, 2) + self.b[None, :, None, None]
 
     def backward(self, dout):
         """Store dW and db, return dx; dout is (N, F, Ho, Wo)."""
-        self.dW = np.einsum("nfhw,nchwij->fcij", dout, self.cols)  # (F, C, KH, KW)
+        self.dW = np.tensordot(dout, self.cols, axes=([0, 2, 3], [0, 2, 3]))  # (F, C, KH, KW)
         self.db = np.sum(dout, axis=(0, 2, 3))  # (F,)
-        dcols = np.einsum("nfhw,fcij->nchwij", dout, self.W)  # (N, C, Ho, Wo, KH, KW)
+        dcols = np.tensordot(dout, self.W, axes=([1], [0])).transpose(0, 3, 1, 2, 4, 5)  # (N, C, Ho, Wo, KH, KW)
         dxp = col2im(dcols, self.xp.shape, self.stride)  # (N, C, H+2p, W+2p)
         # Padding is a constant, not an input: its gradient is dropped.
         h, w = self.x_shape[2:]
