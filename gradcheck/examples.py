@@ -427,11 +427,14 @@ class _ExampleRun:
         moved = {}
         for name in names:
             x = self.arrays[name]
-            moved[name] = x[None] + np.array([0.1, 0.0, 0.1]).reshape((3,) + (1,) * x.ndim) * (
-                np.abs(x) + 1.0) * rng.standard_normal((3,) + x.shape)
+            stack = moved[name] = np.empty((3 + (_copies(extra) if extra else 0),) + x.shape)
+            stack[1] = x
+            shift = np.abs(x) + 1.0
+            shift *= 0.1
+            np.multiply(shift, rng.standard_normal((2,) + x.shape), out=stack[0:3:2])
+            stack[0:3:2] += x
             if extra:
-                more = extra[name] if name in extra else np.broadcast_to(x, (_copies(extra),) + x.shape)
-                moved[name] = np.concatenate([moved[name], more])
+                stack[3:] = extra[name] if name in extra else x
         try:
             copies = self._forward_stacked(moved)
         except (LayerProblem, _Unstacked):  # a layer built for one batch size may refuse another
