@@ -751,30 +751,38 @@ def bench_medium(specs: list[LayerSpec], modes: list[str], repeats: int, seed: i
 
 # -- section: large --------------------------------------------------------------------------------
 def bench_large(specs: list[LayerSpec], modes: list[str], repeats: int, seed: int) -> dict:
-    """One fixed example per layer at LARGE_DIMS (scale 1): wall time, forwards, and how each
-    tensor was checked. Mode full runs once per layer (it takes minutes on conv2d)."""
+    """One fixed example per layer at LARGE_DIMS (scale 1): wall time, forwards, the share of the
+    time in the layer's own code, and how each tensor was checked. Mode full runs once per layer
+    (on an engine without the cost model, auto took minutes on conv2d too)."""
     out: dict[str, Any] = {}
     for mode in modes:
-        rows, raw = [], []
+        rows, raw, total, inside = [], [], 0.0, 0.0
         for spec in specs:
             if spec.name not in LARGE_DIMS:
                 continue
             dims = LARGE_DIMS[spec.name]
-            walls, methods = [], {}
+            walls, shares, methods = [], [], {}
             for _ in range(1 if mode == "full" else repeats):
                 example = Example(tuple(dims.items()), seed, 1.0)
-                counter = Counter()
+                counter, timer = Counter(), LayerTimer()
                 kwargs = {"mode": mode} if mode != "default" and _check_example_takes("mode") else {}
-                start = time.perf_counter()
-                outcome = check_example(spec, example, tolerances(spec), counter, **kwargs)
-                walls.append(time.perf_counter() - start)
+                with timing_layer_code(timer):
+                    start = time.perf_counter()
+                    outcome = check_example(spec, example, tolerances(spec), counter, **kwargs)
+                    walls.append(time.perf_counter() - start)
+                shares.append(timer.total / walls[-1])
                 methods = {t.name: getattr(t, "method", "full") for t in outcome.tensors}
             elements = sum(int(np.prod(t.analytic.shape)) for t in outcome.tensors)
-            raw.append({"name": spec.name, "dims": dims, "wall": median(walls), "forward": counter.forward,
+            wall, share = median(walls), median(shares)
+            total, inside = total + wall, inside + wall * share
+            raw.append({"name": spec.name, "dims": dims, "wall": wall, "layer_share": share, "forward": counter.forward,
                         "elements": elements, "methods": methods, "status": outcome.status.value})
             rows.append([spec.name, " ".join(f"{k}={v}" for k, v in dims.items()), elements, counter.forward,
-                         fmt_s(median(walls)), " ".join(f"{k}:{v}" for k, v in methods.items()), outcome.status.value])
-        print(table(["layer", "dims", "elements checked", "forward", "wall (median)", "method per tensor", "status"], rows,
+                         fmt_s(wall), f"{share:.0%}", " ".join(f"{k}:{v}" for k, v in methods.items()),
+                         outcome.status.value])
+        rows.append(["TOTAL (sum)", "", "", "", fmt_s(total), f"{inside / total:.0%}" if total else "-", "", ""])
+        print(table(["layer", "dims", "elements checked", "forward", "wall (median)", "in layer code",
+                     "method per tensor", "status"], rows,
                     f"One example per layer at large shapes, mode={mode_label(mode)} (seed {seed}, "
                     f"{'1 run' if mode == 'full' else f'{repeats} repeats'})") + load_note(), flush=True)
         out[mode] = raw
