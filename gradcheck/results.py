@@ -54,6 +54,13 @@ class TensorResult:
     diagnosis: str = ""
     failing_dims: dict[str, int] | None = None
     error_map: Any = None  # element-wise |a - n| of the smallest failing example (ndarray)
+    # how many examples checked it each way: ("full", 17), ("coloured", ...), ("fast", 3) (random directions)
+    checked_by: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def by_directions(self) -> int:
+        """Examples in which the tensor passed by random directions alone (mode fast, or auto)."""
+        return dict(self.checked_by).get("fast", 0)
 
     @property
     def failed(self) -> bool:

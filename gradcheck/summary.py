@@ -35,7 +35,8 @@ def summarise(spec: LayerSpec, outcomes: list[ExampleOutcome], seconds: float, t
     failures = [o for o in outcomes if o.failed]
     if failures:
         smallest = min(failures, key=size)
-        tensors = tuple(_tensor_result(spec, t, smallest, failures, evidence or Evidence()) for t in smallest.tensors)
+        tensors = tuple(replace(_tensor_result(spec, t, smallest, failures, evidence or Evidence()),
+                                checked_by=_checked_by(t.name, outcomes)) for t in smallest.tensors)
         message = smallest.message or "wrong gradient for " + ", ".join(t.name for t in tensors if t.failed)
         return LayerResult(status=smallest.status, tensors=tensors or _problem_tensor(spec, smallest),
                            message=message, failing_dims=_ordered(spec, smallest.example.dim_values),
@@ -47,6 +48,15 @@ def summarise(spec: LayerSpec, outcomes: list[ExampleOutcome], seconds: float, t
     if skipped:
         message = message or f"{skipped} point(s) skipped where the function is not smooth (kinks) or the reference is unsteady; examples with such points were drawn again"
     return LayerResult(status=status, tensors=tensors, message=message, warnings=warnings, **base)
+
+
+METHODS = ("full", "coloured", "fast")
+
+
+def _checked_by(name: str, outcomes: list[ExampleOutcome]) -> tuple[tuple[str, int], ...]:
+    """How many examples checked tensor `name` each way, in METHODS order."""
+    methods = [t.method for o in outcomes for t in o.tensors if t.name == name]
+    return tuple((method, methods.count(method)) for method in METHODS if method in methods)
 
 
 def _ordered(spec: LayerSpec, dims: dict[str, int]) -> dict[str, int]:
@@ -127,6 +137,7 @@ def _passing_tensors(spec: LayerSpec, outcomes: list[ExampleOutcome]) -> tuple[T
             worst_index=index or None,
             analytic=float(top.analytic[index]) if top.analytic.size else None,
             numeric=float(top.numeric[index]) if top.numeric.size else None,
+            checked_by=_checked_by(name, outcomes),
         ))
     return tuple(results)
 

@@ -165,3 +165,29 @@ def test_a_tensor_passed_by_the_directions_reports_its_error_in_its_own_units():
     assert x.method == "fast"
     assert 0.0 < x.max_abs_error <= FAST_TIGHTNESS * float(x.bound.max())
     assert x.max_rel_error < DEFAULT_TOLERANCES.rtol
+
+
+def test_the_report_says_which_tensors_passed_by_the_directions_alone():
+    import io
+    import json
+
+    from rich.console import Console
+
+    from gradcheck.engine import Options, check_layer
+    from gradcheck.reporters import render
+    from gradcheck.reporters.table import print_run
+    from gradcheck.results import RunResult
+
+    big = replace(BUILTINS.get("linear"), dims={"N": (2, 2), "D": (64, 64), "M": (80, 80)})  # W: 5120 elements
+    result = check_layer(big, Options(seed=0, examples=3))
+    assert result.status is Status.PASS
+    counts = {t.name: dict(t.checked_by) for t in result.tensors}
+    assert counts["W"].get("fast", 0) >= 1 and sum(counts["W"].values()) == 3
+    assert "fast" not in counts["b"] and sum(counts["b"].values()) == 3  # 80 elements: element by element
+    document = json.loads(render("json", RunResult((result,), 1.0, 0)))
+    assert {t["name"]: t["checked_by"] for t in document["layers"][0]["tensors"]} == counts
+
+    buffer = io.StringIO()
+    print_run(Console(file=buffer, width=200, no_color=True), RunResult((result,), 1.0, 0), detail=True)
+    line = next(line for line in buffer.getvalue().splitlines() if "random directions" in line)
+    assert f"W in {counts['W']['fast']} of 3" in line and " b in" not in line

@@ -33,6 +33,7 @@ TENSOR_SCHEMA = _object({
     "numeric": {"type": ["number", "string", "null"]},
     "message": _TEXT,
     "diagnosis": _TEXT,
+    "checked_by": {"type": "object", "additionalProperties": _COUNT},
 })
 LAYER_SCHEMA = _object({
     "name": _TEXT,
@@ -91,6 +92,7 @@ def tensor_dict(tensor: TensorResult) -> dict:
         "numeric": _number(tensor.numeric),
         "message": tensor.message,
         "diagnosis": tensor.diagnosis,
+        "checked_by": dict(tensor.checked_by),
     }
 
 

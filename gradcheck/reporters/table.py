@@ -60,7 +60,8 @@ def _tensor_label(tensor: TensorResult | None) -> str:
 
 
 def layer_details(layer: LayerResult, heatmap: bool = False, code: str | None = None) -> Group:
-    """Why a layer did not pass: message, worst element, diagnosis, smallest dims, reproduce."""
+    """Why a layer did not pass: message, worst element, diagnosis, smallest dims, reproduce; and
+    which tensors passed by random directions only."""
     parts = [Text.assemble((f"{layer.name}", "bold"), " ", _status(layer.status), f"  {layer.message}")]
     for tensor in layer.tensors:
         if tensor.status is Status.ERROR:
@@ -79,6 +80,11 @@ def layer_details(layer: LayerResult, heatmap: bool = False, code: str | None = 
             parts.append(Text(f"  probable cause: {tensor.diagnosis}", style="yellow"))
         if heatmap and tensor.error_map is not None:
             parts.extend(_heatmap(tensor))
+    directions = [f"{t.name} in {t.by_directions} of {sum(n for _, n in t.checked_by)}" for t in layer.tensors
+                  if t.by_directions]
+    if directions:
+        parts.append(Text(f"  passed along random directions, not element by element: {', '.join(directions)} "
+                          "example(s) (--mode full checks every element)", style="dim"))
     if layer.failing_dims:
         dims = ", ".join(f"{k}={v}" for k, v in layer.failing_dims.items())
         parts.append(Text(f"  smallest failing dims: {dims}"))
@@ -137,7 +143,7 @@ def print_run(console: Console, run: RunResult, strict: bool = False, detail: bo
     """Print the table, the details of every layer that did not pass, and the summary."""
     console.print(results_table(run))
     for layer in run.layers:
-        if layer.status is not Status.PASS or (detail and layer.kinks):
+        if layer.status is not Status.PASS or (detail and (layer.kinks or any(t.by_directions for t in layer.tensors))):
             console.print(layer_details(layer, heatmap=detail, code=code_at(layer, locations)))
     if not_run:
         console.print(Text(f"stopped at the first failure (--fail-fast): {not_run} layer(s) not checked", style="yellow"))
