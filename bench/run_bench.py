@@ -717,6 +717,20 @@ def layer_forward_time(spec: LayerSpec, dims: dict[str, int], arrays: dict, seed
     return median([e.end - e.start for e in timer.events if category(e.what) == "forward"])
 
 
+def timed_runs(run: Callable[[], Any], runs: int) -> tuple[float, float, Any]:
+    """`run` called `runs` times: the median wall time, the median share of it in the layer's own
+    code, and the last call's result."""
+    walls, shares, result = [], [], None
+    for _ in range(runs):
+        timer = LayerTimer()
+        with timing_layer_code(timer):
+            start = time.perf_counter()
+            result = run()
+            walls.append(time.perf_counter() - start)
+        shares.append(timer.total / walls[-1] if walls[-1] else 0.0)
+    return median(walls), median(shares), result
+
+
 # -- section: medium -------------------------------------------------------------------------------
 def bench_medium(specs: list[LayerSpec], modes: list[str], repeats: int, seed: int) -> dict:
     """The layer's share of one fixed example's wall time at medium shapes (scale 1)."""
@@ -728,14 +742,7 @@ def bench_medium(specs: list[LayerSpec], modes: list[str], repeats: int, seed: i
                 continue
             dims = MEDIUM_DIMS[spec.name]
             run_fixed(spec, dims, mode, seed)  # warm-up
-            walls, shares = [], []
-            for _ in range(repeats):
-                timer = LayerTimer()
-                with timing_layer_code(timer):
-                    elapsed, calls, status, via = run_fixed(spec, dims, mode, seed)
-                walls.append(elapsed)
-                shares.append(timer.total / elapsed if elapsed else 0.0)
-            wall, share = median(walls), median(shares)
+            wall, share, (_, calls, _, _) = timed_runs(lambda: run_fixed(spec, dims, mode, seed), repeats)
             total, inside = total + wall, inside + wall * share
             raw.append({"name": spec.name, "dims": dims, "wall": wall, "layer_share": share, "calls": calls})
             rows.append([spec.name, " ".join(f"{k}={v}" for k, v in dims.items()), calls["forward"], fmt_s(wall),
@@ -761,19 +768,16 @@ def bench_large(specs: list[LayerSpec], modes: list[str], repeats: int, seed: in
             if spec.name not in LARGE_DIMS:
                 continue
             dims = LARGE_DIMS[spec.name]
-            walls, shares, methods = [], [], {}
-            for _ in range(1 if mode == "full" else repeats):
-                example = Example(tuple(dims.items()), seed, 1.0)
-                counter, timer = Counter(), LayerTimer()
-                kwargs = {"mode": mode} if mode != "default" and _check_example_takes("mode") else {}
-                with timing_layer_code(timer):
-                    start = time.perf_counter()
-                    outcome = check_example(spec, example, tolerances(spec), counter, **kwargs)
-                    walls.append(time.perf_counter() - start)
-                shares.append(timer.total / walls[-1])
-                methods = {t.name: getattr(t, "method", "full") for t in outcome.tensors}
+            kwargs = {"mode": mode} if mode != "default" and _check_example_takes("mode") else {}
+
+            def check(spec=spec, dims=dims, kwargs=kwargs):
+                counter = Counter()
+                outcome = check_example(spec, Example(tuple(dims.items()), seed, 1.0), tolerances(spec), counter, **kwargs)
+                return outcome, counter
+
+            wall, share, (outcome, counter) = timed_runs(check, 1 if mode == "full" else repeats)
+            methods = {t.name: getattr(t, "method", "full") for t in outcome.tensors}
             elements = sum(int(np.prod(t.analytic.shape)) for t in outcome.tensors)
-            wall, share = median(walls), median(shares)
             total, inside = total + wall, inside + wall * share
             raw.append({"name": spec.name, "dims": dims, "wall": wall, "layer_share": share, "forward": counter.forward,
                         "elements": elements, "methods": methods, "status": outcome.status.value})

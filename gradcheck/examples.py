@@ -25,6 +25,7 @@ TINY = 1e-300
 FULL_MAX = 4096
 FULL_SECONDS = 1.0
 MODES = ("auto", "full", "fast")
+METHODS = ("full", "coloured", "fast")  # how a tensor was checked in one example (TensorOutcome.method)
 
 
 @dataclass
@@ -42,7 +43,7 @@ class TensorOutcome:
     # fast mode passed: the largest directional error in the tensor's units (in tolerance units
     # times its rms per-element tolerance, `bound`): the one-element error the directions allow
     directional: float | None = None
-    method: str = "full"  # "full", "coloured" (batch colouring) or "fast" (random directions)
+    method: str = "full"  # one of METHODS: "full", "coloured" (batch colouring) or "fast" (random directions)
 
     @cached_property
     def status(self) -> Status:
@@ -157,8 +158,10 @@ class _ExampleRun:
         base = self.base = self.reference_forward()
         self.output_shapes = [out.shape for out in base]
         upstream = draw_upstream(base, self.rng)
+        weighted = [np.abs(np.multiply(r, out)) for r, out in zip(upstream, base)]
         # the largest |R * out|: over an input's size, the layer's natural gradient scale (see `tolerance`)
-        self._natural_output = max(float(np.abs(np.multiply(r, out)).max(initial=0.0)) for r, out in zip(upstream, base))
+        self._natural_output = max(float(w.max(initial=0.0)) for w in weighted)
+        self._output_weight = sum(float(w.sum()) for w in weighted)  # sum |R * out|: foretells the directions' rounding
         analytic = self.analytic(upstream)
         tensors = [(t.name, "input") for t in self.spec.differentiable_inputs] + [(p.name, "param") for p in self.spec.params]
         quick = self._fast_pass([name for name, _ in tensors], analytic, upstream)
@@ -189,14 +192,13 @@ class _ExampleRun:
         """
         eligible = [n for n in names if self._directions_first(n)]
         stretch = 1.0
-        weight = sum(float(np.abs(np.multiply(r, out)).sum()) for r, out in zip(upstream, self.base)) if eligible else 0.0
         for _ in range(2):
             if not eligible:
                 break
             points = {n: self.arrays[n] for n in eligible}
             found = directions_agree(self.evaluate_all, points, analytic, upstream, self.tol.eps, self.tol.rtol,
                                      self.tol.atol, self.rng, {n: self._natural(n) for n in points}, stretch=stretch,
-                                     weight=weight)
+                                     weight=self._output_weight)
             if found.agree:
                 return {n: (found.error, found.units[n]) for n in eligible}
             if not found.rounding_only:

@@ -246,8 +246,8 @@ def coloured_gradient(evaluate: Evaluate, x: np.ndarray, upstream: Sequence, eps
 # of each tensor's rms per-element tolerance; any doubt sends them to the full per-element check.
 FAST_DIRECTIONS = 4
 FAST_TIGHTNESS = 0.1
-# When rounding alone may explain a doubt and no tensor leaves room for a larger step, the step
-# may stretch beyond eps * max(1, |x|) per element, by at most this factor.
+# Where rounding would cloud the directions (foretold, or found and no tensor has more room than
+# the rest), the step may stretch beyond eps * max(1, |x|), by at most this factor in all.
 MAX_STRETCH = 64.0
 
 
@@ -318,7 +318,7 @@ def directions_agree(evaluate: Callable[[dict], list], points: dict, analytic: d
         predicted += rows @ a.reshape(-1)
     t = eps * stretch * np.min(list(reach.values()), axis=0)  # one step per direction, shared by all tensors
     foretold = float((ROUNDING_SAFETY * EPS64 * weight / (2 * t)).max())  # in tolerance units
-    if foretold > FAST_TIGHTNESS / 2 and stretch < MAX_STRETCH:
+    if foretold > FAST_TIGHTNESS / 2:
         more = min(4 * foretold / FAST_TIGHTNESS, MAX_STRETCH / stretch)
         t *= more
         stretch *= more

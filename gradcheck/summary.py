@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from gradcheck.diagnosis import diagnose
-from gradcheck.examples import ExampleOutcome, TensorOutcome
+from gradcheck.examples import METHODS, ExampleOutcome, TensorOutcome
 from gradcheck.results import LayerResult, Status, TensorResult, worst
 from gradcheck.spec import LayerSpec
 
@@ -48,9 +48,6 @@ def summarise(spec: LayerSpec, outcomes: list[ExampleOutcome], seconds: float, t
     if skipped:
         message = message or f"{skipped} point(s) skipped where the function is not smooth (kinks) or the reference is unsteady; examples with such points were drawn again"
     return LayerResult(status=status, tensors=tensors, message=message, warnings=warnings, **base)
-
-
-METHODS = ("full", "coloured", "fast")
 
 
 def _checked_by(name: str, outcomes: list[ExampleOutcome]) -> tuple[tuple[str, int], ...]:
