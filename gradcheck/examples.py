@@ -144,6 +144,9 @@ class _ExampleRun:
         self.seed = example.seed
         self.inputs = [arrays[t.name] for t in spec.inputs]
         self.params = {p.name: arrays[p.name] for p in spec.params}
+        # what forwards get for the tensors they do not move: one copy per example, not per call
+        # (the reference forward shows forward leaves them alone; check() makes sure it always did)
+        self.unmoved_inputs, self.unmoved_params = self._copies()
         # the largest |value| of each float array, and of all: how large the layer's intermediates may be
         self.largest = {name: float(np.abs(a).max(initial=0.0)) for name, a in arrays.items() if a.dtype.kind == "f"}
         self.hidden = max(self.largest.values(), default=0.0)
@@ -176,6 +179,7 @@ class _ExampleRun:
             outcomes.append(self.compare(name, kind, x, a, base, upstream))
         if not self._repeated:  # no stacked probe reproduced the reference forward: call it again
             self._check_repeatable()
+        self._unchanged(self.unmoved_inputs, self.unmoved_params, "forward")  # a later call may write where the first did not
         return outcomes
 
     def _fast_pass(self, names: list[str], analytic: dict, upstream) -> dict[str, tuple[float, float]]:
@@ -235,8 +239,8 @@ class _ExampleRun:
     def _evaluate_many(self, moved: dict[str, np.ndarray]):
         """Forward outputs with some tensors replaced by `moved` (the caller's, not read again);
         the others are copied, since a layer may write to what it is given."""
-        inputs = [moved[t.name] if t.name in moved else x.copy() for t, x in zip(self.spec.inputs, self.inputs)]
-        params = {k: moved[k] if k in moved else v.copy() for k, v in self.params.items()}
+        inputs = [moved[t.name] if t.name in moved else x for t, x in zip(self.spec.inputs, self.unmoved_inputs)]
+        params = {k: moved[k] if k in moved else v for k, v in self.unmoved_params.items()}
         outputs = self.forward(inputs, params)[0]
         if [out.shape for out in outputs] != self.output_shapes:
             raise _shape_moved(outputs, self.output_shapes, sorted(moved), "a slightly moved", "at the drawn point")
@@ -287,14 +291,14 @@ class _ExampleRun:
         """Outputs, stacked per copy, of one forward on the copies stacked along the batch axis."""
         count, size = _copies(moved), self.batch_size
         inputs = []
-        for t, x in zip(self.spec.inputs, self.inputs):
+        for t, x in zip(self.spec.inputs, self.unmoved_inputs):
             if t.name in moved:  # (count, size, ...) -> (count * size, ...): copy k is rows k*size .. (k+1)*size
                 inputs.append(np.ascontiguousarray(moved[t.name]).reshape((count * size,) + x.shape[1:]))
             elif t.name in self.batch_leading:
                 inputs.append(np.concatenate([x] * count))
             else:
-                inputs.append(x.copy())
-        outputs = self.forward(inputs, {k: v.copy() for k, v in self.params.items()})[0]
+                inputs.append(x)
+        outputs = self.forward(inputs, self.unmoved_params)[0]
         expected = [(count * size,) + shape[1:] for shape in self.output_shapes]
         if [out.shape for out in outputs] != expected:
             raise _Unstacked(outputs, expected)

@@ -426,3 +426,39 @@ def test_every_forward_gets_its_own_copy_of_nested_args(tmp_path):
     )
     result = check_named("keeper", config, seed=0)
     assert result.status is Status.PASS, result.message
+
+
+LATE_WRITER = """
+import numpy as np
+
+class LateWriter:
+    calls = 0  # across copies of the object: the first forward is the reference
+
+    def __init__(self, W):
+        self.W = W
+
+    def forward(self, x):
+        LateWriter.calls += 1
+        self.x = x
+        out = x @ self.W
+        if LateWriter.calls == 4:
+            x *= 2.0  # from then on, every forward that shares this x sees it doubled
+        return out
+
+    def backward(self, dout):
+        self.dW = self.x.T @ dout
+        return dout @ self.W.T
+"""
+
+
+def test_a_forward_that_writes_into_its_input_after_the_first_call_is_caught(tmp_path):
+    """Forwards share one copy of the tensors they do not move; one that writes into it later is a FAIL naming it."""
+    config = _config(
+        tmp_path,
+        "layers:\n  - {name: late, impl: late.py:LateWriter, init: {W: $W}, params: {W: [D, M]}, "
+        "inputs: {x: [N, D]}, dims: {N: [2, 2], D: [3, 3], M: [2, 2]}, examples: 1}\n",
+        late=LATE_WRITER,
+    )
+    result = check_layer(load_registry(config).get("late"), Options(seed=0, mode="full"))
+    assert result.status is Status.FAIL
+    assert "forward modified its input 'x' in place" in result.message
