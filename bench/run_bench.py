@@ -14,6 +14,9 @@ numbers), and never fails on a missed target. Sections:
   medium    one fixed example per layer at medium shapes (MEDIUM_DIMS): the layer's share there
   large     one fixed example per layer at the shapes of a small real network (LARGE_DIMS): wall
             time, forwards and how each tensor was checked (opt-in: --sections large)
+  floor     the checker's own cost, measured on layers that do nothing (bench/floor/): per example
+            and per forward call, and so how long a forward must take for the layer's code to be
+            80% of a check
   profile   cProfile of every layer's check, top functions (opt-in: --sections profile)
 
 Run from the repository root:  .venv/bin/python bench/run_bench.py
@@ -53,8 +56,10 @@ from gradcheck.sampling import Example, draw_arrays, satisfies
 from gradcheck.spec import DEFAULT_TOLERANCES, LayerSpec
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("layers", "run-all", "scaling", "medium", "torch", "large", "profile")
-DEFAULT_SECTIONS = ("layers", "run-all", "scaling", "medium", "torch")
+SECTIONS = ("layers", "run-all", "scaling", "medium", "torch", "large", "floor", "profile")
+DEFAULT_SECTIONS = ("layers", "run-all", "scaling", "medium", "torch", "floor")
+FLOOR_CONFIG = ROOT / "bench" / "floor" / "layers.yaml"
+FLOOR_WIDTHS = (1, 4, 16, 64)  # D for the floor section's layers, at N = 4
 
 # Fixed "medium" shapes: large enough that a layer's own arithmetic is not negligible, small
 # enough that slow-mode torch gradcheck (one backward per output element) finishes quickly.
@@ -793,6 +798,45 @@ def bench_large(specs: list[LayerSpec], modes: list[str], repeats: int, seed: in
     return out
 
 
+# -- section: floor --------------------------------------------------------------------------------
+def bench_floor(modes: list[str], repeats: int, seed: int) -> dict:
+    """The checker's own cost: one example of layers that do nothing (out = x; out = x + b) at
+    N = 4 and growing D. `shift`'s parameter b takes two forwards per element, so the growth of
+    its checker time with its forward calls is the checker's cost per forward, and what is left
+    at D = 1 its cost per example. From those: how long a forward must take for the layer's own
+    code to be 80% of a check that makes k forward calls."""
+    specs = {s.name: s for s in load_registry(FLOOR_CONFIG).layers}
+    loops = 20  # examples per timed run: one takes a fraction of a millisecond
+    out: dict[str, Any] = {}
+    for mode in modes:
+        rows, raw = [], []
+        for name, spec in specs.items():
+            for width in FLOOR_WIDTHS:
+                dims = {"N": 4, "D": width}
+                run_fixed(spec, dims, mode, seed)  # warm-up
+                wall, share, runs = timed_runs(lambda: [run_fixed(spec, dims, mode, seed) for _ in range(loops)], repeats)
+                forwards = runs[-1][1]["forward"]
+                checker = wall * (1 - share) / loops
+                raw.append({"name": name, "dims": dims, "wall": wall / loops, "layer_share": share,
+                            "forward": forwards, "checker": checker})
+                rows.append([name, f"N=4 D={width}", forwards, fmt_s(wall / loops), f"{share:.0%}", fmt_s(checker)])
+        shift = [r for r in raw if r["name"] == "shift"]
+        first, last = shift[0], shift[-1]
+        per_forward = (last["checker"] - first["checker"]) / max(last["forward"] - first["forward"], 1)
+        per_example = first["checker"] - per_forward * first["forward"]
+        fit = {"per_example": per_example, "per_forward": per_forward,
+               "needed": {k: 4 * (per_forward + per_example / k) for k in (2, 10, 30, 100)}}
+        print(table(["layer", "dims", "forward", "wall per example", "in layer code", "checker per example"], rows,
+                    f"The checker's own cost, mode={mode_label(mode)} (seed {seed}, medians of {repeats} runs of "
+                    f"{loops} examples)")
+              + f"\nFrom shift: the checker costs about {fmt_s(per_example)} per example plus {fmt_s(per_forward)} per "
+              "forward call. For the layer's own code to take 80% of a check of k forward calls, each forward "
+              "must take at least 4 x (per forward + per example / k): "
+              + ", ".join(f"{fmt_s(v)} at k = {k}" for k, v in fit["needed"].items()) + ".\n" + load_note(), flush=True)
+        out[mode] = {"rows": raw, "fit": fit}
+    return out
+
+
 # -- section: profile ------------------------------------------------------------------------------
 def bench_profile(specs: list[LayerSpec], seed: int, examples: int | None, top: int) -> dict:
     """cProfile over every layer's check; the functions that cost most, by own and cumulative time."""
@@ -930,6 +974,8 @@ def main(argv=None) -> int:
         report["torch"] = bench_torch(specs, modes, args.repeats, args.seed, shape_sets, args.torch_threads)
     if "large" in args.sections:
         report["large"] = bench_large(specs, modes, args.repeats, args.seed)
+    if "floor" in args.sections:
+        report["floor"] = bench_floor(modes, args.repeats, args.seed)
     if "profile" in args.sections:
         report["profile"] = bench_profile(specs, args.seed, args.examples, args.profile_top)
     print(f"\nbenchmark took {time.perf_counter() - started:.0f} s")

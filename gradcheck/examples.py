@@ -270,8 +270,26 @@ class _ExampleRun:
             if stacks and names <= colour and group >= 2:
                 parts = [self._stacked({n: v[i:i + group] for n, v in moved.items()}) for i in range(0, count, group)]
                 return parts[0] if len(parts) == 1 else [np.concatenate(column) for column in zip(*parts)]
-        each = [self._evaluate_many({n: v[k] for n, v in moved.items()}) for k in range(count)]
-        return [np.stack(column) for column in zip(*each)]
+        return self._one_by_one(moved, count)
+
+    def _one_by_one(self, moved: dict[str, np.ndarray], count: int) -> list[np.ndarray]:
+        """evaluate_all's outputs from one forward per moved copy, each output written into its
+        stacked array as it comes."""
+        inputs, params = list(self.unmoved_inputs), dict(self.unmoved_params)
+        into_inputs = [(position, moved[t.name]) for position, t in enumerate(self.spec.inputs) if t.name in moved]
+        into_params = [(name, copies) for name, copies in moved.items() if name in params]
+        stacked = [np.empty((count,) + shape) for shape in self.output_shapes]
+        for k in range(count):
+            for position, copies in into_inputs:
+                inputs[position] = copies[k]
+            for name, copies in into_params:
+                params[name] = copies[k]
+            outputs = self.forward(inputs, params)[0]
+            if [out.shape for out in outputs] != self.output_shapes:
+                raise _shape_moved(outputs, self.output_shapes, sorted(moved), "a slightly moved", "at the drawn point")
+            for column, out in zip(stacked, outputs):
+                column[k] = out
+        return stacked
 
     def _copy_size(self) -> int:
         """Elements in one copy of the batch-leading inputs, or of the outputs if those are larger."""

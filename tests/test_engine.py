@@ -462,3 +462,40 @@ def test_a_forward_that_writes_into_its_input_after_the_first_call_is_caught(tmp
     result = check_layer(load_registry(config).get("late"), Options(seed=0, mode="full"))
     assert result.status is Status.FAIL
     assert "forward modified its input 'x' in place" in result.message
+
+
+STATEFUL = """
+import numpy as np
+
+class Counting:
+    def __init__(self, W):
+        self.W = W
+        self.calls = np.zeros(1)  # state forward updates in place, as running statistics are
+
+    def forward(self, x):
+        self.calls += 1
+        self.x = x
+        return self.calls[0] * (x @ self.W)
+
+    def backward(self, dout):
+        self.dW = self.calls[0] * (self.x.T @ dout)
+        return self.calls[0] * (dout @ self.W.T)
+
+class CountingInAList(Counting):
+    def __init__(self, W):
+        super().__init__(W)
+        self.params = [self.W]  # a container aliasing the parameter: copied the general way
+"""
+
+
+@pytest.mark.parametrize("layer", ["Counting", "CountingInAList"])
+def test_every_forward_runs_on_its_own_copy_of_the_layer_state(tmp_path, layer):
+    """State a forward updates in place never reaches the next forward: each sees calls == 1."""
+    config = _config(
+        tmp_path,
+        f"layers:\n  - {{name: counting, impl: state.py:{layer}, init: {{W: $W}}, params: {{W: [D, M]}}, "
+        "inputs: {x: [N, D]}, dims: {N: [1, 3], D: [1, 3], M: [1, 3]}}\n",
+        state=STATEFUL,
+    )
+    result = check_layer(load_registry(config).get("counting"), Options(seed=0, mode="full"))
+    assert result.status is Status.PASS, result.message
