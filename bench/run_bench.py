@@ -52,6 +52,10 @@ import gradcheck.examples
 from gradcheck.engine import Options, check_layer
 from gradcheck.examples import Counter, check_example
 from gradcheck.registry import load_registry
+try:
+    from gradcheck.memory import keep_freed_memory
+except ImportError:  # an engine from before it
+    keep_freed_memory = None
 from gradcheck.sampling import Example, draw_arrays, satisfies
 from gradcheck.spec import DEFAULT_TOLERANCES, LayerSpec
 
@@ -929,6 +933,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "all three (default: both).")
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="torch.set_num_threads for the comparison; 0 keeps torch's default (default: 1).")
+    parser.add_argument("--no-keep-memory", action="store_true",
+                        help="Leave malloc as it is; by default the benchmark asks it to keep freed memory, "
+                             "as the gradcheck CLI does (gradcheck.memory).")
     parser.add_argument("--profile-top", type=int, default=25, help="Rows of the cProfile listing (default: 25).")
     parser.add_argument("--label", default="", help="A note printed in the header, e.g. the commit measured.")
     parser.add_argument("--json", type=Path, help="Also write every raw number to this JSON file.")
@@ -955,6 +962,8 @@ def main(argv=None) -> int:
     modes = supported_modes([m.strip() for m in args.modes.split(",") if m.strip()], specs, args.seed,
                             args.keep_inert_modes)
     info = machine()
+    info["keeps freed memory"] = (keep_freed_memory() if keep_freed_memory and not args.no_keep_memory
+                                  else "no (--no-keep-memory)" if keep_freed_memory else "no (engine without it)")
     if args.label:
         info["label"] = args.label
     print("# gradcheck benchmark\n\n" + "\n".join(f"- {k}: {v}" for k, v in info.items()), flush=True)

@@ -22,6 +22,7 @@ from gradcheck.reporters.progress import ProgressDisplay
 from gradcheck.reporters.table import print_run
 from gradcheck.results import RunResult
 from gradcheck.examples import MODES
+from gradcheck.memory import keep_freed_memory
 from gradcheck.settings import Settings, load_settings, with_settings
 from gradcheck.sharding import parse_shard, select_shard
 from gradcheck.sources import backward_locations
@@ -162,6 +163,7 @@ class _Plan:
 
 def _execute(names, detail, config, examples, seed, rtol, atol, eps, mode, fmt, output, jobs, shard, timeout,
              fail_fast, strict):
+    keep_freed_memory()  # large layers: no page faults for memory a forward frees and the next takes again
     settings = _settings()
     registry = _load(config or Path(settings.config or DEFAULT_CONFIG), fmt)
     specs = [with_settings(spec, settings) for spec in _select(registry, names)]

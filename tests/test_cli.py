@@ -53,6 +53,14 @@ def test_exit_code_follows_the_worst_status(fixture, extra, code):
     assert result.exit_code == code, result.output
 
 
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_checking_commands_keep_freed_memory_for_reuse(command, monkeypatch):
+    asked = []
+    monkeypatch.setattr(cli_module, "keep_freed_memory", lambda: asked.append(True) or True)
+    invoke(command, "square" if command == "check" else "all", "--config", config("layers"), "--seed", 7)
+    assert asked == [True]
+
+
 @pytest.mark.parametrize("args, message", [
     (["run", "afine"], "no layer named 'afine'"),
     (["check", "squre"], "did you mean 'square'?"),
