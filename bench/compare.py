@@ -94,6 +94,36 @@ def torch_table(old: dict, new: dict) -> str:
     return table(headers, rows, "gradcheck time / torch.autograd.gradcheck time (lower is better, target <= 1)")
 
 
+def fixed_table(old: dict, new: dict, section: str) -> str:
+    """medium or large: one fixed example per layer, per mode: wall time and the layer's share."""
+    rows = []
+    for mode, nrows in new.get(section, {}).items():
+        before = {r["name"]: r for r in old.get(section, {}).get(mode, [])}
+        for r in nrows + [_total(nrows)]:
+            o = before.get(r["name"]) or (_total(list(before.values())) if r["name"] == "TOTAL" else {})
+            rows.append([mode, r["name"], fmt_s(o.get("wall")), fmt_s(r["wall"]), fmt_ratio(ratio(r["wall"], o.get("wall"))),
+                         fmt_pct(o.get("layer_share")), fmt_pct(r["layer_share"])])
+    return table(["mode", "layer", "wall (old)", "wall (new)", "new/old", "in layer code (old)", "in layer code (new)"],
+                 rows, f"One example per layer, {section} shapes")
+
+
+def _total(rows: list) -> dict:
+    wall = sum(r["wall"] for r in rows)
+    return {"name": "TOTAL", "wall": wall, "layer_share": sum(r["wall"] * r["layer_share"] for r in rows) / wall if wall else None}
+
+
+def floor_table(old: dict, new: dict) -> str:
+    rows = []
+    for mode, n in new.get("floor", {}).items():
+        o = old.get("floor", {}).get(mode, {}).get("fit", {})
+        if "fit" not in n:  # no line to fit: the same forwards at every size (fast mode)
+            continue
+        rows.append([mode, fmt_s(o.get("per_example")), fmt_s(n["fit"]["per_example"]), fmt_s(o.get("per_forward")),
+                     fmt_s(n["fit"]["per_forward"])])
+    return table(["mode", "per example (old)", "per example (new)", "per forward (old)", "per forward (new)"], rows,
+                 "The checker's own cost (floor section)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Compare two run_bench.py --json files as markdown tables.")
     parser.add_argument("old", type=Path, help="The earlier results (JSON from run_bench.py --json).")
@@ -103,7 +133,9 @@ def main(argv=None) -> int:
     old, new = (json.loads(p.read_text(encoding="utf-8")) for p in (args.old, args.new))
     print(f"old: {old['machine'].get('label', args.old)}\nnew: {new['machine'].get('label', args.new)}")
     for section, render in (("layers", lambda: layers_table(old, new, args.mode)), ("run_all", lambda: run_all_table(old, new)),
-                            ("scaling", lambda: scaling_table(old, new, args.mode)), ("torch", lambda: torch_table(old, new))):
+                            ("scaling", lambda: scaling_table(old, new, args.mode)), ("torch", lambda: torch_table(old, new)),
+                            ("medium", lambda: fixed_table(old, new, "medium")), ("large", lambda: fixed_table(old, new, "large")),
+                            ("floor", lambda: floor_table(old, new))):
         if section in new:
             print(render())
     return 0

@@ -805,9 +805,9 @@ def bench_large(specs: list[LayerSpec], modes: list[str], repeats: int, seed: in
 # -- section: floor --------------------------------------------------------------------------------
 def bench_floor(modes: list[str], repeats: int, seed: int) -> dict:
     """The checker's own cost: one example of layers that do nothing (out = x; out = x + b) at
-    N = 4 and growing D. `shift`'s parameter b takes two forwards per element, so the growth of
-    its checker time with its forward calls is the checker's cost per forward, and what is left
-    at D = 1 its cost per example. From those: how long a forward must take for the layer's own
+    N = 4 and growing D. `shift`'s parameter b takes two forwards per element, so a straight line
+    through its checker time against its forward calls (least squares) gives the checker's cost
+    per forward (slope) and per example (intercept). From those: how long a forward must take for the layer's own
     code to be 80% of a check that makes k forward calls."""
     specs = {s.name: s for s in load_registry(FLOOR_CONFIG).layers}
     loops = 20  # examples per timed run: one takes a fraction of a millisecond
@@ -824,10 +824,15 @@ def bench_floor(modes: list[str], repeats: int, seed: int) -> dict:
                 raw.append({"name": name, "dims": dims, "wall": wall / loops, "layer_share": share,
                             "forward": forwards, "checker": checker})
                 rows.append([name, f"N=4 D={width}", forwards, fmt_s(wall / loops), f"{share:.0%}", fmt_s(checker)])
-        shift = [r for r in raw if r["name"] == "shift"]
-        first, last = shift[0], shift[-1]
-        per_forward = (last["checker"] - first["checker"]) / max(last["forward"] - first["forward"], 1)
-        per_example = first["checker"] - per_forward * first["forward"]
+        shift = [r for r in raw if r["name"] == "shift"]  # checker time = per example + per forward * forwards
+        if len({r["forward"] for r in shift}) < 2:  # fast mode: the same forwards at every D
+            print(table(["layer", "dims", "forward", "wall per example", "in layer code", "checker per example"], rows,
+                        f"The checker's own cost, mode={mode_label(mode)} (seed {seed}, medians of {repeats} runs of "
+                        f"{loops} examples)") + load_note(), flush=True)
+            out[mode] = {"rows": raw}
+            continue
+        per_forward, per_example = (float(c) for c in np.polyfit([r["forward"] for r in shift],
+                                                                 [r["checker"] for r in shift], 1))
         fit = {"per_example": per_example, "per_forward": per_forward,
                "needed": {k: 4 * (per_forward + per_example / k) for k in (2, 10, 30, 100)}}
         print(table(["layer", "dims", "forward", "wall per example", "in layer code", "checker per example"], rows,
