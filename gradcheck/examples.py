@@ -19,9 +19,10 @@ from gradcheck.sampling import Example, draw_arrays, draw_upstream
 from gradcheck.spec import LayerSpec, Tolerances
 
 TINY = 1e-300
-# In mode "auto", tensors up to FULL_MAX elements get the full per-element check, unless its
-# forwards (two per element; for a batch-leading input, per element of one sample) would take
-# over FULL_SECONDS at the speed of this example's forward: those start with the directions.
+# In mode "auto", tensors up to FULL_MAX elements get the full per-element check, as long as the
+# example's full checks together (two forwards per element; for a batch-leading input, per element
+# of one sample) take at most FULL_SECONDS at the speed of this example's forward: else the
+# costliest start with the directions, until the rest fit.
 FULL_MAX = 4096
 FULL_SECONDS = 1.0
 MODES = ("auto", "full", "fast")
@@ -194,7 +195,7 @@ class _ExampleRun:
         same tensors go again with the step stretched beyond eps (at most MAX_STRETCH times). Any
         other doubt, or a second one, sends the remaining tensors to the full check.
         """
-        eligible = [n for n in names if self._directions_first(n)]
+        eligible = self._directions_first(names)
         stretch = 1.0
         for _ in range(2):
             if not eligible:
@@ -216,21 +217,29 @@ class _ExampleRun:
                 break
         return {}
 
-    def _directions_first(self, name: str) -> bool:
-        """Whether tensor `name` starts with the random directions: in mode fast, and in mode auto
-        when it is large or its full check would be slow (see FULL_MAX)."""
+    def _directions_first(self, names: list[str]) -> list[str]:
+        """The tensors that start with the random directions: all in mode fast; in mode auto those
+        above FULL_MAX elements, then, costliest first, as many as it takes to bring the others'
+        full checks within FULL_SECONDS (see FULL_MAX)."""
         if self.mode != "auto":
-            return self.mode == "fast"
+            return list(names) if self.mode == "fast" else []
+        first = [n for n in names if self.arrays[n].size > FULL_MAX]
+        full = {n: self._full_forwards(n) for n in names if n not in first}
+        if sum(full.values()) * self.forward_seconds > FULL_SECONDS and not self._repeated:
+            self._check_repeatable()  # a first call may carry one-off costs (an import, a cache): time a second
+        for name in sorted(full, key=full.get, reverse=True):  # stable: the earlier of equal tensors first
+            if sum(full.values()) * self.forward_seconds <= FULL_SECONDS:
+                break
+            del full[name]
+            first.append(name)
+        return [n for n in names if n in first]
+
+    def _full_forwards(self, name: str) -> float:
+        """Forwards the full check of tensor `name` takes: two per element, per element of one
+        sample for a batch-leading input (whose moved copies go through stacked or coloured)."""
         size = self.arrays[name].size
-        if size > FULL_MAX:
-            return True
         per_copy = self.batch_size if name in self.batch_leading and self.batch_size else 1
-        forwards = 2 * size / per_copy
-        if forwards * self.forward_seconds <= FULL_SECONDS:
-            return False
-        if not self._repeated:  # a first call may carry one-off costs (an import, a cache): time a second
-            self._check_repeatable()
-        return forwards * self.forward_seconds > FULL_SECONDS
+        return 2 * size / per_copy
 
     def _natural(self, name: str) -> float:
         """The layer's natural gradient scale for a tensor: the largest |R * out| over the tensor's size."""

@@ -191,3 +191,19 @@ def test_the_report_says_which_tensors_passed_by_the_directions_alone():
     print_run(Console(file=buffer, width=200, no_color=True), RunResult((result,), 1.0, 0), detail=True)
     line = next(line for line in buffer.getvalue().splitlines() if "random directions" in line)
     assert f"W in {counts['W']['fast']} of 3" in line and " b in" not in line
+
+
+def test_auto_keeps_the_whole_example_within_its_budget_not_each_tensor():
+    """Wx and Wh take 128 forwards each, 0.5 s at 4 ms a forward: under FULL_SECONDS alone, not
+    together with the rest (304 forwards, 1.2 s). The first of the two starts with the directions;
+    the rest (176 forwards) fits while a forward takes under 5.7 ms."""
+    spec = BUILTINS.get("rnn-cell")
+
+    class Slow(spec.target):
+        def forward(self, x, prev_h):
+            time.sleep(0.004)
+            return super().forward(x, prev_h)
+
+    outcome, _ = _run(replace(spec, target=Slow), "auto", N=4, D=8, H=8)
+    assert outcome.status is Status.PASS
+    assert _methods(outcome) == {"x": "coloured", "prev_h": "coloured", "Wx": "fast", "Wh": "full", "b": "full"}
