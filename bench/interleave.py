@@ -37,6 +37,11 @@ def measure(root: Path, section: str, layer: str, modes: str, repeats: int) -> d
         return {mode: rows[0] for mode, rows in json.loads(out.read_text())[section].items() if rows}
 
 
+def _forwards(row: dict):
+    """Forward calls of a run_bench row (the large section's "forward", the medium section's "calls")."""
+    return row.get("forward", row.get("calls", {}).get("forward", "-"))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Two engines, alternated layer by layer.")
     parser.add_argument("old", type=Path, help="Checkout of the earlier engine.")
@@ -65,7 +70,7 @@ def main(argv=None) -> int:
             wall = {side: statistics.median(r["wall"] for r in got) for side, got in (("old", old), ("new", new))}
             share = {side: statistics.median(r["layer_share"] for r in got) for side, got in (("old", old), ("new", new))}
             total = {side: total[side] + wall[side] for side in total}
-            rows.append([mode, layer, old[0]["forward"], new[0]["forward"], fmt_s(wall["old"]), fmt_s(wall["new"]),
+            rows.append([mode, layer, _forwards(old[0]), _forwards(new[0]), fmt_s(wall["old"]), fmt_s(wall["new"]),
                          fmt_ratio(wall["new"] / wall["old"]), fmt_pct(share["old"]), fmt_pct(share["new"])])
         rows.append([mode, "TOTAL", "", "", fmt_s(total["old"]), fmt_s(total["new"]),
                      fmt_ratio(total["new"] / total["old"]) if total["old"] else "-", "", ""])
