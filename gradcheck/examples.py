@@ -247,13 +247,8 @@ class _ExampleRun:
 
     def _evaluate_many(self, moved: dict[str, np.ndarray]):
         """Forward outputs with some tensors replaced by `moved` (the caller's, not read again);
-        the others are copied, since a layer may write to what it is given."""
-        inputs = [moved[t.name] if t.name in moved else x for t, x in zip(self.spec.inputs, self.unmoved_inputs)]
-        params = {k: moved[k] if k in moved else v for k, v in self.unmoved_params.items()}
-        outputs = self.forward(inputs, params)[0]
-        if [out.shape for out in outputs] != self.output_shapes:
-            raise _shape_moved(outputs, self.output_shapes, sorted(moved), "a slightly moved", "at the drawn point")
-        return outputs
+        the others are the example's shared copies (unmoved_inputs, unmoved_params)."""
+        return [out[0] for out in self._one_by_one({name: x[None] for name, x in moved.items()}, 1)]
 
     def evaluate_all(self, moved: dict[str, np.ndarray], coloured: bool = False) -> list[np.ndarray]:
         """Forward outputs for K moved versions of some tensors: `moved[name]` stacks K replacements
