@@ -80,8 +80,8 @@ def shared_options(command):
                      help="Finite-difference step, relative to max(1, |x|) (built-in 1e-6)."),
         click.option("--mode", type=click.Choice(MODES),
                      help="How gradients are compared: full (every element), fast (random directions, every "
-                          "element on any doubt) or auto [default: auto, full up to 4096 elements unless that "
-                          "would take over 1 s]."),
+                          "element on any doubt) or auto [default: auto, full up to 4096 elements while an "
+                          "example's full checks take at most 1 s]."),
         click.option("--format", "fmt", type=click.Choice(list(REPORTERS)), default="table", show_default=True,
                      help="Report format: printed, or written to --output while the table prints."),
         click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
