@@ -807,8 +807,9 @@ def bench_floor(modes: list[str], repeats: int, seed: int) -> dict:
     """The checker's own cost: one example of layers that do nothing (out = x; out = x + b) at
     N = 4 and growing D. `shift`'s parameter b takes two forwards per element, so a straight line
     through its checker time against its forward calls (least squares) gives the checker's cost
-    per forward (slope) and per example (intercept). From those: how long a forward must take for the layer's own
-    code to be 80% of a check that makes k forward calls."""
+    per forward (slope) and per example (intercept); from those, how long a forward must take for
+    the layer's own code to be 80% of a check that makes k forward calls. Fast mode makes the
+    same calls at every D: no line, the table alone."""
     specs = {s.name: s for s in load_registry(FLOOR_CONFIG).layers}
     loops = 20  # examples per timed run: one takes a fraction of a millisecond
     out: dict[str, Any] = {}
@@ -824,25 +825,21 @@ def bench_floor(modes: list[str], repeats: int, seed: int) -> dict:
                 raw.append({"name": name, "dims": dims, "wall": wall / loops, "layer_share": share,
                             "forward": forwards, "checker": checker})
                 rows.append([name, f"N=4 D={width}", forwards, fmt_s(wall / loops), f"{share:.0%}", fmt_s(checker)])
+        out[mode] = {"rows": raw}
+        text = table(["layer", "dims", "forward", "wall per example", "in layer code", "checker per example"], rows,
+                     f"The checker's own cost, mode={mode_label(mode)} (seed {seed}, medians of {repeats} runs of "
+                     f"{loops} examples)")
         shift = [r for r in raw if r["name"] == "shift"]  # checker time = per example + per forward * forwards
-        if len({r["forward"] for r in shift}) < 2:  # fast mode: the same forwards at every D
-            print(table(["layer", "dims", "forward", "wall per example", "in layer code", "checker per example"], rows,
-                        f"The checker's own cost, mode={mode_label(mode)} (seed {seed}, medians of {repeats} runs of "
-                        f"{loops} examples)") + load_note(), flush=True)
-            out[mode] = {"rows": raw}
-            continue
-        per_forward, per_example = (float(c) for c in np.polyfit([r["forward"] for r in shift],
-                                                                 [r["checker"] for r in shift], 1))
-        fit = {"per_example": per_example, "per_forward": per_forward,
-               "needed": {k: 4 * (per_forward + per_example / k) for k in (2, 10, 30, 100)}}
-        print(table(["layer", "dims", "forward", "wall per example", "in layer code", "checker per example"], rows,
-                    f"The checker's own cost, mode={mode_label(mode)} (seed {seed}, medians of {repeats} runs of "
-                    f"{loops} examples)")
-              + f"\nFrom shift: the checker costs about {fmt_s(per_example)} per example plus {fmt_s(per_forward)} per "
-              "forward call. For the layer's own code to take 80% of a check of k forward calls, each forward "
-              "must take at least 4 x (per forward + per example / k): "
-              + ", ".join(f"{fmt_s(v)} at k = {k}" for k, v in fit["needed"].items()) + ".\n" + load_note(), flush=True)
-        out[mode] = {"rows": raw, "fit": fit}
+        if len({r["forward"] for r in shift}) > 1:
+            per_forward, per_example = (float(c) for c in np.polyfit([r["forward"] for r in shift],
+                                                                     [r["checker"] for r in shift], 1))
+            needed = {k: 4 * (per_forward + per_example / k) for k in (2, 10, 30, 100)}
+            out[mode]["fit"] = {"per_example": per_example, "per_forward": per_forward, "needed": needed}
+            text += (f"\nFrom shift: the checker costs about {fmt_s(per_example)} per example plus "
+                     f"{fmt_s(per_forward)} per forward call. For the layer's own code to take 80% of a check of k "
+                     "forward calls, each forward must take at least 4 x (per forward + per example / k): "
+                     + ", ".join(f"{fmt_s(v)} at k = {k}" for k, v in needed.items()) + ".\n")
+        print(text + load_note(), flush=True)
     return out
 
 
