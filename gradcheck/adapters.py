@@ -261,7 +261,7 @@ class ClassAdapter(Adapter):
                 f"the layer object cannot be deep-copied ({type(exc).__name__}: {exc}); gradcheck runs every "
                 "evaluation on a fresh copy, so keep files, locks and sockets off the layer",
             ) from exc
-        if params and not _plain(type(obj)):  # a plain copy took them through the memo; a custom one may not
+        if self._plan is None and params and not _plain(type(obj)):  # a plain copy put them in; a custom one may not
             self._write_params(obj, params)
         reseed(seed)
         out = call_layer("forward", obj.forward, *inputs, **self._args())

@@ -223,15 +223,16 @@ class _ExampleRun:
         full checks within FULL_SECONDS (see FULL_MAX)."""
         if self.mode != "auto":
             return list(names) if self.mode == "fast" else []
-        first = [n for n in names if self.arrays[n].size > FULL_MAX]
+        first = {n for n in names if self.arrays[n].size > FULL_MAX}
         full = {n: self._full_forwards(n) for n in names if n not in first}
-        if sum(full.values()) * self.forward_seconds > FULL_SECONDS and not self._repeated:
+        forwards = sum(full.values())
+        if forwards * self.forward_seconds > FULL_SECONDS and not self._repeated:
             self._check_repeatable()  # a first call may carry one-off costs (an import, a cache): time a second
         for name in sorted(full, key=full.get, reverse=True):  # stable: the earlier of equal tensors first
-            if sum(full.values()) * self.forward_seconds <= FULL_SECONDS:
+            if forwards * self.forward_seconds <= FULL_SECONDS:
                 break
-            del full[name]
-            first.append(name)
+            forwards -= full[name]
+            first.add(name)
         return [n for n in names if n in first]
 
     def _full_forwards(self, name: str) -> float:
