@@ -80,14 +80,19 @@ def parse(source: str | int | float, whole: bool = False) -> Expression:
     try:
         tree = ast.parse(text, mode="eval").body
     except (SyntaxError, ValueError, MemoryError, RecursionError):
-        raise ExpressionError(f"malformed expression {text!r}") from None
+        raise ExpressionError(f"malformed expression {_short(text)!r}") from None
     nodes = sum(1 for _ in ast.walk(tree))
     if nodes > MAX_NODES:
-        raise ExpressionError(f"expression {text!r} has {nodes} parts, too many (at most {MAX_NODES})")
-    names = frozenset(_check(tree, text))
+        raise ExpressionError(f"expression {_short(text)!r} has {nodes} parts, too many (at most {MAX_NODES})")
+    names = frozenset(_check(tree, _short(text)))
     if whole:
-        _check_whole(tree, text)
+        _check_whole(tree, _short(text))
     return Expression(text, tree, names, whole)
+
+
+def _short(text: str) -> str:
+    """An expression as quoted in a message: cut short, so a long one cannot flood the message."""
+    return text if len(text) <= 60 else text[:28] + "..." + text[-28:]
 
 
 def _check(node: ast.AST, text: str) -> set[str]:
@@ -110,10 +115,11 @@ def _check(node: ast.AST, text: str) -> set[str]:
         and node.func.id in _FUNCTIONS
         and not node.keywords
     ):
+        names = set().union(set(), *(_check(a, text) for a in node.args))
         _check_arity(node, text)
-        return set().union(set(), *(_check(a, text) for a in node.args))
+        return names
     raise ExpressionError(
-        f"unsupported syntax {ast.unparse(node)!r} in {text!r} "
+        f"unsupported syntax {_short(ast.unparse(node))!r} in {text!r} "
         "(allowed: numbers, dim names, + - * / // % **, comparisons, and/or/not, min/max/abs)"
     )
 

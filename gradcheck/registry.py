@@ -25,6 +25,7 @@ from gradcheck.limits import setting_problem, shown
 from gradcheck.spec import STYLES, LayerSpec, Location, Ref, TensorSpec, Tolerances
 
 TOP_KEYS = ("defaults", "layers")
+TEMPLATE_PREFIX = "x-"  # top-level keys left for YAML anchors that layers merge with `<<: *name`
 DEFAULT_KEYS = ("examples", "rtol", "atol", "eps", "timeout")
 COMMON_KEYS = (
     "name", "impl", "style", "inputs", "dims", "where", "args", "batch", "batch_independent",
@@ -43,6 +44,7 @@ class LineDict(dict):
     """A YAML mapping that remembers the line of itself and of each key."""
 
     line: int = 0
+    end_line: int = 0
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -63,6 +65,7 @@ class LineList(list):
 MAX_NESTING = 50  # levels of brackets or indentation, as written
 MAX_NODES = 100_000  # nodes once every alias is expanded (a "billion laughs" file expands to 10**9)
 MAX_EXPANDED_DEPTH = 200  # levels once every alias is expanded
+MAX_DIGITS = 100  # of an integer: Python refuses to read one of over 4300 at all
 
 
 class _Loader(yaml.SafeLoader):
@@ -114,7 +117,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     loader.flatten_mapping(node)
     merged = len(node.value) - explicit  # `<<: *base` pairs come first; the mapping's own keys override them
     mapping, own = LineDict(), set()
-    mapping.line = node.start_mark.line + 1
+    mapping.line, mapping.end_line = node.start_mark.line + 1, node.end_mark.line + 1
     for position, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
@@ -137,6 +140,14 @@ def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
     return items
 
 
+def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
+    if len(node.value) > MAX_DIGITS:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"an integer of {len(node.value)} digits (at most {MAX_DIGITS})", node.start_mark)
+    return loader.construct_yaml_int(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
@@ -196,8 +207,8 @@ def _read_text(path: Path) -> str:
     for line_number, line in enumerate(text.split("\n"), start=1):
         bad = next((c for c in line if _is_control(c) and c not in "\t\r"), None)
         if bad is not None:
-            name = unicodedata.name(bad, f"U+{ord(bad):04X}")
-            raise ConfigError([f"{path}:{line_number}: control character {name} (U+{ord(bad):04X}) is not allowed"])
+            raise ConfigError([f"{path}:{line_number}: control character U+{ord(bad):04X} is not allowed "
+                               "(only tab and line breaks are)"])
     return text
 
 
@@ -228,8 +239,12 @@ class _Reader:
         self.path = path
         self.base = path.resolve().parent
         self.problems: list[str] = []
+        self.layer: LineDict | None = None  # the layer being read
 
     def error(self, line: int, message: str) -> None:
+        layer = self.layer
+        if layer is not None and not layer.line <= line <= layer.end_line:  # written in a `<<: *anchor`
+            message += f" (merged into the layer on line {layer.line})"
         self.problems.append(f"{self.path}:{line}: {message}")
 
     # -- document ---------------------------------------------------------------------------
@@ -237,7 +252,7 @@ class _Reader:
         if not isinstance(doc, LineDict):
             self.error(getattr(doc, "line", 1), "expected a mapping with a 'layers' list at the top level")
             return Registry(self.path, [])
-        self.unknown_keys(doc, TOP_KEYS, "top-level key")
+        self.unknown_keys(doc, TOP_KEYS, "top-level key", templates=True)
         defaults = self.read_defaults(doc.get("defaults", LineDict()), doc.line_of("defaults"))
         raw_layers = doc.get("layers")
         if not isinstance(raw_layers, LineList):
@@ -247,7 +262,9 @@ class _Reader:
             self.error(doc.line_of("layers"), "'layers' is empty: list at least one layer to check")
         layers, seen = [], {}
         for line, entry in zip(raw_layers.item_lines, raw_layers):
+            self.layer = entry if isinstance(entry, LineDict) else None
             layer = self.read_layer(entry, line, defaults)
+            self.layer = None
             if layer is None:
                 continue
             if layer.name in seen:
@@ -267,9 +284,9 @@ class _Reader:
                 out[key] = self.number(raw, key, integer=(key == "examples"))
         return out
 
-    def unknown_keys(self, raw: LineDict, allowed, what: str) -> None:
+    def unknown_keys(self, raw: LineDict, allowed, what: str, templates: bool = False) -> None:
         for key in raw:
-            if key not in allowed:
+            if key not in allowed and not (templates and str(key).startswith(TEMPLATE_PREFIX)):
                 self.error(raw.line_of(key), f"unknown {what} {key!r}{suggest(key, allowed)}")
 
     def number(self, raw: LineDict, key: str, integer: bool = False) -> float | int | None:
@@ -309,7 +326,7 @@ class _Reader:
         self.check_name_clashes(raw, dims, inputs, params)
         self.check_differentiable(raw, style, inputs, params)
         where = self.read_where(raw, dims)
-        arrays = {t.name for t in inputs + params}
+        arrays = {str(name) for key in ("inputs", "params") if isinstance(raw.get(key), dict) for name in raw[key]}
         init = self.read_refs(raw, "init", set(dims) | arrays)
         args = self.read_refs(raw, "args", set(dims) | arrays)
         params_at = self.read_location(raw, "params_at", "attr:{name}", ("attr", "dict", "list"))
