@@ -139,7 +139,8 @@ def _check_whole(tree: ast.AST, text: str) -> None:
             raise ExpressionError(f"{text!r} divides with '/', which can give a fraction: use '//' for a whole number")
         if isinstance(node, ast.Constant) and type(node.value) is not int:
             raise ExpressionError(f"{text!r} contains {node.value!r}: a size must be a whole number")
-        if isinstance(node, (ast.Compare, ast.BoolOp)) or isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        negation = isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not)
+        if isinstance(node, (ast.Compare, ast.BoolOp)) or negation:
             raise ExpressionError(f"{text!r} is a condition, not a size: conditions belong in 'where'")
 
 

@@ -107,8 +107,8 @@ class _Loader(yaml.SafeLoader):
         depth = 1 + max((d for _, d in sizes), default=0)
         if size > MAX_NODES or depth > MAX_EXPANDED_DEPTH:
             raise yaml.composer.ComposerError(
-                None, None, f"aliases expand this to over {MAX_NODES} nodes or {MAX_EXPANDED_DEPTH} levels "
-                "(limit what an alias repeats)", node.start_mark)
+                None, None, f"over {MAX_NODES} values or {MAX_EXPANDED_DEPTH} levels once aliases are expanded "
+                "(an alias repeats too much)", node.start_mark)
         self.measures[id(node)] = (size, depth)
 
 
@@ -202,7 +202,8 @@ def _read_text(path: Path) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise ConfigError([f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}): save the file as UTF-8"]) from None
+        problem = f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}): save the file as UTF-8"
+        raise ConfigError([problem]) from None
     text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
     for line_number, line in enumerate(text.split("\n"), start=1):
         bad = next((c for c in line if _is_control(c) and c not in "\t\r"), None)

@@ -76,7 +76,8 @@ def _problem(key: str, value: Any) -> str | None:
         return setting_problem(key, value)
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     wanted = {
-        "path": ("a path to a layers.yaml", isinstance(value, str) and value != ""),
+        "path": ("a path to a layers.yaml", isinstance(value, str) and value.strip() != ""
+                 and all(c >= " " for c in value)),
         "count": ("a whole number >= 1", number and isinstance(value, int) and value >= 1),
         "integer": ("a whole number", number and isinstance(value, int)),
         "mode": (f"one of {', '.join(MODES)}", value in MODES),
