@@ -7,16 +7,19 @@ import os
 from gradcheck.engine import Options
 from gradcheck.engine import check_layer as _check_spec
 from gradcheck.errors import UnknownLayerError
+from gradcheck.limits import check_settings
 from gradcheck.parallel import run_layers
 from gradcheck.registry import load_registry, suggest
 from gradcheck.results import LayerResult, RunResult
 from gradcheck.spec import LayerSpec, Tolerances
 
 
-def _options(config, examples, seed, rtol, atol, eps, **rest) -> Options:
+def _options(config, examples, seed, rtol, atol, eps, timeout=None, **rest) -> Options:
+    checked = check_settings(examples=examples, rtol=rtol, atol=atol, eps=eps, timeout=timeout)
+    examples, rtol, atol, eps, timeout = checked.values()
     return Options(
         examples=examples, seed=seed, tolerances=Tolerances(rtol=rtol, atol=atol, eps=eps),
-        config=str(config) if config else None, **rest,
+        config=str(config) if config else None, timeout=timeout, **rest,
     )
 
 
@@ -24,20 +27,23 @@ def check_layer(layer: str | LayerSpec, config: str | os.PathLike = "layers.yaml
                 examples: int | None = None, seed: int | None = None, rtol: float | None = None,
                 atol: float | None = None, eps: float | None = None, timeout: float | None = None) -> LayerResult:
     """Check one layer, named in `config` or given as a LayerSpec; `.assert_ok()` the result in pytest."""
+    options = _options(config, examples, seed, rtol, atol, eps, timeout=timeout)
     if isinstance(layer, LayerSpec):
         spec = layer
+        check_settings(examples=spec.examples, timeout=spec.timeout, **vars(spec.tolerances))
     else:
         registry = load_registry(config)
         spec = registry.get(layer)
         if spec is None:
             raise UnknownLayerError(f"no layer named {layer!r} in {config}{suggest(layer, registry.names())}")
-    return _check_spec(spec, _options(config, examples, seed, rtol, atol, eps, timeout=timeout))
+    return _check_spec(spec, options)
 
 
 def run_config(config: str | os.PathLike = "layers.yaml", names: list[str] | None = None, *,
                examples: int | None = None, seed: int | None = None, rtol: float | None = None,
                atol: float | None = None, eps: float | None = None) -> RunResult:
     """Check every layer of a layers.yaml (or the named ones) and return the run's results."""
+    options = _options(config, examples, seed, rtol, atol, eps)
     registry = load_registry(config)
     specs = registry.layers
     if names:
@@ -45,7 +51,7 @@ def run_config(config: str | os.PathLike = "layers.yaml", names: list[str] | Non
         if None in specs:
             missing = names[specs.index(None)]
             raise UnknownLayerError(f"no layer named {missing!r} in {config}{suggest(missing, registry.names())}")
-    return run_layers(specs, _options(config, examples, seed, rtol, atol, eps))
+    return run_layers(specs, options)
 
 
 def layer_names(config: str | os.PathLike = "layers.yaml") -> list[str]:

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gradcheck.engine import Options
-from gradcheck.errors import ConfigError, GradcheckError
+from gradcheck.errors import ConfigError, GradcheckError, SettingError
 from gradcheck.parallel import run_layers
 from gradcheck.registry import Registry, load_registry, suggest
 from gradcheck.reporters import REPORTERS, render
@@ -22,6 +22,7 @@ from gradcheck.reporters.progress import ProgressDisplay
 from gradcheck.reporters.table import print_run
 from gradcheck.results import RunResult
 from gradcheck.examples import MODES
+from gradcheck.limits import check_setting
 from gradcheck.memory import keep_freed_memory
 from gradcheck.settings import Settings, load_settings, with_settings
 from gradcheck.sharding import parse_shard, select_shard
@@ -47,10 +48,12 @@ def _positive(ctx, param, value):
     return value
 
 
-def _non_negative(ctx, param, value):
-    if value is not None and value < 0:
-        raise click.BadParameter(f"must be >= 0, got {value}")
-    return value
+def _setting(ctx, param, value):
+    """A numeric option checked by the same rules as layers.yaml, pyproject.toml and the API."""
+    try:
+        return check_setting(param.name, value)
+    except SettingError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _shard(ctx, param, value):
@@ -69,14 +72,14 @@ def shared_options(command):
     """Options that `run` and `check` share (SPEC §5)."""
     options = [
         CONFIG_OPTION,
-        click.option("--examples", type=int, callback=_positive,
+        click.option("--examples", type=int, callback=_setting,
                      help="Property-based examples per layer (overrides the file)."),
         click.option("--seed", type=int, help="Seed for the examples; the same seed reproduces the same run."),
-        click.option("--rtol", type=float, callback=_non_negative,
+        click.option("--rtol", type=float, callback=_setting,
                      help="Relative tolerance per element (overrides the file; built-in 1e-5)."),
-        click.option("--atol", type=float, callback=_non_negative,
+        click.option("--atol", type=float, callback=_setting,
                      help="Absolute tolerance per element (overrides the file; built-in 1e-7)."),
-        click.option("--eps", type=float, callback=_positive,
+        click.option("--eps", type=float, callback=_setting,
                      help="Finite-difference step, relative to max(1, |x|) (built-in 1e-6)."),
         click.option("--mode", type=click.Choice(MODES),
                      help="How gradients are compared: full (every element), fast (random directions, every "
@@ -90,7 +93,7 @@ def shared_options(command):
                      help="Check layers in this many worker processes [default: 1]."),
         click.option("--shard", callback=_shard, metavar="K/N",
                      help="Check only shard K of N (1-based), e.g. one job of a CI matrix."),
-        click.option("--timeout", type=float, callback=_positive,
+        click.option("--timeout", type=float, callback=_setting,
                      help="Seconds per layer before it is stopped and counts as ERROR (default 600)."),
         click.option("--fail-fast", is_flag=True, help="Stop after the first layer that fails."),
         click.option("--strict", is_flag=True, help="Also fail (exit 1) on warnings and unexpected passes (XPASS)."),

@@ -19,3 +19,7 @@ class ConfigError(GradcheckError):
 
 class UnknownLayerError(GradcheckError):
     """A layer name given on the command line that the registry does not have."""
+
+
+class SettingError(GradcheckError, ValueError):
+    """A numeric setting (examples, rtol, atol, eps, timeout) outside what can check anything."""

@@ -7,8 +7,11 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import math
 import os
 import sys
+import unicodedata
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +20,12 @@ import yaml
 
 from gradcheck.errors import ConfigError
 from gradcheck.expr import Expression, ExpressionError, parse
+from gradcheck.expr import bounds as value_bounds
+from gradcheck.limits import setting_problem, shown
 from gradcheck.spec import STYLES, LayerSpec, Location, Ref, TensorSpec, Tolerances
 
 TOP_KEYS = ("defaults", "layers")
+TEMPLATE_PREFIX = "x-"  # top-level keys left for YAML anchors that layers merge with `<<: *name`
 DEFAULT_KEYS = ("examples", "rtol", "atol", "eps", "timeout")
 COMMON_KEYS = (
     "name", "impl", "style", "inputs", "dims", "where", "args", "batch", "batch_independent",
@@ -31,12 +37,14 @@ STYLE_KEYS = {
     "loss": ("function",),
 }
 TENSOR_KEYS = ("shape", "integers", "values", "range")
+MAX_NAME = 200  # characters in a layer name: it heads a table row and names a test case
 
 
 class LineDict(dict):
     """A YAML mapping that remembers the line of itself and of each key."""
 
     line: int = 0
+    end_line: int = 0
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -53,19 +61,73 @@ class LineList(list):
     item_lines: list[int]
 
 
+# Bounds on what a layers.yaml may expand to: a real one is a few hundred nodes a few levels deep.
+MAX_NESTING = 50  # levels of brackets or indentation, as written
+MAX_NODES = 100_000  # nodes once every alias is expanded (a "billion laughs" file expands to 10**9)
+MAX_EXPANDED_DEPTH = 200  # levels once every alias is expanded
+MAX_DIGITS = 100  # of an integer: Python refuses to read one of over 4300 at all
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that records line numbers and rejects duplicate keys."""
+    """SafeLoader that records line numbers, rejects duplicate keys and bounds nesting and aliases.
+
+    The composer builds each node once, children first, so the size and depth each node would have
+    with its aliases expanded are counted as it goes, without ever expanding anything.
+    """
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.duplicates: list[tuple[int, str]] = []
+        self.nesting = 0
+        self.measures: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded nodes, expanded depth)
+
+    def compose_node(self, parent, index):
+        if self.nesting >= MAX_NESTING:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_NESTING} levels", self.peek_event().start_mark)
+        self.nesting += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.nesting -= 1
+        self.measure(node)
+        return node
+
+    def measure(self, node: yaml.Node) -> None:
+        if id(node) in self.measures:
+            return
+        children = node.value if isinstance(node, yaml.SequenceNode) else []
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        if any(id(child) not in self.measures for child in children):
+            raise yaml.composer.ComposerError(
+                None, None, "an alias refers to the node that contains it (a cycle)", node.start_mark)
+        sizes = [self.measures[id(child)] for child in children]
+        size = 1 + sum(n for n, _ in sizes)
+        depth = 1 + max((d for _, d in sizes), default=0)
+        if size > MAX_NODES or depth > MAX_EXPANDED_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"over {MAX_NODES} values or {MAX_EXPANDED_DEPTH} levels once aliases are expanded "
+                "(an alias repeats too much)", node.start_mark)
+        self.measures[id(node)] = (size, depth)
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
+    explicit = sum(1 for key_node, _ in node.value if key_node.tag != "tag:yaml.org,2002:merge")
     loader.flatten_mapping(node)
-    mapping = LineDict()
-    mapping.line = node.start_mark.line + 1
-    for key_node, value_node in node.value:
+    merged = len(node.value) - explicit  # `<<: *base` pairs come first; the mapping's own keys override them
+    mapping, own = LineDict(), set()
+    mapping.line, mapping.end_line = node.start_mark.line + 1, node.end_mark.line + 1
+    for position, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
-        if key in mapping:
-            loader.duplicates.append((line, f"duplicate key {key!r} (first on line {mapping.key_lines[key]})"))
+        if not isinstance(key, Hashable):
+            loader.duplicates.append((line, f"a key must be a plain value such as a name, got {shown(key)}"))
+            continue
+        if key in own:
+            loader.duplicates.append((line, f"duplicate key {shown(key)} (first on line {mapping.key_lines[key]})"))
+        if position >= merged:
+            own.add(key)
         mapping[key] = loader.construct_object(value_node, deep=True)
         mapping.key_lines[key] = line
     return mapping
@@ -78,6 +140,14 @@ def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
     return items
 
 
+def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
+    if len(node.value) > MAX_DIGITS:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"an integer of {len(node.value)} digits (at most {MAX_DIGITS})", node.start_mark)
+    return loader.construct_yaml_int(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
@@ -112,23 +182,82 @@ def load_registry(path: str | os.PathLike) -> Registry:
     path = Path(path)
     if not path.is_file():
         raise ConfigError([f"{path}: no such file (pass --config PATH to name a layers.yaml)"])
-    loader = _Loader(path.read_text(encoding="utf-8"))
-    loader.duplicates = []
-    try:
-        document = loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        raise ConfigError([f"{path}:{line}: invalid YAML: {exc.problem or exc.context}"]) from None
-    finally:
-        loader.dispose()
+    document, duplicates = _parse_yaml(path, _read_text(path))
     reader = _Reader(path)
-    for line, message in loader.duplicates:
+    for line, message in duplicates:
         reader.error(line, message)
     registry = reader.read_document(document)
     if reader.problems:
         raise ConfigError(reader.problems)
     return registry
+
+
+def _read_text(path: Path) -> str:
+    """The file as text: UTF-8, without control characters other than tab and line breaks."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        problem = f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}): save the file as UTF-8"
+        raise ConfigError([problem]) from None
+    text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
+    for line_number, line in enumerate(text.split("\n"), start=1):
+        bad = next((c for c in line if _is_control(c) and c not in "\t\r"), None)
+        if bad is not None:
+            raise ConfigError([f"{path}:{line_number}: control character U+{ord(bad):04X} is not allowed "
+                               "(only tab and line breaks are)"])
+    deep = _deep_line(text)
+    if deep is not None:
+        raise ConfigError([f"{path}:{deep}: invalid YAML: nested deeper than {MAX_NESTING} levels"])
+    return text
+
+
+def _deep_line(text: str) -> int | None:
+    """The first line where brackets outside quotes nest deeper than MAX_NESTING, or None.
+
+    Checked before parsing because PyYAML's scanner slows down quadratically on deep flow nesting
+    (5000 brackets take seconds before the composer ever sees a node).
+    """
+    depth, quote, line, previous = 0, "", 1, " "
+    for char in text:
+        if char == "\n":
+            line += 1
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"" and previous in " \t\n[{,:":
+            quote = char
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return line
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+        previous = char
+    return None
+
+
+def _is_control(char: str) -> bool:
+    """Control, surrogate and private characters, which no name or value in a layers.yaml needs."""
+    return unicodedata.category(char) in ("Cc", "Cs", "Co")
+
+
+def _parse_yaml(path: Path, text: str) -> tuple[Any, list[tuple[int, str]]]:
+    """The YAML document and its duplicate-key problems, or ConfigError with the line at fault."""
+    loader = _Loader(text)
+    try:
+        return loader.get_single_data(), loader.duplicates
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise ConfigError([f"{path}:{line}: invalid YAML: {exc.problem or exc.context}"]) from None
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:  # e.g. an integer of over 4300 digits
+        raise ConfigError([f"{path}: invalid YAML: {shown(str(exc))}"]) from None
+    finally:
+        loader.dispose()
 
 
 class _Reader:
@@ -138,8 +267,12 @@ class _Reader:
         self.path = path
         self.base = path.resolve().parent
         self.problems: list[str] = []
+        self.layer: LineDict | None = None  # the layer being read
 
     def error(self, line: int, message: str) -> None:
+        layer = self.layer
+        if layer is not None and not layer.line <= line <= layer.end_line:  # written in a `<<: *anchor`
+            message += f" (merged into the layer on line {layer.line})"
         self.problems.append(f"{self.path}:{line}: {message}")
 
     # -- document ---------------------------------------------------------------------------
@@ -147,15 +280,19 @@ class _Reader:
         if not isinstance(doc, LineDict):
             self.error(getattr(doc, "line", 1), "expected a mapping with a 'layers' list at the top level")
             return Registry(self.path, [])
-        self.unknown_keys(doc, TOP_KEYS, "top-level key")
+        self.unknown_keys(doc, TOP_KEYS, "top-level key", templates=True)
         defaults = self.read_defaults(doc.get("defaults", LineDict()), doc.line_of("defaults"))
         raw_layers = doc.get("layers")
         if not isinstance(raw_layers, LineList):
             self.error(doc.line_of("layers"), "missing key 'layers': expected a list of layers")
             return Registry(self.path, [], defaults)
+        if not raw_layers:
+            self.error(doc.line_of("layers"), "'layers' is empty: list at least one layer to check")
         layers, seen = [], {}
         for line, entry in zip(raw_layers.item_lines, raw_layers):
+            self.layer = entry if isinstance(entry, LineDict) else None
             layer = self.read_layer(entry, line, defaults)
+            self.layer = None
             if layer is None:
                 continue
             if layer.name in seen:
@@ -175,27 +312,21 @@ class _Reader:
                 out[key] = self.number(raw, key, integer=(key == "examples"))
         return out
 
-    def unknown_keys(self, raw: LineDict, allowed, what: str) -> None:
+    def unknown_keys(self, raw: LineDict, allowed, what: str, templates: bool = False) -> None:
         for key in raw:
-            if key not in allowed:
+            if key not in allowed and not (templates and str(key).startswith(TEMPLATE_PREFIX)):
                 self.error(raw.line_of(key), f"unknown {what} {key!r}{suggest(key, allowed)}")
 
     def number(self, raw: LineDict, key: str, integer: bool = False) -> float | int | None:
+        """raw[key] checked by the rules every entry point shares (`integer` is implied by the rule)."""
         value = raw[key]
-        try:
-            if isinstance(value, bool):
-                raise ValueError
-            number = int(value) if integer and float(value) == int(float(value)) else float(value)
-            if integer and not isinstance(number, int):
-                raise ValueError
-        except (TypeError, ValueError):
-            kind = "a whole number" if integer else "a number"
-            self.error(raw.line_of(key), f"{key!r} must be {kind}, got {value!r}")
+        if isinstance(value, str):  # YAML reads 1e-5 (no dot) as a string
+            value = _as_number(value)
+        problem = setting_problem(key, value)
+        if problem:
+            self.error(raw.line_of(key), problem)
             return None
-        if number < 0 or (integer and number == 0):
-            self.error(raw.line_of(key), f"{key!r} must be positive, got {value!r}")
-            return None
-        return number
+        return int(value) if key == "examples" else float(value)
 
     # -- one layer --------------------------------------------------------------------------
     def read_layer(self, raw: Any, line: int, defaults: dict) -> LayerSpec | None:
@@ -203,10 +334,7 @@ class _Reader:
             self.error(line, "each entry of 'layers' must be a mapping with name, impl, style, inputs, dims")
             return None
         before = len(self.problems)
-        name = raw.get("name")
-        if not isinstance(name, str) or not name:
-            self.error(raw.line_of("name"), "missing key 'name' (a string naming the layer)")
-            name = f"<layer on line {line}>"
+        name = self.read_name(raw, line)
         style = raw.get("style", "class")
         if style not in STYLES:
             self.error(raw.line_of("style"), f"unknown style {style!r}{suggest(style, STYLES)}: expected one of {', '.join(STYLES)}")
@@ -224,8 +352,9 @@ class _Reader:
         inputs = self.read_tensors(raw, "inputs", dims, allow_data=True)
         params = self.read_tensors(raw, "params", dims, allow_data=False)
         self.check_name_clashes(raw, dims, inputs, params)
+        self.check_differentiable(raw, style, inputs, params)
         where = self.read_where(raw, dims)
-        arrays = {t.name for t in inputs + params}
+        arrays = {str(name) for key in ("inputs", "params") if isinstance(raw.get(key), dict) for name in raw[key]}
         init = self.read_refs(raw, "init", set(dims) | arrays)
         args = self.read_refs(raw, "args", set(dims) | arrays)
         params_at = self.read_location(raw, "params_at", "attr:{name}", ("attr", "dict", "list"))
@@ -257,6 +386,20 @@ class _Reader:
             source=f"{self.path}:{raw.line}", **targets,
         )
 
+    def read_name(self, raw: LineDict, line: int) -> str:
+        name = raw.get("name")
+        if "name" not in raw:
+            self.error(raw.line, "missing key 'name' (a string naming the layer)")
+        elif not isinstance(name, str) or not name.strip():
+            self.error(raw.line_of("name"), f"'name' must be a non-empty string, got {shown(name)}")
+        elif len(name) > MAX_NAME:
+            self.error(raw.line_of("name"), f"'name' has {len(name)} characters, at most {MAX_NAME}")
+        elif any(_is_control(c) or unicodedata.category(c) in ("Cf", "Zl", "Zp") for c in name):
+            self.error(raw.line_of("name"), f"'name' {name!r} contains a control or invisible character")
+        else:
+            return name
+        return f"<layer on line {line}>"
+
     def read_dims(self, raw: LineDict) -> dict[str, tuple[int, int]]:
         spec = raw.get("dims", LineDict())
         if not isinstance(spec, LineDict):
@@ -279,25 +422,41 @@ class _Reader:
                 dims[name] = (bounds[0], bounds[1])
         return dims
 
-    def expression(self, source: Any, dims, line: int, what: str) -> Expression | None:
+    def expression(self, source: Any, dims, line: int, what: str, whole: bool = False) -> Expression | None:
+        """A parsed expression over `dims`, its values bounded over their ranges; None after an error."""
         if isinstance(source, bool) or not isinstance(source, (int, float, str)):
-            self.error(line, f"{what}: expected a dim name, an integer or an expression, got {source!r}")
+            self.error(line, f"{what}: expected a dim name, an integer or an expression, got {shown(source)}")
             return None
         try:
-            expr = parse(source)
+            expr = parse(source, whole=whole)
         except ExpressionError as exc:
             self.error(line, f"{what}: {exc}")
             return None
         for unknown in sorted(expr.names - set(dims)):
             self.error(line, f"{what}: dim {unknown!r} is used but has no range in 'dims'{suggest(unknown, dims)}")
+        if expr.names <= set(dims):
+            try:
+                value_bounds(expr, dims)
+            except ExpressionError as exc:
+                self.error(line, f"{what}: {exc}")
+                return None
         return expr
 
     def read_shape(self, shape: Any, dims, line: int, what: str) -> tuple[Expression, ...] | None:
         if not isinstance(shape, list):
-            self.error(line, f"{what}: shape must be a list of dims, e.g. [N, D], got {shape!r}")
+            self.error(line, f"{what}: shape must be a list of dims, e.g. [N, D], got {shown(shape)}")
             return None
-        exprs = [self.expression(item, dims, line, what) for item in shape]
-        return None if None in exprs else tuple(exprs)
+        exprs = [self.expression(item, dims, line, what, whole=True) for item in shape]
+        if None in exprs:
+            return None
+        for expr in exprs:
+            extent = value_bounds(expr, dims) if expr.names <= set(dims) else None
+            if extent is not None and extent[1] <= 0:
+                over = ", ".join(f"{n} in {list(dims[n])}" for n in sorted(expr.names)) or "every example"
+                self.error(line, f"{what}: extent {expr.source!r} is at most {extent[1]} for {over}: "
+                                 "the tensor would always be empty, so nothing would be checked")
+                return None
+        return tuple(exprs)
 
     def read_tensors(self, raw: LineDict, key: str, dims, allow_data: bool) -> tuple[TensorSpec, ...]:
         spec = raw.get(key, LineDict())
@@ -339,7 +498,7 @@ class _Reader:
             if not isinstance(bounds, list) or len(bounds) != 2:
                 self.error(entry.line_of("integers"), f"{what}: 'integers' must be [lo, hi], got {bounds!r}")
                 return None
-            lo, hi = (self.expression(b, dims, entry.line_of("integers"), what) for b in bounds)
+            lo, hi = (self.expression(b, dims, entry.line_of("integers"), what, whole=True) for b in bounds)
             return None if lo is None or hi is None else TensorSpec(name, shape, "integers", integers=(lo, hi))
         if "values" in entry:
             values = entry["values"]
@@ -350,6 +509,7 @@ class _Reader:
         if "range" in entry:
             bounds = entry["range"]
             ok = isinstance(bounds, list) and len(bounds) == 2 and all(_is_number(b) for b in bounds)
+            ok = ok and all(math.isfinite(float(b)) for b in bounds)
             if not ok or float(bounds[0]) >= float(bounds[1]):
                 self.error(entry.line_of("range"), f"{what}: 'range' must be [lo, hi] with lo < hi, got {bounds!r}")
                 return None
@@ -364,6 +524,16 @@ class _Reader:
             if tensor.name in seen:
                 self.error(raw.line_of("params"), f"{tensor.name!r} is both an input and a parameter")
             seen.add(tensor.name)
+
+    def check_differentiable(self, raw: LineDict, style: str, inputs, params) -> None:
+        """A layer with no float input (a loss: first input) and no parameter has nothing to check."""
+        if "inputs" not in raw or len(inputs) < len(raw.get("inputs") or ()):
+            return  # already reported
+        floats = inputs[:1] if style == "loss" else inputs
+        if not any(t.differentiable for t in floats) and not params:
+            which = "its first input" if style == "loss" else "any input"
+            self.error(raw.line_of("inputs"), f"nothing to differentiate: neither {which} is a float tensor "
+                                              "nor is there a parameter (inputs with integers/values are data)")
 
     def read_where(self, raw: LineDict, dims) -> tuple[Expression, ...]:
         where = raw.get("where", [])
@@ -510,6 +680,14 @@ def _describe_exception(exc: BaseException) -> str:
         if frames:
             where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})"
     return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _as_number(text: str) -> Any:
+    """A number written as text (`1e-5`), or the text itself when it is not one."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _is_number(value: Any) -> bool:

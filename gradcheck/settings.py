@@ -9,6 +9,7 @@ from typing import Any
 
 from gradcheck.errors import GradcheckError
 from gradcheck.examples import MODES
+from gradcheck.limits import RULES, check_setting, setting_problem, shown
 from gradcheck.registry import suggest
 from gradcheck.spec import DEFAULT_LAYER_TIMEOUT, LayerSpec, Tolerances
 
@@ -39,8 +40,8 @@ class Settings:
     mode: str | None = None
 
 
-_KINDS = {"config": "path", "examples": "count", "seed": "integer", "rtol": "tolerance", "atol": "tolerance",
-          "eps": "positive", "timeout": "positive", "jobs": "count", "mode": "mode"}
+_KINDS = {"config": "path", "examples": "limits", "seed": "integer", "rtol": "limits", "atol": "limits",
+          "eps": "limits", "timeout": "limits", "jobs": "count", "mode": "mode"}
 
 
 def load_settings(path: Path = PYPROJECT) -> Settings:
@@ -51,31 +52,37 @@ def load_settings(path: Path = PYPROJECT) -> Settings:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SettingsError(f"{path}: invalid TOML: {exc}") from None
-    table = document.get("tool", {}).get("gradcheck", {})
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    tool = document.get("tool", {})
+    if not isinstance(tool, dict):
+        raise SettingsError(f"{path}: [tool] must be a table, got {shown(tool)}")
+    table = tool.get("gradcheck", {})
     if not isinstance(table, dict):
-        raise SettingsError(f"{path}: [tool.gradcheck] must be a table, got {table!r}")
+        raise SettingsError(f"{path}: [tool.gradcheck] must be a table, got {shown(table)}")
     problems = [_problem(key, value) for key, value in table.items()]
     problems = [f"{path}: [tool.gradcheck] {p}" for p in problems if p]
     if problems:
         raise SettingsError("\n".join(problems))
-    return Settings(**table)
+    return Settings(**{key: check_setting(key, value) if key in RULES else value for key, value in table.items()})
 
 
 def _problem(key: str, value: Any) -> str | None:
     """What is wrong with one entry, or None."""
     kind = _KINDS.get(key)
     if kind is None:
-        return f"unknown key {key!r}{suggest(key, _KINDS)}: expected one of {', '.join(_KINDS)}"
+        return f"unknown key {shown(key)}{suggest(key, _KINDS)}: expected one of {', '.join(_KINDS)}"
+    if kind == "limits":
+        return setting_problem(key, value)
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     wanted = {
-        "path": ("a path to a layers.yaml", isinstance(value, str) and value != ""),
+        "path": ("a path to a layers.yaml", isinstance(value, str) and value.strip() != ""
+                 and all(c >= " " for c in value)),
         "count": ("a whole number >= 1", number and isinstance(value, int) and value >= 1),
         "integer": ("a whole number", number and isinstance(value, int)),
-        "tolerance": ("a number >= 0", number and value >= 0),
-        "positive": ("a number > 0", number and value > 0),
         "mode": (f"one of {', '.join(MODES)}", value in MODES),
     }[kind]
-    return None if wanted[1] else f"{key} must be {wanted[0]}, got {value!r}"
+    return None if wanted[1] else f"{key} must be {wanted[0]}, got {shown(value)}"
 
 
 def with_settings(spec: LayerSpec, settings: Settings) -> LayerSpec:

@@ -68,7 +68,7 @@ def test_checking_commands_keep_freed_memory_for_reuse(command, monkeypatch):
     (["run", "all", "--shard", "4/3"], "1 <= K <= N"),
     (["run", "all", "--shard", "two"], "expected K/N"),
     (["run", "all", "--jobs", "0"], "must be positive"),
-    (["run", "all", "--rtol", "-1"], "must be >= 0"),
+    (["run", "all", "--rtol", "-1"], "rtol must be a number >= 0 and < 1, got -1.0"),
     (["run", "all", "--format", "xml"], "'xml' is not one of"),
 ])
 def test_usage_errors_exit_2_without_traceback(args, message):
@@ -223,7 +223,7 @@ def test_pyproject_precedence_end_to_end(project):
 
 
 @pytest.mark.parametrize("toml, message", [
-    ('[tool.gradcheck]\nrtol = "abc"\n', "pyproject.toml: [tool.gradcheck] rtol must be a number >= 0, got 'abc'"),
+    ('[tool.gradcheck]\nrtol = "abc"\n', "pyproject.toml: [tool.gradcheck] rtol must be a number >= 0 and < 1, got 'abc'"),
     ("[tool.gradcheck]\nrtl = 1e-3\n", "unknown key 'rtl' (did you mean 'rtol'?)"),
     ("[tool.gradcheck]\njobs = 0\n", "jobs must be a whole number >= 1, got 0"),
     ('[tool.gradcheck]\nmode = "quick"\n', "mode must be one of auto, full, fast"),
