@@ -109,6 +109,21 @@ def warm_up() -> None:
     hypothesis_seed(0)(nothing)()
 
 
+def _ignore_local_constants() -> None:
+    """Stop hypothesis from drawing number constants it mines from "local" source files.
+
+    Which files count as local depends on how gradcheck and the user's code are installed and on
+    what happens to be imported, so with the mining on, the same seed drew different examples
+    after any edit to gradcheck or an editable install. Versions without the mining need nothing.
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+    except ImportError:
+        return
+    if hasattr(providers, "_get_local_constants") and hasattr(providers, "Constants"):
+        providers._get_local_constants = providers.Constants
+
+
 class _Search:
     """Checks one layer's examples, numpy-drawn, then by hypothesis after a failure; remembers every outcome."""
 
@@ -163,6 +178,7 @@ class _Search:
             if self.visit(example).failed:
                 raise _ExampleFailed
 
+        _ignore_local_constants()
         try:
             hypothesis_seed(seed)(probe)()
         except _ExampleFailed:
