@@ -91,6 +91,7 @@ def check_layer(spec: LayerSpec, options: Options = Options(), progress: Progres
         result, seed=seed, repro=repro if result.status not in (Status.PASS,) else "",
         source=spec.source, impl=spec.impl, style=spec.style, xfail=spec.xfail,
         calls={"forward": counter.forward, "backward": counter.backward},
+        examples=search.examples(), redrawn=search.redrawn,
     )
     return apply_xfail(result, spec)
 
@@ -119,6 +120,7 @@ class _Search:
         self.failing = False  # once set, each new example spends SHRINK_BUDGET
         self.shrinks = 0
         self.redrawn = 0  # examples drawn again because points were skipped at kinks
+        self.redraws: set[Example] = set()  # those of them kept in `evaluated` (not counted as examples)
 
     def run(self, seed: int) -> list[ExampleOutcome]:
         if not self._sample(seed):
@@ -193,12 +195,17 @@ class _Search:
             again = self._check(replace(example, seed=(example.seed + 7919 * retry) % 2**32))
             if again.failed or again.skipped < outcome.skipped:
                 self.evaluated[again.example] = again
+                self.redraws.add(again.example)
                 outcome = again if again.failed else outcome
         self.evaluated[example] = outcome
         self.failing = self.failing or outcome.failed
         if self.progress:
-            self.progress(self.spec.name, min(len(self.evaluated), self.count), self.count)
+            self.progress(self.spec.name, min(self.examples(), self.count), self.count)
         return outcome
+
+    def examples(self) -> int:
+        """Examples checked, not counting those drawn again at kinks."""
+        return len(self.evaluated.keys() - self.redraws)
 
     def _check(self, example: Example) -> ExampleOutcome:
         try:
