@@ -22,7 +22,8 @@ def _options(config, examples, seed, rtol, atol, eps, **rest) -> Options:
 
 def check_layer(layer: str | LayerSpec, config: str | os.PathLike = "layers.yaml", *,
                 examples: int | None = None, seed: int | None = None, rtol: float | None = None,
-                atol: float | None = None, eps: float | None = None, timeout: float | None = None) -> LayerResult:
+                atol: float | None = None, eps: float | None = None, timeout: float | None = None,
+                mode: str = "auto") -> LayerResult:
     """Check one layer, named in `config` or given as a LayerSpec; `.assert_ok()` the result in pytest."""
     if isinstance(layer, LayerSpec):
         spec = layer
@@ -31,13 +32,15 @@ def check_layer(layer: str | LayerSpec, config: str | os.PathLike = "layers.yaml
         spec = registry.get(layer)
         if spec is None:
             raise UnknownLayerError(f"no layer named {layer!r} in {config}{suggest(layer, registry.names())}")
-    return _check_spec(spec, _options(config, examples, seed, rtol, atol, eps, timeout=timeout))
+    return _check_spec(spec, _options(config, examples, seed, rtol, atol, eps, timeout=timeout, mode=mode))
 
 
 def run_config(config: str | os.PathLike = "layers.yaml", names: list[str] | None = None, *,
                examples: int | None = None, seed: int | None = None, rtol: float | None = None,
-               atol: float | None = None, eps: float | None = None) -> RunResult:
-    """Check every layer of a layers.yaml (or the named ones) and return the run's results."""
+               atol: float | None = None, eps: float | None = None, timeout: float | None = None,
+               mode: str = "auto", jobs: int = 1) -> RunResult:
+    """Check every layer of a layers.yaml (or the named ones) and return the run's results: in worker
+    processes for jobs > 1 or a timeout (where fork exists), so that a hang is cut off too."""
     registry = load_registry(config)
     specs = registry.layers
     if names:
@@ -45,7 +48,7 @@ def run_config(config: str | os.PathLike = "layers.yaml", names: list[str] | Non
         if None in specs:
             missing = names[specs.index(None)]
             raise UnknownLayerError(f"no layer named {missing!r} in {config}{suggest(missing, registry.names())}")
-    return run_layers(specs, _options(config, examples, seed, rtol, atol, eps))
+    return run_layers(specs, _options(config, examples, seed, rtol, atol, eps, timeout=timeout, mode=mode), jobs=jobs)
 
 
 def layer_names(config: str | os.PathLike = "layers.yaml") -> list[str]:
