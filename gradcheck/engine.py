@@ -63,7 +63,7 @@ def check_layer(spec: LayerSpec, options: Options = Options(), progress: Progres
     """Check one layer over property-based examples and return its verdict."""
     seed = options.resolved_seed()
     tol = DEFAULT_TOLERANCES.merged(spec.tolerances).merged(options.tolerances)
-    count = options.examples or spec.examples or DEFAULT_EXAMPLES
+    count = next(c for c in (options.examples, spec.examples, DEFAULT_EXAMPLES) if c is not None)
     timeout = options.timeout or spec.timeout
     _refuse_bad_options(count, options.mode, timeout)
     counter = Counter()
@@ -254,8 +254,8 @@ def _guarded_check(spec, example, tol, counter, mode) -> ExampleOutcome:
         return ExampleOutcome(example, Status.ERROR, f"internal error in gradcheck: {exc!r} (please report it)")
     except BaseException as exc:  # SystemExit & co. come from the layer's code (its own Exceptions are verdicts)
         hint = " (sys.exit() in the layer?)" if isinstance(exc, SystemExit) else ""
-        return ExampleOutcome(example, Status.ERROR, f"the layer raised {type(exc).__name__}({exc!r}){hint}: "
-                                                     "layer code must return or raise an Exception")
+        return ExampleOutcome(example, Status.ERROR, f"the layer raised {exc!r}{hint}: layer code must return "
+                                                     "or raise an Exception")
 
 
 def _expire(deadline: float | None) -> None:
