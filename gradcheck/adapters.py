@@ -365,6 +365,8 @@ def normalise_outputs(out: Any, who: str) -> tuple[np.ndarray, ...]:
         return (out,)
     if type(out) in (float, np.float64):  # a loss
         return (np.asarray(out, dtype=np.float64),)
+    if isinstance(out, tuple) and not out:
+        raise LayerProblem(Status.ERROR, f"{who} returned an empty tuple; expected an array (or a tuple of arrays, one per output)")
     if type(out) is tuple and all(type(item) is np.ndarray and item.dtype == np.float64 for item in out):
         return out
     items = out if isinstance(out, tuple) else (out,)

@@ -25,9 +25,10 @@ def _options(config, examples, seed, rtol, atol, eps, timeout=None, **rest) -> O
 
 def check_layer(layer: str | LayerSpec, config: str | os.PathLike = "layers.yaml", *,
                 examples: int | None = None, seed: int | None = None, rtol: float | None = None,
-                atol: float | None = None, eps: float | None = None, timeout: float | None = None) -> LayerResult:
+                atol: float | None = None, eps: float | None = None, timeout: float | None = None,
+                mode: str = "auto") -> LayerResult:
     """Check one layer, named in `config` or given as a LayerSpec; `.assert_ok()` the result in pytest."""
-    options = _options(config, examples, seed, rtol, atol, eps, timeout=timeout)
+    options = _options(config, examples, seed, rtol, atol, eps, timeout=timeout, mode=mode)
     if isinstance(layer, LayerSpec):
         spec = layer
         check_settings(examples=spec.examples, timeout=spec.timeout, **vars(spec.tolerances))
@@ -41,9 +42,11 @@ def check_layer(layer: str | LayerSpec, config: str | os.PathLike = "layers.yaml
 
 def run_config(config: str | os.PathLike = "layers.yaml", names: list[str] | None = None, *,
                examples: int | None = None, seed: int | None = None, rtol: float | None = None,
-               atol: float | None = None, eps: float | None = None) -> RunResult:
-    """Check every layer of a layers.yaml (or the named ones) and return the run's results."""
-    options = _options(config, examples, seed, rtol, atol, eps)
+               atol: float | None = None, eps: float | None = None, timeout: float | None = None,
+               mode: str = "auto", jobs: int = 1) -> RunResult:
+    """Check every layer of a layers.yaml (or the named ones) and return the run's results: in worker
+    processes for jobs > 1 or a timeout (where fork exists), so that a hang is cut off too."""
+    options = _options(config, examples, seed, rtol, atol, eps, timeout=timeout, mode=mode)
     registry = load_registry(config)
     specs = registry.layers
     if names:
@@ -51,7 +54,7 @@ def run_config(config: str | os.PathLike = "layers.yaml", names: list[str] | Non
         if None in specs:
             missing = names[specs.index(None)]
             raise UnknownLayerError(f"no layer named {missing!r} in {config}{suggest(missing, registry.names())}")
-    return run_layers(specs, options)
+    return run_layers(specs, options, jobs=jobs)
 
 
 def layer_names(config: str | os.PathLike = "layers.yaml") -> list[str]:

@@ -11,7 +11,9 @@ phases is kept, so the failure reported is the smallest found by either.
 from __future__ import annotations
 
 import contextlib
+import numbers
 import random
+import shlex
 import signal
 import threading
 import time
@@ -19,7 +21,8 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from gradcheck.diagnosis import hyperparameter_dims
-from gradcheck.examples import Counter, ExampleOutcome, check_example
+from gradcheck.errors import GradcheckError
+from gradcheck.examples import MODES, Counter, ExampleOutcome, check_example
 from gradcheck.results import LayerResult, Status
 from gradcheck.sampling import Example, draw_examples, examples_strategy, satisfies
 from gradcheck.spec import DEFAULT_EXAMPLES, DEFAULT_TOLERANCES, LayerSpec, Tolerances
@@ -41,7 +44,7 @@ class Options:
     timeout: float | None = None
     config: str | None = None  # shown in the reproduce command
     # "full": every element; "fast": random directions, full check on any doubt; "auto": full up to
-    # 4096 elements while the example's full checks fit in about a second (see examples.FULL_MAX)
+    # 4096 elements while the example's full checks fit a budget of forwards (see examples.FULL_MAX)
     mode: str = "auto"
 
     def resolved_seed(self) -> int:
@@ -60,39 +63,69 @@ def check_layer(spec: LayerSpec, options: Options = Options(), progress: Progres
     """Check one layer over property-based examples and return its verdict."""
     seed = options.resolved_seed()
     tol = DEFAULT_TOLERANCES.merged(spec.tolerances).merged(options.tolerances)
-    count = options.examples or spec.examples or DEFAULT_EXAMPLES
+    count = next(c for c in (options.examples, spec.examples, DEFAULT_EXAMPLES) if c is not None)
+    timeout = options.timeout or spec.timeout
+    _refuse_bad_options(count, options.mode, timeout)
     counter = Counter()
     started = time.perf_counter()
-    search = _Search(spec, tol, count, counter, progress, options.mode)
-    timeout = options.timeout or spec.timeout
+    deadline = started + timeout if timeout else None  # one deadline for the search and the evidence alike
+    search = _Search(spec, tol, count, counter, progress, options.mode, deadline)
     try:
-        with _time_limit(timeout):
+        with _time_limit(deadline):
             outcomes = search.run(seed)
     except _Timeout:
         outcomes = None
     evidence = Evidence()
     if outcomes is not None:
-        with contextlib.suppress(_Timeout), _time_limit(timeout):
-            evidence = _gather_evidence(spec, outcomes, tol, counter, options.mode)
+        with contextlib.suppress(_Timeout), _time_limit(deadline):  # past the deadline: the verdict stands, undiagnosed
+            evidence = _gather_evidence(spec, outcomes, tol, counter, options.mode, deadline)
     seconds = time.perf_counter() - started
     result = summarise(spec, outcomes if outcomes is not None else list(search.evaluated.values()), seconds,
                         timeout if outcomes is None else None, evidence)
-    repro = f"gradcheck check {spec.name} --seed {seed}"
-    if options.examples:
-        repro += f" --examples {options.examples}"
-    for flag, value in (("rtol", options.tolerances.rtol), ("atol", options.tolerances.atol), ("eps", options.tolerances.eps)):
-        if value is not None:
-            repro += f" --{flag} {value:g}"
-    if options.mode != "auto":
-        repro += f" --mode {options.mode}"
-    if options.config:
-        repro += f" --config {options.config}"
+    repro = reproduce(spec.name, options, seed, timeout if outcomes is None else None)
     result = replace(
         result, seed=seed, repro=repro if result.status not in (Status.PASS,) else "",
         source=spec.source, impl=spec.impl, style=spec.style, xfail=spec.xfail,
         calls={"forward": counter.forward, "backward": counter.backward},
+        examples=search.examples(), redrawn=search.redrawn,
     )
     return apply_xfail(result, spec)
+
+
+def reproduce(name: str, options: Options, seed: int | None, timed_out: float | None = None) -> str:
+    """The command that checks one layer again as this run did: every option that shapes its verdict
+    (the layer's own settings come back from the same config). `timed_out`: the limit that stopped it."""
+    words = ["gradcheck", "check", name, "--seed", str(seed)]
+    if options.examples:
+        words += ["--examples", str(options.examples)]
+    for flag in ("rtol", "atol", "eps"):
+        value = getattr(options.tolerances, flag)
+        if value is not None:
+            words += [f"--{flag}", _exact(value)]
+    if options.mode != Options().mode:
+        words += ["--mode", options.mode]
+    if options.config:
+        words += ["--config", options.config]
+    timeout = options.timeout or timed_out
+    if timeout:
+        words += ["--timeout", _exact(timeout)]
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def _exact(value: float) -> str:
+    """A number as short as it goes and still the same number (1e-05, not 1.00000e-05 nor a rounded 1.23457e-05)."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
+
+
+def _refuse_bad_options(count, mode: str, timeout) -> None:
+    """The engine's own guard (entry points validate first): a count below 1 would search forever."""
+    if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1:
+        raise GradcheckError(f"examples must be a whole number >= 1, got {count!r}")
+    if mode not in MODES:
+        raise GradcheckError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if timeout is not None and not (isinstance(timeout, numbers.Real) and timeout > 0):  # NaN fails `> 0` too
+        raise GradcheckError(f"timeout must be a number of seconds > 0, got {timeout!r}")
 
 
 def warm_up() -> None:
@@ -127,13 +160,14 @@ def _ignore_local_constants() -> None:
 class _Search:
     """Checks one layer's examples, numpy-drawn, then by hypothesis after a failure; remembers every outcome."""
 
-    def __init__(self, spec, tol, count, counter, progress, mode="auto"):
+    def __init__(self, spec, tol, count, counter, progress, mode="auto", deadline: float | None = None):
         self.spec, self.tol, self.count, self.counter, self.progress = spec, tol, count, counter, progress
-        self.mode = mode
+        self.mode, self.deadline = mode, deadline
         self.evaluated: dict[Example, ExampleOutcome] = {}
         self.failing = False  # once set, each new example spends SHRINK_BUDGET
         self.shrinks = 0
         self.redrawn = 0  # examples drawn again because points were skipped at kinks
+        self.redraws: set[Example] = set()  # those of them kept in `evaluated` (not counted as examples)
 
     def run(self, seed: int) -> list[ExampleOutcome]:
         if not self._sample(seed):
@@ -209,32 +243,60 @@ class _Search:
             again = self._check(replace(example, seed=(example.seed + 7919 * retry) % 2**32))
             if again.failed or again.skipped < outcome.skipped:
                 self.evaluated[again.example] = again
+                self.redraws.add(again.example)
                 outcome = again if again.failed else outcome
         self.evaluated[example] = outcome
         self.failing = self.failing or outcome.failed
         if self.progress:
-            self.progress(self.spec.name, min(len(self.evaluated), self.count), self.count)
+            self.progress(self.spec.name, min(self.examples(), self.count), self.count)
         return outcome
 
+    def examples(self) -> int:
+        """Examples checked, not counting those drawn again at kinks."""
+        return len(self.evaluated.keys() - self.redraws)
+
     def _check(self, example: Example) -> ExampleOutcome:
-        try:
-            return check_example(self.spec, example, self.tol, self.counter, self.mode)
-        except Exception as exc:  # a bug in gradcheck itself: say so rather than blame the layer silently
-            return ExampleOutcome(example, Status.ERROR, f"internal error in gradcheck: {exc!r} (please report it)")
+        _expire(self.deadline)
+        return _guarded_check(self.spec, example, self.tol, self.counter, self.mode)
+
+
+def _guarded_check(spec, example, tol, counter, mode) -> ExampleOutcome:
+    """check_example, with whatever escapes it made that example's ERROR (only a time limit or Ctrl-C go on)."""
+    try:
+        return check_example(spec, example, tol, counter, mode)
+    except (KeyboardInterrupt, _Timeout):
+        raise
+    except Exception as exc:  # a bug in gradcheck itself: say so rather than blame the layer silently
+        return ExampleOutcome(example, Status.ERROR, f"internal error in gradcheck: {exc!r} (please report it)")
+    except BaseException as exc:  # SystemExit & co. come from the layer's code (its own Exceptions are verdicts)
+        hint = " (sys.exit() in the layer?)" if isinstance(exc, SystemExit) else ""
+        return ExampleOutcome(example, Status.ERROR, f"the layer raised {exc!r}{hint}: layer code must return "
+                                                     "or raise an Exception")
+
+
+def _expire(deadline: float | None) -> None:
+    """Raise _Timeout if the layer's deadline has passed: the time limit where no alarm can interrupt."""
+    if deadline is not None and time.perf_counter() > deadline:
+        raise _Timeout()
 
 
 @contextlib.contextmanager
-def _time_limit(seconds: float | None):
-    """Raise _Timeout in the main thread after `seconds` (pure-Python hangs; see --jobs for the rest)."""
-    if not seconds or threading.current_thread() is not threading.main_thread():
+def _time_limit(deadline: float | None):
+    """Raise _Timeout in the main thread when `deadline` (a perf_counter time) passes, cutting off a
+    pure-Python hang (see --jobs for the rest). Without SIGALRM, or outside the main thread, the
+    deadline is checked between examples instead (`_expire`): a slow layer still stops, a hang does not."""
+    if deadline is None or not _alarms():
         yield
         return
 
     def expire(signum, frame):
         raise _Timeout()
 
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0:
+        raise _Timeout()
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, remaining)
     try:
         yield
     finally:
@@ -242,7 +304,13 @@ def _time_limit(seconds: float | None):
         signal.signal(signal.SIGALRM, previous)
 
 
-def _gather_evidence(spec, outcomes, tol, counter, mode) -> Evidence:
+def _alarms() -> bool:
+    """Whether a timer signal can interrupt this thread: SIGALRM exists (not on Windows) and this is the main thread."""
+    return (hasattr(signal, "SIGALRM") and hasattr(signal, "setitimer")
+            and threading.current_thread() is threading.main_thread())
+
+
+def _gather_evidence(spec, outcomes, tol, counter, mode, deadline: float | None = None) -> Evidence:
     """Run a larger example and trivial-hyperparameter examples around the smallest failure."""
     failures = [o for o in outcomes if o.failed and o.tensors]
     if not failures:
@@ -253,14 +321,16 @@ def _gather_evidence(spec, outcomes, tol, counter, mode) -> Evidence:
     evidence = Evidence()
     larger = _larger_dims(spec, dims, hypers)
     if larger is not None:
-        outcome = check_example(spec, replace(example, dims=tuple(larger.items())), tol, counter, mode)
+        _expire(deadline)
+        outcome = _guarded_check(spec, replace(example, dims=tuple(larger.items())), tol, counter, mode)
         evidence.larger = outcome if outcome.failed and outcome.tensors else None
     for name in sorted(hypers):
         lo = spec.dims[name][0]
         trivial = {**dims, name: lo}
         if dims[name] == lo or not satisfies(spec, trivial):
             continue
-        if not check_example(spec, replace(example, dims=tuple(trivial.items())), tol, counter, mode).failed:
+        _expire(deadline)
+        if not _guarded_check(spec, replace(example, dims=tuple(trivial.items())), tol, counter, mode).failed:
             evidence.needs[name] = dims[name]
     return evidence
 

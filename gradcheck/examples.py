@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -21,10 +20,14 @@ from gradcheck.spec import LayerSpec, Tolerances
 TINY = 1e-300
 # In mode "auto", tensors up to FULL_MAX elements get the full per-element check, as long as the
 # example's full checks together (two forwards per element; for a batch-leading input, per element
-# of one sample) take at most FULL_SECONDS at the speed of this example's forward: else the
-# costliest start with the directions, until the rest fit.
+# of one sample) cost at most FULL_BUDGET: else the costliest start with the directions, until the
+# rest fit. A forward costs CALL_COST plus the elements it reads and writes (inputs, parameters,
+# outputs): sizes only, never time, so the same seed checks the same way on any machine. (On the
+# machine the budget was set on, a built-in forward took about 4-50 ns an element: the budget is
+# a few tenths of a second to a few seconds there.)
 FULL_MAX = 4096
-FULL_SECONDS = 1.0
+CALL_COST = 1000  # a forward's fixed cost (Python calls, copies), in elements
+FULL_BUDGET = 5e7  # element-forwards per example
 MODES = ("auto", "full", "fast")
 METHODS = ("full", "coloured", "fast")  # how a tensor was checked in one example (TensorOutcome.method)
 
@@ -184,7 +187,7 @@ class _ExampleRun:
         return outcomes
 
     def _fast_pass(self, names: list[str], analytic: dict, upstream) -> dict[str, tuple[float, float]]:
-        """Tensors that pass the random-direction check (mode fast, or auto for large or slow
+        """Tensors that pass the random-direction check (mode fast, or auto for large or costly
         tensors), each with the directions' error in tolerance units and its unit (see DirectionalCheck).
 
         The directions share one step, which the tensor with the least room sets (a tight
@@ -220,20 +223,24 @@ class _ExampleRun:
     def _directions_first(self, names: list[str]) -> list[str]:
         """The tensors that start with the random directions: all in mode fast; in mode auto those
         above FULL_MAX elements, then, costliest first, as many as it takes to bring the others'
-        full checks within FULL_SECONDS (see FULL_MAX)."""
+        full checks within FULL_BUDGET (see FULL_MAX)."""
         if self.mode != "auto":
             return list(names) if self.mode == "fast" else []
         first = {n for n in names if self.arrays[n].size > FULL_MAX}
         full = {n: self._full_forwards(n) for n in names if n not in first}
         forwards = sum(full.values())
-        if forwards * self.forward_seconds > FULL_SECONDS and not self._repeated:
-            self._check_repeatable()  # a first call may carry one-off costs (an import, a cache): time a second
+        per_forward = self._forward_cost()
         for name in sorted(full, key=full.get, reverse=True):  # stable: the earlier of equal tensors first
-            if forwards * self.forward_seconds <= FULL_SECONDS:
+            if forwards * per_forward <= FULL_BUDGET:
                 break
             forwards -= full[name]
             first.add(name)
         return [n for n in names if n in first]
+
+    def _forward_cost(self) -> float:
+        """What one forward costs the budget: CALL_COST plus the elements of its arrays and outputs."""
+        elements = sum(a.size for a in self.arrays.values()) + sum(int(np.prod(s)) for s in self.output_shapes)
+        return CALL_COST + elements
 
     def _full_forwards(self, name: str) -> float:
         """Forwards the full check of tensor `name` takes: two per element, per element of one
@@ -329,8 +336,11 @@ class _ExampleRun:
 
     # -- forward --------------------------------------------------------------------------
     def forward(self, inputs, params):
+        """Forward's outputs, copied: a layer may return the same buffer (a workspace) on every call,
+        which the next call would overwrite in the outputs kept from this one."""
         self.counter.forward += 1
-        return self.adapter.forward(inputs, params, self.seed)
+        outputs, handle = self.adapter.forward(inputs, params, self.seed)
+        return tuple(out.copy() for out in outputs), handle
 
     def _copies(self):
         return [x.copy() for x in self.inputs], {k: v.copy() for k, v in self.params.items()}
@@ -351,9 +361,7 @@ class _ExampleRun:
         `_check_repeatable`, which calls forward again.
         """
         inputs, params = self._copies()
-        start = time.perf_counter()
         outputs, handle = self.forward(inputs, params)
-        self.forward_seconds = time.perf_counter() - start
         self._unchanged(inputs, params, "forward")
         if self.spec.style == "class":
             self._params_kept(handle, "forward")
@@ -372,12 +380,8 @@ class _ExampleRun:
         return outputs
 
     def _check_repeatable(self) -> None:
-        """A second forward at the drawn point must give exactly the reference outputs (timed too:
-        `forward_seconds` keeps the faster of the two calls)."""
-        copies = self._copies()
-        start = time.perf_counter()
-        again, _ = self.forward(*copies)
-        self.forward_seconds = min(self.forward_seconds, time.perf_counter() - start)
+        """A second forward at the drawn point must give exactly the reference outputs."""
+        again, _ = self.forward(*self._copies())
         self._repeated = True
         if len(again) != len(self.base) or not all(_same(a, b) for a, b in zip(self.base, again)):
             raise LayerProblem(

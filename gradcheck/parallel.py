@@ -140,10 +140,9 @@ class _Pool:
 def error_result(spec: LayerSpec, options: Options, message: str, examples: int = 0, seconds: float = 0.0,
                  timeout: float | None = None) -> LayerResult:
     """An ERROR (XFAIL if so marked) for a layer whose check could not finish, shaped like the engine's results."""
-    repro = f"gradcheck check {spec.name} --seed {options.seed}"
-    repro += f" --examples {options.examples}" if options.examples else ""
-    repro += f" --config {options.config}" if options.config else ""
-    repro += f" --timeout {timeout:g}" if timeout else ""
+    from gradcheck.engine import reproduce  # (here, not at the top: one hunk in this function)
+
+    repro = reproduce(spec.name, options, options.seed, timeout)
     status = Status.ERROR
     if spec.xfail:
         status, message = Status.XFAIL, f"expected failure ({spec.xfail}): {message}"

@@ -23,8 +23,8 @@ class Status(enum.Enum):
         return _SEVERITY[self]
 
     def is_failure(self, strict: bool = False) -> bool:
-        """Whether this status makes the run exit non-zero."""
-        if self in (Status.FAIL, Status.ERROR):
+        """Whether this status makes the run exit non-zero (SKIP too: nothing checked is never a pass)."""
+        if self in (Status.FAIL, Status.ERROR, Status.SKIP):
             return True
         return strict and self in (Status.WARN, Status.XPASS)
 

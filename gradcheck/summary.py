@@ -43,11 +43,23 @@ def summarise(spec: LayerSpec, outcomes: list[ExampleOutcome], seconds: float, t
                            warnings=_warnings(outcomes), **base)
     tensors = _passing_tensors(spec, outcomes)
     warnings = _warnings(outcomes)
-    status = Status.WARN if warnings else worst(t.status for t in tensors)
-    message = warnings[0] if warnings else ""
+    unchecked = _unchecked(spec, tensors)
+    status = Status.SKIP if unchecked else Status.WARN if warnings else worst(t.status for t in tensors)
+    message = unchecked or (warnings[0] if warnings else "")
     if skipped:
         message = message or f"{skipped} point(s) skipped where the function is not smooth (kinks) or the reference is unsteady; examples with such points were drawn again"
     return LayerResult(status=status, tensors=tensors, message=message, warnings=warnings, **base)
+
+
+def _unchecked(spec: LayerSpec, tensors: tuple[TensorResult, ...]) -> str:
+    """Why some gradient was never checked ("" if every one was): the reason a layer is SKIP, not PASS."""
+    if not tensors:
+        return ("nothing was checked: the layer has no differentiable input and no parameter"
+                if not spec.differentiable_inputs and not spec.params else "nothing was checked: no example ran")
+    skipped = [t for t in tensors if t.status is Status.SKIP]
+    if not skipped:
+        return ""
+    return "nothing was checked for " + "; ".join(f"{t.name} ({t.message})" for t in skipped)
 
 
 def _checked_by(name: str, outcomes: list[ExampleOutcome]) -> tuple[tuple[str, int], ...]:
@@ -121,9 +133,11 @@ def _passing_tensors(spec: LayerSpec, outcomes: list[ExampleOutcome]) -> tuple[T
         seen = [t for o in outcomes for t in o.tensors if t.name == name]
         if not seen:
             continue
-        checked = [t for t in seen if np.isfinite(t.numeric).any() or t.numeric.size == 0]
+        checked = [t for t in seen if np.isfinite(t.numeric).any()]
         if not checked:
-            results.append(TensorResult(name, seen[0].kind, Status.SKIP, message="every point was a kink or unsteady"))
+            empty = all(t.numeric.size == 0 for t in seen)
+            message = "it had no elements in any example" if empty else "every point was a kink or unsteady"
+            results.append(TensorResult(name, seen[0].kind, Status.SKIP, shape=seen[0].analytic.shape, message=message))
             continue
         top = max(checked, key=lambda t: t.max_abs_error / max(float(np.max(t.bound, initial=0.0)), 1e-300))
         index = top.worst_index

@@ -322,7 +322,7 @@ def test_a_passing_layer_is_checked_over_numpy_draws_without_hypothesis(name, mo
     monkeypatch.setattr(hypothesis, "given", _no_hypothesis)
     result = check_layer(REGISTRY.get(name), Options(seed=0, examples=12))
     assert result.status is Status.PASS, result.message
-    assert result.examples >= 12  # 12 drawn examples, plus any drawn again for kinks
+    assert result.examples == 12  # examples drawn again for kinks are counted apart (redrawn)
 
 
 def _spy_on_draws(monkeypatch) -> list:
@@ -499,3 +499,25 @@ def test_every_forward_runs_on_its_own_copy_of_the_layer_state(tmp_path, layer):
     )
     result = check_layer(load_registry(config).get("counting"), Options(seed=0, mode="full"))
     assert result.status is Status.PASS, result.message
+
+
+def test_examples_drawn_again_at_kinks_are_reported_as_redrawn_not_as_examples():
+    import io
+    import json
+
+    from rich.console import Console
+
+    from gradcheck.reporters import render
+    from gradcheck.reporters.table import print_run
+    from gradcheck.results import RunResult
+
+    kinked = load_registry(Path(__file__).parent / "fixtures" / "adversarial" / "kinked.yaml")
+    result = check_layer(kinked.get("relu-ge-on-kink"), Options(seed=0, examples=10))
+    assert result.status is Status.PASS, result.message
+    assert result.examples == 10
+    assert result.redrawn > 0 and result.kinks > 0
+    (layer,) = json.loads(render("json", RunResult((result,), 1.0, 0)))["layers"]
+    assert layer["examples"] == 10 and layer["examples_redrawn"] == result.redrawn
+    buffer = io.StringIO()
+    print_run(Console(file=buffer, width=200, no_color=True), RunResult((result,), 1.0, 0), detail=True)
+    assert f"{result.redrawn} example(s) drawn again" in buffer.getvalue()

@@ -1,9 +1,8 @@
 """Fast mode's random directions where rounding crowds them, and how auto chooses between them and
-the full check: by size, and by what the full check would cost at the layer's own speed."""
+the full check: by size, and by what the full check would cost in forwards of the layer's size."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -104,40 +103,29 @@ def test_a_stretched_step_moves_the_farthest_element_that_many_steps():
     assert reach == pytest.approx(10.0, rel=1e-6)
 
 
-def _linear_taking(seconds: float, first_only: bool = False):
-    """The built-in linear layer, its forward slowed down by `seconds` (on its first call only)."""
-    spec = BUILTINS.get("linear")
-
-    class Slow(spec.target):
-        calls = 0
-
-        def forward(self, x):
-            type(self).calls += 1
-            if type(self).calls == 1 or not first_only:
-                time.sleep(seconds)
-            return super().forward(x)
-
-    return spec, Slow
-
-
 SLOW_DIMS = {"N": 4, "D": 12, "M": 12}  # W: 144 elements, 288 forwards in the full check
+# one forward there costs CALL_COST + 252 elements (x 48, W 144, b 12, out 48); the full checks of
+# x (coloured: 24 forwards), W (288) and b (24) together 336 forwards, those of x and b 48
+SLOW_FORWARD = examples.CALL_COST + 252
 
 
-def test_auto_starts_with_the_directions_where_the_full_check_would_be_slow():
-    spec, slow = _linear_taking(0.005)  # W's full check: at least 288 x 5 ms, over FULL_SECONDS
-    outcome, forwards = _run(replace(spec, target=slow), "auto", **SLOW_DIMS)
+def test_auto_starts_with_the_directions_where_the_full_check_would_be_costly(monkeypatch):
+    spec = BUILTINS.get("linear")
+    monkeypatch.setattr(examples, "FULL_BUDGET", 100 * SLOW_FORWARD)  # W's 288 forwards do not fit
+    outcome, forwards = _run(spec, "auto", **SLOW_DIMS)
     assert outcome.status is Status.PASS
-    # x's coloured check costs two forwards per element of one sample, b has 12 elements: full
     assert _methods(outcome) == {"x": "coloured", "W": "fast", "b": "full"}
     assert forwards < 288 / 4
-    fast_only, _ = _run(spec, "auto", **SLOW_DIMS)  # the same layer at full speed: every tensor full
-    assert _methods(fast_only) == {"x": "coloured", "W": "full", "b": "full"}
+    monkeypatch.setattr(examples, "FULL_BUDGET", 336 * SLOW_FORWARD)  # everything fits: every tensor full
+    every, _ = _run(spec, "auto", **SLOW_DIMS)
+    assert _methods(every) == {"x": "coloured", "W": "full", "b": "full"}
 
 
-def test_a_wrong_weight_element_still_fails_where_auto_starts_with_the_directions():
-    spec, slow = _linear_taking(0.005)
+def test_a_wrong_weight_element_still_fails_where_auto_starts_with_the_directions(monkeypatch):
+    spec = BUILTINS.get("linear")
+    monkeypatch.setattr(examples, "FULL_BUDGET", 100 * SLOW_FORWARD)
 
-    class OneWrong(slow):
+    class OneWrong(spec.target):
         def backward(self, dout):
             dx = super().backward(dout)
             self.dW[2, 7] *= 1.001
@@ -149,12 +137,13 @@ def test_a_wrong_weight_element_still_fails_where_auto_starts_with_the_direction
     assert weight.status is Status.FAIL and weight.method == "full" and weight.worst_index == (2, 7)
 
 
-def test_a_slow_first_call_alone_does_not_send_a_tensor_to_the_directions():
-    """An import or a cache filled on the first forward: auto times a second call before it decides."""
-    spec, slow_once = _linear_taking(0.05, first_only=True)
-    outcome, _ = _run(replace(spec, target=slow_once), "auto", **SLOW_DIMS)
-    assert outcome.status is Status.PASS
-    assert _methods(outcome) == {"x": "coloured", "W": "full", "b": "full"}
+def test_the_built_in_layers_at_their_registry_shapes_fit_the_budget():
+    """At the largest shapes layers.yaml draws, every built-in tensor gets the full check in auto."""
+    for spec in BUILTINS.layers:
+        dims = {name: hi for name, (lo, hi) in spec.dims.items()}
+        outcome, _ = _run(spec, "auto", **dims)
+        if outcome.tensors:  # `where` may rule the top of every range out together
+            assert "fast" not in _methods(outcome).values(), spec.name
 
 
 def test_a_tensor_passed_by_the_directions_reports_its_error_in_its_own_units():
@@ -193,17 +182,16 @@ def test_the_report_says_which_tensors_passed_by_the_directions_alone():
     assert f"W in {counts['W']['fast']} of 3" in line and " b in" not in line
 
 
-def test_auto_keeps_the_whole_example_within_its_budget_not_each_tensor():
-    """Wx and Wh take 128 forwards each, 0.5 s at 4 ms a forward: under FULL_SECONDS alone, not
-    together with the rest (304 forwards, 1.2 s). The first of the two starts with the directions;
-    the rest (176 forwards) fits while a forward takes under 5.7 ms."""
+def test_auto_keeps_the_whole_example_within_its_budget_not_each_tensor(monkeypatch):
+    """rnn-cell at N=4, D=8, H=8: a forward costs CALL_COST + 232 elements; the full checks take 304
+    forwards (Wx and Wh 128 each), 176 without Wx's. With a budget of 200 forwards the first of the
+    two equal tensors starts with the directions and the rest fits; with 150, both do."""
     spec = BUILTINS.get("rnn-cell")
-
-    class Slow(spec.target):
-        def forward(self, x, prev_h):
-            time.sleep(0.004)
-            return super().forward(x, prev_h)
-
-    outcome, _ = _run(replace(spec, target=Slow), "auto", N=4, D=8, H=8)
+    per_forward = examples.CALL_COST + 232
+    monkeypatch.setattr(examples, "FULL_BUDGET", 200 * per_forward)
+    outcome, _ = _run(spec, "auto", N=4, D=8, H=8)
     assert outcome.status is Status.PASS
     assert _methods(outcome) == {"x": "coloured", "prev_h": "coloured", "Wx": "fast", "Wh": "full", "b": "full"}
+    monkeypatch.setattr(examples, "FULL_BUDGET", 150 * per_forward)
+    outcome, _ = _run(spec, "auto", N=4, D=8, H=8)
+    assert _methods(outcome) == {"x": "coloured", "prev_h": "coloured", "Wx": "fast", "Wh": "fast", "b": "full"}
