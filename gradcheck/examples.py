@@ -87,6 +87,7 @@ class ExampleOutcome:
     warnings: list[str] = field(default_factory=list)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     tensor: str | None = None  # for an ERROR/FAIL without numbers: the tensor it concerns
+    precision: str = "float64"  # the dtype whose precision the example was checked at (see _ExampleRun.precision)
 
     @property
     def failed(self) -> bool:
@@ -113,13 +114,13 @@ def check_example(spec: LayerSpec, example: Example, tol: Tolerances, counter: C
     arrays = draw_arrays(spec, example, rng)
     shapes = {name: a.shape for name, a in arrays.items()}
     try:
-        with np.errstate(all="ignore"):  # a layer's overflow warnings are its verdict's business, not the console's
+        with np.errstate(all="ignore"), finite_diff.rounding_unit():  # a layer's overflow warnings are its verdict's business, not the console's
             run = _ExampleRun(spec, example, arrays, tol, counter, mode, rng)
             tensors = run.check()
     except LayerProblem as problem:
         return ExampleOutcome(example, problem.status, problem.message, shapes=shapes, tensor=problem.tensor)
     status = Status.FAIL if any(t.status is Status.FAIL for t in tensors) else Status.PASS
-    return ExampleOutcome(example, status, "", tensors, run.warnings, shapes)
+    return ExampleOutcome(example, status, "", tensors, run.warnings, shapes, precision=run.precision)
 
 
 class _NotColoured(Exception):
@@ -156,9 +157,12 @@ class _ExampleRun:
         self.batch_leading = {t.name for t in spec.inputs if batch and t.shape and t.shape[0].source == batch}
         self._batching: tuple[set[str], bool] | None = None
         self._repeated = False  # whether a later forward has reproduced the reference outputs
+        self.precision = "float64"  # or "float32"/"float16": outputs or gradients in that dtype (see _precision)
 
     def check(self) -> list[TensorOutcome]:
         self.adapter.prepare({**self.example.dim_values, **self.arrays}, self.seed)
+        if self.adapter.unchecked:
+            self.warnings.append(unchecked_warning(self.adapter.unchecked))
         base = self.base = self.reference_forward()
         self.output_shapes = [out.shape for out in base]
         upstream = draw_upstream(base, self.rng)
@@ -167,6 +171,7 @@ class _ExampleRun:
         self._natural_output = max(float(w.max(initial=0.0)) for w in weighted)
         self._output_weight = sum(float(w.sum()) for w in weighted)  # sum |R * out|: foretells the directions' rounding
         analytic = self.analytic(upstream)
+        self._precision(base)
         tensors = [(t.name, "input") for t in self.spec.differentiable_inputs] + [(p.name, "param") for p in self.spec.params]
         quick = self._fast_pass([name for name, _ in tensors], analytic, upstream)
         outcomes = []
@@ -182,6 +187,22 @@ class _ExampleRun:
             self._check_repeatable()
         self._unchanged(self.unmoved_inputs, self.unmoved_params, "forward")  # a later call may write where the first did not
         return outcomes
+
+    def _precision(self, base) -> None:
+        """Check at float32 (float16) precision when forward returned or backward stored arrays of
+        that dtype, or when forward's float64 outputs hold only float32 values (a cast inside): the
+        step and tolerances that precision supports (precision_tolerances), rounding in its units."""
+        dtypes = self.adapter.dtypes
+        if not dtypes and _float32_values(base):
+            dtypes.add(np.dtype(np.float32))
+            self.warnings.append(CAST_INSIDE)
+        if not dtypes:
+            return
+        lowest = min(dtypes, key=lambda d: np.finfo(d).nmant)
+        self.precision = lowest.name
+        eps, rtol, atol = finite_diff.precision_tolerances(lowest, self.tol.eps, self.tol.rtol, self.tol.atol)
+        self.tol = Tolerances(rtol=rtol, atol=atol, eps=eps)
+        finite_diff.set_rounding_unit(float(np.finfo(lowest).eps))
 
     def _fast_pass(self, names: list[str], analytic: dict, upstream) -> dict[str, tuple[float, float]]:
         """Tensors that pass the random-direction check (mode fast, or auto for large or slow
@@ -546,6 +567,8 @@ class _ExampleRun:
             raise LayerProblem(Status.ERROR, f"d{name} has shape {array.shape}; expected {expected}, the shape of {name}{_shape_hint(array.shape, expected)}", name)
         if not np.isfinite(array).all():
             raise LayerProblem(Status.FAIL, f"d{name} contains non-finite values (inf/nan)", name)
+        if array.dtype.itemsize < 8:  # a float32 gradient: checked at float32 precision
+            self.adapter.dtypes.add(array.dtype)
         return array.astype(np.float64)
 
     # -- comparison -------------------------------------------------------------------------
@@ -576,8 +599,41 @@ class _ExampleRun:
                 break  # one steady failure settles the verdict; no need to re-examine the rest
             unreliable.reshape(-1)[index] = True
         numeric[unreliable] = np.nan
+        if kind == "param" and confirmed.any() and not numeric[np.isfinite(numeric)].any():
+            raise LayerProblem(Status.ERROR, self._not_read(name), name)
         return TensorOutcome(name, kind, analytic, numeric, bound, confirmed, int(unreliable.sum()),
                              method="coloured" if coloured else "full")
+
+
+    def _not_read(self, name: str) -> str:
+        """The ERROR for a parameter whose moves never reach forward's outputs."""
+        position = [p.name for p in self.spec.params].index(name)
+        place = self.spec.params_at.describe(name, position)
+        others = self.adapter.aliases(position) if hasattr(self.adapter, "aliases") else []
+        where = f" (it holds another array of that shape at {', '.join(others)})" if others else ""
+        return (f"moving {name} at {place} never changed forward's outputs: the layer reads {name} from "
+                f"elsewhere{where}. gradcheck writes the values into the array at {place}, so a layer "
+                "that reassigns the parameter (self.W = ...) instead of updating it in place "
+                "(self.W[...] = ...), or keeps a copy of it, cannot be checked: point params_at to "
+                "where forward reads it")
+
+
+CAST_INSIDE = ("forward returned float64 values that all fit in float32: it computes in float32 inside "
+               "(a cast, or float32 parameters), so only float32 precision was checked")
+
+
+def unchecked_warning(places: list[str]) -> str:
+    """The warning naming arrays the layer holds that look like parameters but were not checked."""
+    return (f"not checked: {', '.join(places)}: float arrays the layer holds that look like parameters but are "
+            "not declared; declare them under params: (or set discover: false)")
+
+
+def _float32_values(outputs) -> bool:
+    """Whether float64 outputs hold only float32 values, some of them fractions (not counts)."""
+    values = [out for out in outputs if out.size]
+    if not values or not all(np.array_equal(out, out.astype(np.float32)) for out in values):
+        return False
+    return any((out != np.round(out)).any() for out in values)
 
 
 def _param_changed(who: str, name: str) -> str:

@@ -29,7 +29,8 @@ def summarise(spec: LayerSpec, outcomes: list[ExampleOutcome], seconds: float, t
                evidence: Evidence | None = None) -> LayerResult:
     """Fold the examples into one LayerResult: the smallest failure, or the worst passing errors."""
     skipped = sum(o.skipped for o in outcomes)
-    base = dict(name=spec.name, examples=len(outcomes), seconds=seconds, kinks=skipped)
+    base = dict(name=spec.name, examples=len(outcomes), seconds=seconds, kinks=skipped,
+                precision=min((o.precision for o in outcomes), key=lambda p: np.finfo(p).nmant, default="float64"))
     if timed_out is not None:
         return LayerResult(status=Status.ERROR, message=f"timed out after {timed_out:g} s (a hang, or far too slow?)", **base)
     failures = [o for o in outcomes if o.failed]
