@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import copy
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from gradcheck.results import Status
-from gradcheck.spec import LayerSpec, Location, Ref
+from gradcheck.spec import LayerSpec, Location, Ref, TensorSpec
 
 UPDATE_LEARNING_RATE = 2.0**-10  # exact in binary, so (p0 - p1) / lr loses nothing to the division
 
@@ -74,6 +74,7 @@ class Adapter:
         self.args: dict[str, Any] = {}
         self.dtypes: set = set()  # float32/float16 dtypes forward returned (see normalise_outputs)
         self.unchecked: list[str] = []  # arrays on a class layer that look like undeclared parameters
+        self.adopted: dict[str, np.ndarray] = {}  # undeclared parameters checked all the same: their drawn values
 
     def prepare(self, env: dict[str, Any], seed: int) -> None:
         """Bind this example's drawn values (dims, arrays) before any forward."""
@@ -251,7 +252,9 @@ class ClassAdapter(Adapter):
         super().prepare(env, seed)
         kwargs = resolve(self.spec.init, env)
         self.base = call_layer("the constructor", self.spec.target, **kwargs)
-        candidates = [] if self.spec.discover is False else discover(self.base, self.spec)  # before any forward: no caches yet
+        candidates = discover(self.base, self.spec) if self.spec.discover else []  # before any forward: no caches yet
+        self.adopted = self._adopt(candidates, seed)
+        env = {**env, **self.adopted}
         if self.spec.params and any(self.read(self.base, self.spec.params_at, i) is None for i in range(len(self.spec.params))):
             # numpy-ml style: parameters are created on the first forward
             inputs = [env[t.name].copy() for t in self.spec.inputs]
@@ -287,6 +290,30 @@ class ClassAdapter(Adapter):
         except (KeyError, IndexError, TypeError):
             return None
 
+    def _adopt(self, candidates: list[tuple[str, np.ndarray]], seed: int) -> dict[str, np.ndarray]:
+        """Undeclared parameters gradcheck checks itself: plain attributes (self.W) of a layer whose
+        parameters and gradients sit at the default places (self.{name}, self.d{name}). Each gets
+        standard-normal values, drawn from the example's seed, and joins the spec's parameters."""
+        if (self.spec.params_at, self.spec.grads) != (Location("attr", "{name}"), Location("attr", "d{name}")):
+            return {}
+        taken = {t.name for t in self.spec.inputs} | {p.name for p in self.spec.params}
+        rng = np.random.default_rng([seed % 2**32, 14])
+        adopted = {}
+        for place, array in candidates:
+            name = place[len("self."):]
+            if name.isidentifier() and name not in taken:
+                adopted[name] = rng.standard_normal(array.shape)
+        if adopted:
+            self.spec = replace(self.spec, params=self.spec.params + tuple(TensorSpec(n, ()) for n in adopted))
+        return adopted
+
+    def drop(self, names: list[str]) -> None:
+        """Stop treating found arrays as parameters (forward changed them: state, not parameters)."""
+        for name in names:
+            del self.adopted[name], self._held[name]
+        self.spec = replace(self.spec, params=tuple(p for p in self.spec.params if p.name not in names))
+        self._plan = _copy_plan(self.base, self._held)
+
     def _hold(self, position: int, drawn: np.ndarray) -> np.ndarray:
         """Put the drawn values of parameter `position` where the layer reads them: into the array the
         object holds (`held[...] = drawn`), so that every alias of it (self.W next to self.params[0],
@@ -300,14 +327,29 @@ class ClassAdapter(Adapter):
         self._write_params(self.base, {self.spec.params[position].name: held})
         return held
 
-    def aliases(self, position: int) -> list[str]:
-        """Other places on the layer object holding a float array of parameter `position`'s shape that
-        is not the array gradcheck moves: where a layer that reads a parameter elsewhere (a copy, an
-        array reassigned rather than updated in place) may be reading it."""
-        name = self.spec.params[position].name
-        held = self.read(self.base, self.spec.params_at, position)
-        return [place for place, array in _float_arrays(self.base)
-                if array is not held and array.shape == np.shape(held) and place != self.spec.params_at.describe(name, position)]
+    def read_elsewhere(self, position: int, inputs: list, params: dict, seed: int, base: tuple) -> list[str]:
+        """Other places on the layer object holding a float array of parameter `position`'s shape,
+        not a declared parameter, whose large move changes forward's outputs (`base` at the drawn
+        point): where a layer that keeps a copy of the parameter, or reassigns it rather than
+        updating it in place, reads it instead of the array gradcheck moves."""
+        shape = np.shape(self.read(self.base, self.spec.params_at, position))
+        held = set(self._held.values())
+        places = [place for place, array in _float_arrays(self.base) if array.shape == shape and id(array) not in held]
+        found = []
+        for place in places:
+            obj = self._fresh(params)
+            array = dict(_float_arrays(obj)).get(place)
+            if array is None or not array.flags.writeable:
+                continue
+            array += 1.0 + np.abs(array)
+            reseed(seed)
+            try:
+                moved = normalise_outputs(obj.forward(*[x.copy() for x in inputs], **self._args()), "forward")
+            except Exception:
+                continue
+            if any(not np.array_equal(m, b) for m, b in zip(moved, base)):
+                found.append(place)
+        return found
 
     def _write_params(self, obj: Any, params: dict[str, np.ndarray]) -> None:
         where = self.spec.params_at

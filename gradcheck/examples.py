@@ -161,6 +161,8 @@ class _ExampleRun:
 
     def check(self) -> list[TensorOutcome]:
         self.adapter.prepare({**self.example.dim_values, **self.arrays}, self.seed)
+        if self.adapter.adopted:
+            self._adopt(self.adapter.adopted)
         if self.adapter.unchecked:
             self.warnings.append(unchecked_warning(self.adapter.unchecked))
         base = self.base = self.reference_forward()
@@ -172,7 +174,8 @@ class _ExampleRun:
         self._output_weight = sum(float(w.sum()) for w in weighted)  # sum |R * out|: foretells the directions' rounding
         analytic = self.analytic(upstream)
         self._precision(base)
-        tensors = [(t.name, "input") for t in self.spec.differentiable_inputs] + [(p.name, "param") for p in self.spec.params]
+        tensors = [(t.name, "input") for t in self.spec.differentiable_inputs] + [(p.name, "param") for p in self.spec.params
+                                                                                  if p.name in analytic]
         quick = self._fast_pass([name for name, _ in tensors], analytic, upstream)
         outcomes = []
         for name, kind in tensors:
@@ -188,12 +191,33 @@ class _ExampleRun:
         self._unchanged(self.unmoved_inputs, self.unmoved_params, "forward")  # a later call may write where the first did not
         return outcomes
 
+    def _adopt(self, adopted: dict[str, np.ndarray]) -> None:
+        """Check the undeclared parameters the adapter found (see ClassAdapter._adopt) like declared ones."""
+        self.spec = self.adapter.spec
+        for name, drawn in adopted.items():
+            self.arrays[name] = self.params[name] = drawn
+            self.unmoved_params[name] = drawn.copy()
+            self.largest[name] = float(np.abs(drawn).max(initial=0.0))
+        self.hidden = max(self.largest.values(), default=0.0)
+
+    def _drop_state(self, handle, params: dict) -> None:
+        """Found arrays that forward changed are state (a call counter, running statistics), not
+        parameters: they are not checked."""
+        position = {p.name: i for i, p in enumerate(self.spec.params)}
+        changed = [name for name in self.adapter.adopted
+                   if not _same(self.adapter.read(handle, self.spec.params_at, position[name]), self.arrays[name])]
+        for name in changed:
+            del self.params[name], self.unmoved_params[name], params[name]
+        if changed:
+            self.adapter.drop(changed)
+            self.spec = self.adapter.spec
+
     def _precision(self, base) -> None:
         """Check at float32 (float16) precision when forward returned or backward stored arrays of
         that dtype, or when forward's float64 outputs hold only float32 values (a cast inside): the
         step and tolerances that precision supports (precision_tolerances), rounding in its units."""
         dtypes = self.adapter.dtypes
-        if not dtypes and _float32_values(base):
+        if not dtypes and _float32_values(base, self.hidden):
             dtypes.add(np.dtype(np.float32))
             self.warnings.append(CAST_INSIDE)
         if not dtypes:
@@ -375,6 +399,8 @@ class _ExampleRun:
         start = time.perf_counter()
         outputs, handle = self.forward(inputs, params)
         self.forward_seconds = time.perf_counter() - start
+        if self.adapter.adopted:
+            self._drop_state(handle, params)
         self._unchanged(inputs, params, "forward")
         if self.spec.style == "class":
             self._params_kept(handle, "forward")
@@ -550,6 +576,9 @@ class _ExampleRun:
             if not _same(after, before):
                 raise LayerProblem(Status.FAIL, _param_changed("backward", param.name))
             value = grads.params[param.name]
+            if value is None and param.name in self.adapter.adopted:  # found, but not its gradient: say so
+                self.warnings.append(unchecked_warning([f"self.{param.name} (no gradient at self.d{param.name})"]))
+                continue
             if value is None:
                 place = self.spec.grads.describe(param.name, position)
                 raise LayerProblem(Status.ERROR, f"backward did not set the gradient of {param.name!r}: {place} is missing", param.name)
@@ -599,23 +628,25 @@ class _ExampleRun:
                 break  # one steady failure settles the verdict; no need to re-examine the rest
             unreliable.reshape(-1)[index] = True
         numeric[unreliable] = np.nan
-        if kind == "param" and confirmed.any() and not numeric[np.isfinite(numeric)].any():
-            raise LayerProblem(Status.ERROR, self._not_read(name), name)
+        if kind == "param" and self.spec.style == "class" and confirmed.any() and not numeric[np.isfinite(numeric)].any():
+            self._not_read(name, base)
         return TensorOutcome(name, kind, analytic, numeric, bound, confirmed, int(unreliable.sum()),
                              method="coloured" if coloured else "full")
 
 
-    def _not_read(self, name: str) -> str:
-        """The ERROR for a parameter whose moves never reach forward's outputs."""
+    def _not_read(self, name: str, base) -> None:
+        """An ERROR for a parameter whose moves never reach forward's outputs while another array
+        the layer holds does: the layer reads it there (a copy, or an array reassigned)."""
         position = [p.name for p in self.spec.params].index(name)
+        others = self.adapter.read_elsewhere(position, self.unmoved_inputs, self.unmoved_params, self.seed, base)
+        if not others:
+            return
         place = self.spec.params_at.describe(name, position)
-        others = self.adapter.aliases(position) if hasattr(self.adapter, "aliases") else []
-        where = f" (it holds another array of that shape at {', '.join(others)})" if others else ""
-        return (f"moving {name} at {place} never changed forward's outputs: the layer reads {name} from "
-                f"elsewhere{where}. gradcheck writes the values into the array at {place}, so a layer "
-                "that reassigns the parameter (self.W = ...) instead of updating it in place "
-                "(self.W[...] = ...), or keeps a copy of it, cannot be checked: point params_at to "
-                "where forward reads it")
+        raise LayerProblem(Status.ERROR, (
+            f"moving {name} at {place} never changed forward's outputs, but moving {', '.join(others)} did: the "
+            f"layer reads {name} there. gradcheck writes the values into the array at {place}, so a layer that "
+            "keeps a copy of the parameter, or reassigns it (self.W = ...) instead of updating it in place "
+            "(self.W[...] = ...), cannot be checked: point params_at to where forward reads it"), name)
 
 
 CAST_INSIDE = ("forward returned float64 values that all fit in float32: it computes in float32 inside "
@@ -628,12 +659,22 @@ def unchecked_warning(places: list[str]) -> str:
             "not declared; declare them under params: (or set discover: false)")
 
 
-def _float32_values(outputs) -> bool:
-    """Whether float64 outputs hold only float32 values, some of them fractions (not counts)."""
-    values = [out for out in outputs if out.size]
-    if not values or not all(np.array_equal(out, out.astype(np.float32)) for out in values):
-        return False
-    return any((out != np.round(out)).any() for out in values)
+def _float32_values(outputs, hidden: float) -> bool:
+    """Whether float64 outputs hold only float32 values: none with more than float32's 24 significant
+    bits, and some that should have many more. A value computed in float64 from intermediates as
+    large as `hidden` keeps about 53 - log2(hidden / |value|) bits: only where that is at least
+    FULL_BITS does a value of 12 to 24 bits tell of float32 (a cancellation leaves few bits, and
+    small integers and simple fractions have few: neither tells)."""
+    values = np.concatenate([out.reshape(-1) for out in outputs]) if outputs else np.empty(0)
+    values = values[np.isfinite(values) & (values != 0)]
+    mantissa = (np.abs(np.frexp(values)[0]) * 2.0**53).astype(np.int64)
+    bits = 53 - np.log2(mantissa & -mantissa).astype(np.int64)
+    kept = 53 - np.maximum(0.0, np.log2(max(hidden, 1.0) / np.abs(values)))
+    telling = (bits >= 12) & (bits <= 24) & (kept >= FULL_BITS) & (values != np.round(values))
+    return not (bits > 24).any() and bool(telling.any())
+
+
+FULL_BITS = 40
 
 
 def _param_changed(who: str, name: str) -> str:

@@ -117,6 +117,7 @@ def _largest_failure(name: str, failures: list[ExampleOutcome]) -> tuple[TensorO
 def _passing_tensors(spec: LayerSpec, outcomes: list[ExampleOutcome]) -> tuple[TensorResult, ...]:
     """Per tensor, the largest errors seen over all examples."""
     names = [t.name for t in spec.differentiable_inputs] + [p.name for p in spec.params]
+    names += list(dict.fromkeys(t.name for o in outcomes for t in o.tensors if t.name not in names))  # discovered parameters
     results = []
     for name in names:
         seen = [t for o in outcomes for t in o.tensors if t.name == name]
