@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import copy
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from gradcheck.results import Status
-from gradcheck.spec import LayerSpec, Location, Ref
+from gradcheck.spec import LayerSpec, Location, Ref, TensorSpec
 
 UPDATE_LEARNING_RATE = 2.0**-10  # exact in binary, so (p0 - p1) / lr loses nothing to the division
 
@@ -72,6 +72,9 @@ class Adapter:
     def __init__(self, spec: LayerSpec):
         self.spec = spec
         self.args: dict[str, Any] = {}
+        self.dtypes: set = set()  # float32/float16 dtypes forward returned (see normalise_outputs)
+        self.unchecked: list[str] = []  # arrays on a class layer that look like undeclared parameters
+        self.adopted: dict[str, np.ndarray] = {}  # undeclared parameters checked all the same: their drawn values
 
     def prepare(self, env: dict[str, Any], seed: int) -> None:
         """Bind this example's drawn values (dims, arrays) before any forward."""
@@ -164,6 +167,49 @@ def _plain(cls: type) -> bool:
     )
 
 
+# Containers of parameters as the common styles name them, searched by discovery and `aliases`.
+PARAM_CONTAINERS = ("params", "parameters")
+# Arrays a layer holds that are state, not parameters (batch-norm's running statistics and the like).
+NOT_PARAMS = ("running", "moving", "cache", "mask", "buffer", "grad")
+
+
+def _float_arrays(obj: Any) -> list[tuple[str, np.ndarray]]:
+    """(place, array) for every float ndarray held in one of obj's attributes, or in its
+    `params`/`parameters` dict or list: where a layer keeps its parameters."""
+    try:
+        state = vars(obj)
+    except TypeError:
+        return []
+    found = []
+    for key, value in state.items():
+        if type(value) is np.ndarray and value.dtype.kind == "f":
+            found.append((f"self.{key}", value))
+        elif key in PARAM_CONTAINERS and isinstance(value, (dict, list, tuple)):
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            found += [(f"self.{key}[{k!r}]", v) for k, v in items if type(v) is np.ndarray and v.dtype.kind == "f"]
+    return found
+
+
+def discover(obj: Any, spec: LayerSpec) -> list[tuple[str, np.ndarray]]:
+    """Arrays on a freshly built class layer that look like parameters but are not declared: float
+    arrays in its attributes and `params`/`parameters` containers, other than the declared
+    parameters (`declared`: their ids, aliases included), their gradients (`d{name}`, the `grads`
+    place, `grads`/`gradients` containers) and state such as running means. Each named once, by
+    its first place. Run before any forward where possible, so that caches are not yet there."""
+    arrays = _float_arrays(obj)
+    names = {place.split("[")[0][5:] for place, _ in arrays}
+    grads = {f"self.{spec.grads.target.format(name=p.name)}" for p in spec.params if spec.grads.kind == "attr"}
+    seen, unchecked = set(), []
+    for place, array in arrays:
+        key = place[5:].split("[")[0]
+        gradient = (key.startswith("d") and key[1:] in names) or place in grads
+        if id(array) in seen or gradient or any(word in key.lower() for word in NOT_PARAMS) or array.size == 0:
+            continue
+        seen.add(id(array))
+        unchecked.append((place, array))
+    return unchecked
+
+
 def reseed(seed: int) -> None:
     """Reset numpy's global random state so a layer drawing from np.random is repeatable."""
     np.random.seed(seed % 2**32)
@@ -206,6 +252,9 @@ class ClassAdapter(Adapter):
         super().prepare(env, seed)
         kwargs = resolve(self.spec.init, env)
         self.base = call_layer("the constructor", self.spec.target, **kwargs)
+        candidates = discover(self.base, self.spec) if self.spec.discover else []  # before any forward: no caches yet
+        self.adopted = self._adopt(candidates, seed)
+        env = {**env, **self.adopted}
         if self.spec.params and any(self.read(self.base, self.spec.params_at, i) is None for i in range(len(self.spec.params))):
             # numpy-ml style: parameters are created on the first forward
             inputs = [env[t.name].copy() for t in self.spec.inputs]
@@ -223,8 +272,8 @@ class ClassAdapter(Adapter):
                     f"the layer holds {place} with shape {np.shape(found)}, but layers.yaml declares "
                     f"{param.name} with shape {drawn.shape}",
                 )
-        held = {p.name: env[p.name].copy() for p in self.spec.params}
-        self._write_params(self.base, held)
+        held = {p.name: self._hold(position, env[p.name]) for position, p in enumerate(self.spec.params)}
+        self.unchecked = [place for place, array in candidates if not any(array is h for h in held.values())]
         self._held = {name: id(array) for name, array in held.items()}  # copies put the evaluated params in their place
         self._plan = _copy_plan(self.base, self._held)
 
@@ -240,6 +289,67 @@ class ClassAdapter(Adapter):
             return container[name] if where.kind == "dict" else container[position]
         except (KeyError, IndexError, TypeError):
             return None
+
+    def _adopt(self, candidates: list[tuple[str, np.ndarray]], seed: int) -> dict[str, np.ndarray]:
+        """Undeclared parameters gradcheck checks itself: plain attributes (self.W) of a layer whose
+        parameters and gradients sit at the default places (self.{name}, self.d{name}). Each gets
+        standard-normal values, drawn from the example's seed, and joins the spec's parameters."""
+        if (self.spec.params_at, self.spec.grads) != (Location("attr", "{name}"), Location("attr", "d{name}")):
+            return {}
+        taken = {t.name for t in self.spec.inputs} | {p.name for p in self.spec.params}
+        rng = np.random.default_rng([seed % 2**32, 14])
+        adopted = {}
+        for place, array in candidates:
+            name = place[len("self."):]
+            if name.isidentifier() and name not in taken:
+                adopted[name] = rng.standard_normal(array.shape)
+        if adopted:
+            self.spec = replace(self.spec, params=self.spec.params + tuple(TensorSpec(n, ()) for n in adopted))
+        return adopted
+
+    def drop(self, names: list[str]) -> None:
+        """Stop treating found arrays as parameters (forward changed them: state, not parameters)."""
+        for name in names:
+            del self.adopted[name], self._held[name]
+        self.spec = replace(self.spec, params=tuple(p for p in self.spec.params if p.name not in names))
+        self._plan = _copy_plan(self.base, self._held)
+
+    def _hold(self, position: int, drawn: np.ndarray) -> np.ndarray:
+        """Put the drawn values of parameter `position` where the layer reads them: into the array the
+        object holds (`held[...] = drawn`), so that every alias of it (self.W next to self.params[0],
+        a sub-layer's list) sees them, and copies of the object put the evaluated arrays in its
+        place everywhere. A held value that is not a float array of the declared shape is replaced."""
+        found = self.read(self.base, self.spec.params_at, position)
+        if type(found) is np.ndarray and found.shape == drawn.shape and found.dtype.kind == "f" and found.flags.writeable:
+            found[...] = drawn  # (rounded, if float32: copies of the object get the float64 values)
+            return found
+        held = drawn.copy()
+        self._write_params(self.base, {self.spec.params[position].name: held})
+        return held
+
+    def read_elsewhere(self, position: int, inputs: list, params: dict, seed: int, base: tuple) -> list[str]:
+        """Other places on the layer object holding a float array of parameter `position`'s shape,
+        not a declared parameter, whose large move changes forward's outputs (`base` at the drawn
+        point): where a layer that keeps a copy of the parameter, or reassigns it rather than
+        updating it in place, reads it instead of the array gradcheck moves."""
+        shape = np.shape(self.read(self.base, self.spec.params_at, position))
+        held = set(self._held.values())
+        places = [place for place, array in _float_arrays(self.base) if array.shape == shape and id(array) not in held]
+        found = []
+        for place in places:
+            obj = self._fresh(params)
+            array = dict(_float_arrays(obj)).get(place)
+            if array is None or not array.flags.writeable:
+                continue
+            array += 1.0 + np.abs(array)
+            reseed(seed)
+            try:
+                moved = normalise_outputs(obj.forward(*[x.copy() for x in inputs], **self._args()), "forward")
+            except Exception:
+                continue
+            if any(not np.array_equal(m, b) for m, b in zip(moved, base)):
+                found.append(place)
+        return found
 
     def _write_params(self, obj: Any, params: dict[str, np.ndarray]) -> None:
         where = self.spec.params_at
@@ -265,7 +375,7 @@ class ClassAdapter(Adapter):
             self._write_params(obj, params)
         reseed(seed)
         out = call_layer("forward", obj.forward, *inputs, **self._args())
-        return normalise_outputs(out, "forward"), obj
+        return normalise_outputs(out, "forward", self.dtypes), obj
 
     def _fresh(self, params: dict[str, np.ndarray]) -> Any:
         """A fresh copy of the layer object holding `params` (see fresh_copy and _copy_plan)."""
@@ -319,7 +429,7 @@ class FunctionsAdapter(Adapter):
                 Status.ERROR,
                 f"forward returned {_kind(result)}; expected a tuple (out, cache) or (out1, ..., cache)",
             )
-        return normalise_outputs(result[:-1], "forward"), result[-1]
+        return normalise_outputs(result[:-1], "forward", self.dtypes), result[-1]
 
     def backward(self, handle, douts):
         returned = call_layer("backward", self.spec.backward, *douts, handle)
@@ -335,7 +445,7 @@ class LossAdapter(Adapter):
         result = call_layer("the loss function", self.spec.function, *inputs, **self._args())
         if not isinstance(result, tuple) or len(result) != 2:
             raise LayerProblem(Status.ERROR, f"the loss function returned {_kind(result)}; expected (loss, dx)")
-        outputs = normalise_outputs(result[0], "the loss function")
+        outputs = normalise_outputs(result[0], "the loss function", self.dtypes)
         if outputs[0].shape not in ((), (1,)):
             raise LayerProblem(
                 Status.ERROR, f"the loss function returned a loss of shape {outputs[0].shape}; expected a scalar"
@@ -359,8 +469,9 @@ def adapter_for(spec: LayerSpec) -> Adapter:
     return ADAPTERS[spec.style](spec)
 
 
-def normalise_outputs(out: Any, who: str) -> tuple[np.ndarray, ...]:
-    """Forward's output(s) as a tuple of float64 arrays, or a LayerProblem saying what was wrong."""
+def normalise_outputs(out: Any, who: str, dtypes: set | None = None) -> tuple[np.ndarray, ...]:
+    """Forward's output(s) as a tuple of float64 arrays, or a LayerProblem saying what was wrong.
+    The dtypes of float32/float16 outputs (checked at that precision) are added to `dtypes`."""
     if type(out) is np.ndarray and out.dtype == np.float64:  # the common cases, first
         return (out,)
     if type(out) in (float, np.float64):  # a loss
@@ -382,13 +493,9 @@ def normalise_outputs(out: Any, who: str) -> tuple[np.ndarray, ...]:
         kind = array.dtype.kind
         if kind not in "fiu":
             raise LayerProblem(Status.ERROR, f"{label} returned {_kind(item)}; expected a float array")
-        if kind == "f" and array.dtype != np.float64:
-            raise LayerProblem(
-                Status.ERROR,
-                f"{label} returned {array.dtype} values; expected float64 (finite differences in lower "
-                "precision lose most digits): keep the computation in float64",
-            )
         arrays.append(array.astype(np.float64, copy=False))
+        if kind == "f" and array.dtype.itemsize < 8 and dtypes is not None:
+            dtypes.add(array.dtype)
     return tuple(arrays)
 
 

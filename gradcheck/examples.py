@@ -90,6 +90,7 @@ class ExampleOutcome:
     warnings: list[str] = field(default_factory=list)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     tensor: str | None = None  # for an ERROR/FAIL without numbers: the tensor it concerns
+    precision: str = "float64"  # the dtype whose precision the example was checked at (see _ExampleRun.precision)
 
     @property
     def failed(self) -> bool:
@@ -116,13 +117,13 @@ def check_example(spec: LayerSpec, example: Example, tol: Tolerances, counter: C
     arrays = draw_arrays(spec, example, rng)
     shapes = {name: a.shape for name, a in arrays.items()}
     try:
-        with np.errstate(all="ignore"):  # a layer's overflow warnings are its verdict's business, not the console's
+        with np.errstate(all="ignore"), finite_diff.rounding_unit():  # a layer's overflow warnings are its verdict's business, not the console's
             run = _ExampleRun(spec, example, arrays, tol, counter, mode, rng)
             tensors = run.check()
     except LayerProblem as problem:
         return ExampleOutcome(example, problem.status, problem.message, shapes=shapes, tensor=problem.tensor)
     status = Status.FAIL if any(t.status is Status.FAIL for t in tensors) else Status.PASS
-    return ExampleOutcome(example, status, "", tensors, run.warnings, shapes)
+    return ExampleOutcome(example, status, "", tensors, run.warnings, shapes, precision=run.precision)
 
 
 class _NotColoured(Exception):
@@ -159,9 +160,14 @@ class _ExampleRun:
         self.batch_leading = {t.name for t in spec.inputs if batch and t.shape and t.shape[0].source == batch}
         self._batching: tuple[set[str], bool] | None = None
         self._repeated = False  # whether a later forward has reproduced the reference outputs
+        self.precision = "float64"  # or "float32"/"float16": outputs or gradients in that dtype (see _precision)
 
     def check(self) -> list[TensorOutcome]:
         self.adapter.prepare({**self.example.dim_values, **self.arrays}, self.seed)
+        if self.adapter.adopted:
+            self._adopt(self.adapter.adopted)
+        if self.adapter.unchecked:
+            self.warnings.append(unchecked_warning(self.adapter.unchecked))
         base = self.base = self.reference_forward()
         self.output_shapes = [out.shape for out in base]
         upstream = draw_upstream(base, self.rng)
@@ -170,7 +176,9 @@ class _ExampleRun:
         self._natural_output = max(float(w.max(initial=0.0)) for w in weighted)
         self._output_weight = sum(float(w.sum()) for w in weighted)  # sum |R * out|: foretells the directions' rounding
         analytic = self.analytic(upstream)
-        tensors = [(t.name, "input") for t in self.spec.differentiable_inputs] + [(p.name, "param") for p in self.spec.params]
+        self._precision(base)
+        tensors = [(t.name, "input") for t in self.spec.differentiable_inputs] + [(p.name, "param") for p in self.spec.params
+                                                                                  if p.name in analytic]
         quick = self._fast_pass([name for name, _ in tensors], analytic, upstream)
         outcomes = []
         for name, kind in tensors:
@@ -185,6 +193,43 @@ class _ExampleRun:
             self._check_repeatable()
         self._unchanged(self.unmoved_inputs, self.unmoved_params, "forward")  # a later call may write where the first did not
         return outcomes
+
+    def _adopt(self, adopted: dict[str, np.ndarray]) -> None:
+        """Check the undeclared parameters the adapter found (see ClassAdapter._adopt) like declared ones."""
+        self.spec = self.adapter.spec
+        for name, drawn in adopted.items():
+            self.arrays[name] = self.params[name] = drawn
+            self.unmoved_params[name] = drawn.copy()
+            self.largest[name] = float(np.abs(drawn).max(initial=0.0))
+        self.hidden = max(self.largest.values(), default=0.0)
+
+    def _drop_state(self, handle, params: dict) -> None:
+        """Found arrays that forward changed are state (a call counter, running statistics), not
+        parameters: they are not checked."""
+        position = {p.name: i for i, p in enumerate(self.spec.params)}
+        changed = [name for name in self.adapter.adopted
+                   if not _same(self.adapter.read(handle, self.spec.params_at, position[name]), self.arrays[name])]
+        for name in changed:
+            del self.params[name], self.unmoved_params[name], params[name]
+        if changed:
+            self.adapter.drop(changed)
+            self.spec = self.adapter.spec
+
+    def _precision(self, base) -> None:
+        """Check at float32 (float16) precision when forward returned or backward stored arrays of
+        that dtype, or when forward's float64 outputs hold only float32 values (a cast inside): the
+        step and tolerances that precision supports (precision_tolerances), rounding in its units."""
+        dtypes = self.adapter.dtypes
+        if not dtypes and _float32_values(base, self.hidden):
+            dtypes.add(np.dtype(np.float32))
+            self.warnings.append(CAST_INSIDE)
+        if not dtypes:
+            return
+        lowest = min(dtypes, key=lambda d: np.finfo(d).nmant)
+        self.precision = lowest.name
+        eps, rtol, atol = finite_diff.precision_tolerances(lowest, self.tol.eps, self.tol.rtol, self.tol.atol)
+        self.tol = Tolerances(rtol=rtol, atol=atol, eps=eps)
+        finite_diff.set_rounding_unit(float(np.finfo(lowest).eps))
 
     def _fast_pass(self, names: list[str], analytic: dict, upstream) -> dict[str, tuple[float, float]]:
         """Tensors that pass the random-direction check (mode fast, or auto for large or costly
@@ -362,6 +407,8 @@ class _ExampleRun:
         """
         inputs, params = self._copies()
         outputs, handle = self.forward(inputs, params)
+        if self.adapter.adopted:
+            self._drop_state(handle, params)
         self._unchanged(inputs, params, "forward")
         if self.spec.style == "class":
             self._params_kept(handle, "forward")
@@ -533,6 +580,9 @@ class _ExampleRun:
             if not _same(after, before):
                 raise LayerProblem(Status.FAIL, _param_changed("backward", param.name))
             value = grads.params[param.name]
+            if value is None and param.name in self.adapter.adopted:  # found, but not its gradient: say so
+                self.warnings.append(unchecked_warning([f"self.{param.name} (no gradient at self.d{param.name})"]))
+                continue
             if value is None:
                 place = self.spec.grads.describe(param.name, position)
                 raise LayerProblem(Status.ERROR, f"backward did not set the gradient of {param.name!r}: {place} is missing", param.name)
@@ -550,6 +600,8 @@ class _ExampleRun:
             raise LayerProblem(Status.ERROR, f"d{name} has shape {array.shape}; expected {expected}, the shape of {name}{_shape_hint(array.shape, expected)}", name)
         if not np.isfinite(array).all():
             raise LayerProblem(Status.FAIL, f"d{name} contains non-finite values (inf/nan)", name)
+        if array.dtype.itemsize < 8:  # a float32 gradient: checked at float32 precision
+            self.adapter.dtypes.add(array.dtype)
         return array.astype(np.float64)
 
     # -- comparison -------------------------------------------------------------------------
@@ -580,8 +632,53 @@ class _ExampleRun:
                 break  # one steady failure settles the verdict; no need to re-examine the rest
             unreliable.reshape(-1)[index] = True
         numeric[unreliable] = np.nan
+        if kind == "param" and self.spec.style == "class" and confirmed.any() and not numeric[np.isfinite(numeric)].any():
+            self._not_read(name, base)
         return TensorOutcome(name, kind, analytic, numeric, bound, confirmed, int(unreliable.sum()),
                              method="coloured" if coloured else "full")
+
+
+    def _not_read(self, name: str, base) -> None:
+        """An ERROR for a parameter whose moves never reach forward's outputs while another array
+        the layer holds does: the layer reads it there (a copy, or an array reassigned)."""
+        position = [p.name for p in self.spec.params].index(name)
+        others = self.adapter.read_elsewhere(position, self.unmoved_inputs, self.unmoved_params, self.seed, base)
+        if not others:
+            return
+        place = self.spec.params_at.describe(name, position)
+        raise LayerProblem(Status.ERROR, (
+            f"moving {name} at {place} never changed forward's outputs, but moving {', '.join(others)} did: the "
+            f"layer reads {name} there. gradcheck writes the values into the array at {place}, so a layer that "
+            "keeps a copy of the parameter, or reassigns it (self.W = ...) instead of updating it in place "
+            "(self.W[...] = ...), cannot be checked: point params_at to where forward reads it"), name)
+
+
+CAST_INSIDE = ("forward returned float64 values that all fit in float32: it computes in float32 inside "
+               "(a cast, or float32 parameters), so only float32 precision was checked")
+
+
+def unchecked_warning(places: list[str]) -> str:
+    """The warning naming arrays the layer holds that look like parameters but were not checked."""
+    return (f"not checked: {', '.join(places)}: float arrays the layer holds that look like parameters but are "
+            "not declared; declare them under params: (or set discover: false)")
+
+
+def _float32_values(outputs, hidden: float) -> bool:
+    """Whether float64 outputs hold only float32 values: none with more than float32's 24 significant
+    bits, and some that should have many more. A value computed in float64 from intermediates as
+    large as `hidden` keeps about 53 - log2(hidden / |value|) bits: only where that is at least
+    FULL_BITS does a value of 12 to 24 bits tell of float32 (a cancellation leaves few bits, and
+    small integers and simple fractions have few: neither tells)."""
+    values = np.concatenate([out.reshape(-1) for out in outputs]) if outputs else np.empty(0)
+    values = values[np.isfinite(values) & (values != 0)]
+    mantissa = (np.abs(np.frexp(values)[0]) * 2.0**53).astype(np.int64)
+    bits = 53 - np.log2(mantissa & -mantissa).astype(np.int64)
+    kept = 53 - np.maximum(0.0, np.log2(max(hidden, 1.0) / np.abs(values)))
+    telling = (bits >= 12) & (bits <= 24) & (kept >= FULL_BITS) & (values != np.round(values))
+    return not (bits > 24).any() and bool(telling.any())
+
+
+FULL_BITS = 40
 
 
 def _param_changed(who: str, name: str) -> str:

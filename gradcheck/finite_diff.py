@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -18,6 +20,39 @@ STEADINESS = 0.1
 ODD_STEP = 0.37
 # atol is never scaled up, but shrinks for tensors whose gradients are all far below 1.
 ATOL_SCALE_FLOOR = 1e-6
+
+# The relative rounding unit of the outputs being differenced: float64's eps, unless the layer
+# computes in float32/float16 (see `rounding_unit` and `precision_tolerances`).
+_UNIT = contextvars.ContextVar("rounding_unit", default=EPS64)
+# At reduced precision the step is the cube root of the dtype's eps (times max(1, |x|)), which
+# balances rounding (unit / h) against truncation (h**2); rtol is this many times its square
+# (the truncation error of a smooth function), atol a tenth of rtol; both at most MAX_REDUCED_RTOL.
+REDUCED_RTOL_FACTOR = 40.0
+MAX_REDUCED_RTOL = 0.1
+
+
+@contextlib.contextmanager
+def rounding_unit(unit: float = EPS64) -> Iterator[None]:
+    """Within the block, outputs carry rounding of `unit` relative (set_rounding_unit may change it)."""
+    token = _UNIT.set(unit)
+    try:
+        yield
+    finally:
+        _UNIT.reset(token)
+
+
+def set_rounding_unit(unit: float) -> None:
+    """Outputs carry rounding of `unit` relative, from now to the end of the enclosing rounding_unit block."""
+    _UNIT.set(unit)
+
+
+def precision_tolerances(dtype: np.dtype, eps: float, rtol: float, atol: float) -> tuple[float, float, float]:
+    """(eps, rtol, atol) for a layer computing in `dtype`: never tighter than the ones given."""
+    unit = float(np.finfo(dtype).eps)
+    step = unit ** (1 / 3)
+    reduced = min(MAX_REDUCED_RTOL, REDUCED_RTOL_FACTOR * step**2)
+    return max(eps, step), max(rtol, reduced), max(atol, reduced / 10)
+
 
 Outputs = Sequence[np.ndarray]
 Evaluate = Callable[[np.ndarray], Outputs]
@@ -142,7 +177,8 @@ def weigh_per_sample(upstream: Sequence, plus: Outputs, minus: Outputs, batch: i
     them out, so that such a staircase shows as unsteady rather than as explained).
     """
     count = len(plus[0]) if plus else 0
-    quantum = EPS64 * hidden if grains else 0.0
+    unit = _UNIT.get()
+    quantum = unit * hidden if grains else 0.0
     total, moved, still, coarse = (np.zeros((count, batch)) for _ in range(4))
     sizes = []  # per output: (|R|-weighted output sizes, |R|), for the floor of samples where nothing moved
     for r, p, m in zip(upstream, plus, minus):  # ufunc methods throughout: this runs for every tensor of every example
@@ -163,12 +199,12 @@ def weigh_per_sample(upstream: Sequence, plus: Outputs, minus: Outputs, batch: i
                 grain = steps_taken <= QUANTA * quantum
                 grain &= changed
                 coarse += np.multiply(grain, weight).sum(axis=2)
-    rounding = moved * (ROUNDING_SAFETY * EPS64)
+    rounding = moved * (ROUNDING_SAFETY * unit)
     nothing_moved = moved == 0.0
     if nothing_moved.any():
         unseen = sum(np.maximum(size, hidden * weight).sum(axis=2) for size, weight in sizes)
         still = np.where(nothing_moved, unseen, still)
-    rounding += EPS64 * still
+    rounding += unit * still
     if quantum:
         rounding += 2 * quantum * coarse
     return total, rounding
@@ -317,7 +353,7 @@ def directions_agree(evaluate: Callable[[dict], list], points: dict, analytic: d
         reach[name] = max(1.0, float(np.abs(x).max(initial=0.0))) / widest
         predicted += rows @ a.reshape(-1)
     t = eps * stretch * np.min(list(reach.values()), axis=0)  # one step per direction, shared by all tensors
-    foretold = float((ROUNDING_SAFETY * EPS64 * weight / (2 * t)).max())  # in tolerance units
+    foretold = float((ROUNDING_SAFETY * _UNIT.get() * weight / (2 * t)).max())  # in tolerance units
     if foretold > FAST_TIGHTNESS / 2:
         more = min(4 * foretold / FAST_TIGHTNESS, MAX_STRETCH / stretch)
         t *= more

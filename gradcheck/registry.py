@@ -32,7 +32,7 @@ COMMON_KEYS = (
     "examples", "rtol", "atol", "eps", "xfail", "timeout", "description",
 )
 STYLE_KEYS = {
-    "class": ("init", "params", "params_at", "grads"),
+    "class": ("init", "params", "params_at", "grads", "discover"),
     "functions": ("forward", "backward", "params"),
     "loss": ("function",),
 }
@@ -373,6 +373,9 @@ class _Reader:
         batch_independent = raw.get("batch_independent")
         if batch_independent is not None and not isinstance(batch_independent, bool):
             self.error(raw.line_of("batch_independent"), "'batch_independent' must be true or false")
+        discover = raw.get("discover", True)
+        if not isinstance(discover, bool):
+            self.error(raw.line_of("discover"), "'discover' must be true or false")
         if len(self.problems) > before:
             return None
         targets = self.import_targets(raw, style)
@@ -383,7 +386,7 @@ class _Reader:
             init=init, args=args, params_at=params_at, grads=grads, where=where, batch=batch,
             batch_independent=batch_independent, examples=examples, tolerances=tolerances,
             xfail=("expected failure" if xfail is True else xfail) or None, timeout=timeout,
-            source=f"{self.path}:{raw.line}", **targets,
+            source=f"{self.path}:{raw.line}", discover=discover is not False, **targets,
         )
 
     def read_name(self, raw: LineDict, line: int) -> str:

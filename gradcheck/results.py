@@ -88,6 +88,9 @@ class LayerResult:
     kinks: int = 0  # points skipped because a stencil straddled a kink (or the reference was unsteady)
     redrawn: int = 0  # examples drawn again with fresh values because they had such points
     calls: dict[str, int] = field(default_factory=dict)  # forward/backward counts
+    # "float64", or "float32"/"float16" when forward returned (or backward stored) arrays of that dtype
+    # or computed in it inside: checked with the step and tolerances that precision supports
+    precision: str = "float64"
 
     @property
     def ok(self) -> bool:

@@ -102,6 +102,7 @@ class LayerSpec:
     xfail: str | None = None
     timeout: float | None = None
     source: str = ""  # "layers.yaml:LINE"
+    discover: bool = True  # class style: name float arrays the object holds that look like undeclared parameters
 
     @functools.cached_property  # asked for several times per example
     def differentiable_inputs(self) -> tuple[TensorSpec, ...]:

@@ -29,7 +29,8 @@ def summarise(spec: LayerSpec, outcomes: list[ExampleOutcome], seconds: float, t
                evidence: Evidence | None = None) -> LayerResult:
     """Fold the examples into one LayerResult: the smallest failure, or the worst passing errors."""
     skipped = sum(o.skipped for o in outcomes)
-    base = dict(name=spec.name, examples=len(outcomes), seconds=seconds, kinks=skipped)
+    base = dict(name=spec.name, examples=len(outcomes), seconds=seconds, kinks=skipped,
+                precision=min((o.precision for o in outcomes), key=lambda p: np.finfo(p).nmant, default="float64"))
     if timed_out is not None:
         return LayerResult(status=Status.ERROR, message=f"timed out after {timed_out:g} s (a hang, or far too slow?)", **base)
     failures = [o for o in outcomes if o.failed]
@@ -128,6 +129,7 @@ def _largest_failure(name: str, failures: list[ExampleOutcome]) -> tuple[TensorO
 def _passing_tensors(spec: LayerSpec, outcomes: list[ExampleOutcome]) -> tuple[TensorResult, ...]:
     """Per tensor, the largest errors seen over all examples."""
     names = [t.name for t in spec.differentiable_inputs] + [p.name for p in spec.params]
+    names += list(dict.fromkeys(t.name for o in outcomes for t in o.tensors if t.name not in names))  # discovered parameters
     results = []
     for name in names:
         seen = [t for o in outcomes for t in o.tensors if t.name == name]

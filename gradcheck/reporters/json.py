@@ -54,6 +54,7 @@ LAYER_SCHEMA = _object({
     "impl": _TEXT,
     "style": _TEXT,
     "xfail": _OPTIONAL_TEXT,
+    "precision": {"enum": ["float64", "float32", "float16"]},
 })
 SUMMARY_SCHEMA = _object({
     **{s.value.lower(): _COUNT for s in Status},
@@ -117,6 +118,7 @@ def layer_dict(layer: LayerResult, locations: Locations | None = None) -> dict:
         "impl": layer.impl,
         "style": layer.style,
         "xfail": layer.xfail,
+        "precision": layer.precision,
     }
 
 

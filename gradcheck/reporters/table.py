@@ -127,6 +127,21 @@ def _heatmap(tensor: TensorResult) -> list[Text]:
     return lines
 
 
+def precision_note(run: RunResult) -> Text | None:
+    """Which layers were checked at float32 (float16) precision, and what that means."""
+    reduced = {}
+    for layer in run.layers:
+        if layer.precision != "float64":
+            reduced.setdefault(layer.precision, []).append(layer.name)
+    if not reduced:
+        return None
+    lines = [f"checked at {dtype} precision: {', '.join(names)} (its outputs or gradients are {dtype}: step and "
+             "tolerances widened to what it supports, so errors under about 0.1% of a gradient cannot be told from "
+             "rounding; bugs such as a transposed weight, a missing term or a 1/N still fail)"
+             for dtype, names in reduced.items()]
+    return Text("\n".join(lines), style="dim")
+
+
 def summary_line(run: RunResult, strict: bool = False) -> Text:
     """'3 passed, 1 failed, 0 errors in 1.20s (seed 7)' with the other statuses when present."""
     counts = run.counts()
@@ -142,6 +157,9 @@ def print_run(console: Console, run: RunResult, strict: bool = False, detail: bo
               locations: Locations | None = None, not_run: int = 0) -> None:
     """Print the table, the details of every layer that did not pass, and the summary."""
     console.print(results_table(run))
+    note = precision_note(run)
+    if note:
+        console.print(note)
     for layer in run.layers:
         if layer.status is not Status.PASS or (detail and (layer.kinks or any(t.by_directions for t in layer.tensors))):
             console.print(layer_details(layer, heatmap=detail, code=code_at(layer, locations)))
