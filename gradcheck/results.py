@@ -56,6 +56,8 @@ class TensorResult:
     error_map: Any = None  # element-wise |a - n| of the smallest failing example (ndarray)
     # how many examples checked it each way: ("full", 17), ("coloured", ...), ("fast", 3) (random directions)
     checked_by: tuple[tuple[str, int], ...] = ()
+    # the example this row's shape and worst element come from: {"dims": {...}, "seed": s, "scale": x}
+    example: dict[str, Any] | None = None
 
     @property
     def by_directions(self) -> int:
@@ -88,6 +90,9 @@ class LayerResult:
     kinks: int = 0  # points skipped because a stencil straddled a kink (or the reference was unsteady)
     redrawn: int = 0  # examples drawn again with fresh values because they had such points
     calls: dict[str, int] = field(default_factory=dict)  # forward/backward counts
+    # every tensor's shape in one example of the layer (the smallest failing one, else the largest
+    # checked), so that a table's shapes never mix examples
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -134,7 +139,8 @@ def describe_failure(layer: LayerResult) -> str:
             lines.append(f"    probable cause: {t.diagnosis}")
         if t.failing_dims:
             dims = ", ".join(f"{k}={v}" for k, v in t.failing_dims.items())
-            lines.append(f"    smallest failing dims: {dims}")
+            seed = f" (value seed {t.example['seed']})" if t.example else ""
+            lines.append(f"    smallest failing dims of {t.name}: {dims}{seed}")
     for w in layer.warnings:
         lines.append(f"  warning: {w}")
     if layer.repro:
