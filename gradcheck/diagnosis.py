@@ -9,19 +9,23 @@ import numpy as np
 from gradcheck.spec import LayerSpec
 
 FIT = 1e-3  # relative residual below which a pattern "fits clearly"
+RESIDUAL = 0.02  # a fitted ratio must explain all but this fraction of the error
+FAR_FROM_ONE = 0.05  # a ratio closer to 1 is reported as measured, not named a factor
 
 
-def diagnose(spec: LayerSpec, tensor, example, needs: dict[str, int] | None = None) -> str:
+def diagnose(spec: LayerSpec, tensor, example, needs: dict[str, int] | None = None, others=()) -> str:
     """A one-sentence guess at the bug, or '' when no pattern fits clearly.
 
-    `needs` holds hyperparameter dims (stride, pad) whose trivial value was tried and passed.
+    `needs` holds hyperparameter dims (stride, pad) whose trivial value was tried and passed;
+    `others` the same tensor failing in other examples, (TensorOutcome, ExampleOutcome) pairs:
+    a factor is named only if every one of them shows it too.
     """
     a, n = tensor.analytic, tensor.numeric
     ok = np.isfinite(n)
     a, n = np.where(ok, a, 0.0), np.where(ok, n, 0.0)
     batch = example.example.dim_values.get(spec.batch_dim or "", None)
     for check in (_zeros, _swapped, _transposed, _factor, _later_samples):
-        guess = check(spec, tensor, example, a, n, batch)
+        guess = check(spec, tensor, example, a, n, batch, others) if check is _factor else check(spec, tensor, example, a, n, batch)
         if guess:
             return guess
     if needs:
@@ -42,28 +46,71 @@ def _zeros(spec, tensor, example, a, n, batch) -> str:
     return ""
 
 
-def _factor(spec, tensor, example, a, n, batch) -> str:
+def _factor(spec, tensor, example, a, n, batch, others=()) -> str:
+    """A named factor (sign, 1/N, N, 2) or a constant one, only if one ratio explains every element
+    of this example and of every other example where the tensor failed."""
+    c = _fitted_ratio(a, n)
+    if c is None:
+        return ""
+    key, text = _named_factor(spec, example, c, batch)
+    ratios, keys = [c], {key}
+    for other, outcome in others:
+        c_other = _fitted_ratio(*_finite(other))
+        if c_other is None:
+            return ""  # the ratio changes from element to element there: no constant factor
+        other_batch = outcome.example.dim_values.get(spec.batch_dim or "", None)
+        ratios.append(c_other)
+        keys.add(_named_factor(spec, outcome, c_other, other_batch)[0])
+    if all(abs(r - c) <= 1e-3 * abs(c) for r in ratios):
+        if len(keys) > 1:  # the same ratio at several batch sizes: not the batch's doing
+            key, text = _named_factor(spec, example, c, None)
+    elif len(keys) > 1 or key == "constant":
+        return ""  # the ratio changes from example to example, and not as the batch size does
+    if key != "constant":
+        return text
+    if np.count_nonzero(n) < 3:
+        return ""  # with one or two elements any factor fits: no guess
+    if abs(c - 1.0) < FAR_FROM_ONE:
+        return f"analytic = {c:.6g} x numeric in every element checked: off by {abs(c - 1) * 100:.2g}% throughout"
+    return f"analytic = {c:.4g} x numeric in every element checked: a constant factor is off"
+
+
+def _finite(tensor) -> tuple[np.ndarray, np.ndarray]:
+    ok = np.isfinite(tensor.numeric)
+    return np.where(ok, tensor.analytic, 0.0), np.where(ok, tensor.numeric, 0.0)
+
+
+def _fitted_ratio(a: np.ndarray, n: np.ndarray) -> float | None:
+    """The one ratio c with a = c * n that explains the error in every element, else None.
+
+    The fit must leave a residual far below the error itself, not merely below a tolerance:
+    a 0.03% mismatch is smaller than any tolerance and would fit every ratio near 1.
+    """
     nn = float(np.sum(n * n))
-    if nn == 0.0:
-        return ""
+    error = float(np.max(np.abs(a - n), initial=0.0))
+    if nn == 0.0 or error == 0.0:
+        return None
     c = float(np.sum(a * n)) / nn
-    if abs(c - 1.0) < 1e-6 or not _close(a, c * n):
-        return ""
-    names = [(-1.0, "wrong sign: analytic = -numeric")]
+    residual = float(np.max(np.abs(a - c * n), initial=0.0))
+    return c if residual <= RESIDUAL * error and _close(a, c * n) else None
+
+
+def _named_factor(spec, example, c: float, batch) -> tuple[str, str]:
+    """('sign' | 'batch-mean' | ... | 'constant', sentence) for a fitted ratio c."""
+    names = [(-1.0, "sign", "wrong sign: analytic = -numeric")]
     if batch and batch >= 2:
         alike = [k for k, v in example.example.dim_values.items() if k != spec.batch_dim and v == batch]
         also = "".join(f", or by {k}={batch}" for k in alike) + (", or a plain factor of 2" if batch == 2 else "")
-        names.append((1.0 / batch, f"analytic = numeric / {batch}: backward averages over the batch (N={batch}) "
-                                   f"while forward sums{also}"))
-        names.append((float(batch), f"analytic = {batch} x numeric: a mean over the batch (N={batch}) in forward "
-                                    f"without the 1/N in backward{also}"))
-    names += [(2.0, "analytic = 2 x numeric: a factor of 2 too many"), (0.5, "analytic = numeric / 2: a factor of 2 missing")]
-    for value, text in names:
+        names.append((1.0 / batch, "batch-mean", f"analytic = numeric / {batch}: backward averages over the batch "
+                                                 f"(N={batch}) while forward sums{also}"))
+        names.append((float(batch), "batch-sum", f"analytic = {batch} x numeric: a mean over the batch (N={batch}) "
+                                                 f"in forward without the 1/N in backward{also}"))
+    names += [(2.0, "twice", "analytic = 2 x numeric: a factor of 2 too many"),
+              (0.5, "half", "analytic = numeric / 2: a factor of 2 missing")]
+    for value, key, text in names:
         if abs(c - value) <= 1e-3 * abs(value):
-            return text
-    if np.count_nonzero(n) < 3:
-        return ""  # with one or two elements any factor fits: no guess
-    return f"analytic = {c:.4g} x numeric everywhere: a constant factor is off"
+            return key, text
+    return "constant", ""
 
 
 def _transposed(spec, tensor, example, a, n, batch) -> str:

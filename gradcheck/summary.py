@@ -125,8 +125,10 @@ def _diagnosis(spec, tensor: TensorOutcome, example: ExampleOutcome, failures, e
     if evidence.larger is not None:
         candidates += [(t, evidence.larger) for t in evidence.larger.tensors if t.name == tensor.name and t.status is Status.FAIL]
     candidates += [(tensor, example)] + [pair for pair in [_largest_failure(tensor.name, failures)] if pair]
+    seen = [(t, o) for o in failures + [o for o in [evidence.larger] if o]
+            for t in o.tensors if t.name == tensor.name and t.status is Status.FAIL]
     for candidate, outcome in candidates:
-        guess = diagnose(spec, candidate, outcome)
+        guess = diagnose(spec, candidate, outcome, others=[(t, o) for t, o in seen if t is not candidate])
         if guess and outcome is not example:  # the numbers shown are another example's: say where it was seen
             dims = ", ".join(f"{k}={v}" for k, v in _ordered(spec, outcome.example.dim_values).items())
             return f"{guess} (seen at {dims})"
