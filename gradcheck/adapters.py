@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.diagnosis import user_traceback
 from gradcheck.results import Status
 from gradcheck.spec import LayerSpec, Location, Ref
 
@@ -53,6 +54,9 @@ def call_layer(what: str, function, *args, **kwargs):
     except LayerProblem:
         raise
     except Exception as exc:
+        where, chain = user_traceback(exc)
+        if where:  # the user's file and line first, then the last frames of their traceback
+            raise LayerProblem(Status.ERROR, f"{where}: {what} raised {type(exc).__name__}: {exc} (traceback: {chain})") from exc
         raise LayerProblem(Status.ERROR, f"{what} raised {type(exc).__name__}: {exc}{_user_frame(exc)}") from exc
 
 

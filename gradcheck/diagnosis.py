@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
+import sysconfig
+import traceback
 
 import numpy as np
 
@@ -153,3 +156,37 @@ def hyperparameter_dims(spec: LayerSpec) -> set[str]:
     """Dims used in args/init (stride, pad, ...) rather than in array shapes."""
     used_in_shapes = {n for t in spec.inputs + spec.params for e in t.shape for n in e.names}
     return set(spec.dims) - used_in_shapes
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+_LIBRARIES = tuple({os.path.abspath(sysconfig.get_paths()[key]) for key in ("stdlib", "platstdlib", "purelib", "platlib")})
+USER_FRAMES = 3  # frames of the user's traceback shown with an exception
+
+
+def user_traceback(exc: BaseException) -> tuple[str, str]:
+    """Where user code raised: ('path/to/file.py:LINE', 'file.py:10 in forward > file.py:22 in _norm').
+
+    The location is the innermost frame in the user's code (not gradcheck's, not numpy's or the
+    standard library's: a ValueError from np.concatenate is the caller's line); the second part
+    its last USER_FRAMES frames, innermost last. ('', '') when no frame is the user's.
+    """
+    frames = [(frame.f_code, line) for frame, line in traceback.walk_tb(exc.__traceback__)]
+    mine = [(code, line) for code, line in frames if _is_user_file(code.co_filename)]
+    if not mine:
+        return "", ""
+    code, line = mine[-1]
+    chain = " > ".join(f"{os.path.basename(c.co_filename)}:{n} in {c.co_name}" for c, n in mine[-USER_FRAMES:])
+    return f"{_shown_path(code.co_filename)}:{line}", chain
+
+
+def _is_user_file(path: str) -> bool:
+    path = os.path.abspath(path)
+    if path.startswith(_PACKAGE + os.sep):  # gradcheck's own built-in layers are the user's code here
+        return path.startswith(os.path.join(_PACKAGE, "layers") + os.sep)
+    return not path.startswith(_LIBRARIES) and not path.startswith("<")
+
+
+def _shown_path(path: str) -> str:
+    """The path relative to the working directory when it is below it, else absolute."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
