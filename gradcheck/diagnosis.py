@@ -27,8 +27,9 @@ def diagnose(spec: LayerSpec, tensor, example, needs: dict[str, int] | None = No
     ok = np.isfinite(n)
     a, n = np.where(ok, a, 0.0), np.where(ok, n, 0.0)
     batch = example.example.dim_values.get(spec.batch_dim or "", None)
-    for check in (_zeros, _swapped, _transposed, _factor, _later_samples):
-        guess = check(spec, tensor, example, a, n, batch, others) if check is _factor else check(spec, tensor, example, a, n, batch)
+    for check in (_zeros, _swapped, _transposed, _factor, _later_samples, _ignored_eps):
+        guess = check(spec, tensor, example, a, n, batch, others) if check in (_factor, _ignored_eps) else \
+            check(spec, tensor, example, a, n, batch)
         if guess:
             return guess
     if needs:
@@ -152,6 +153,25 @@ def _later_samples(spec, tensor, example, a, n, batch) -> str:
     return ""
 
 
+def _ignored_eps(spec, tensor, example, a, n, batch, others=()) -> str:
+    """Per sample, numeric = r x analytic with 0 <= r < 1, and only at inputs of magnitude >= 100:
+    the loss flattens where a probability falls below an eps added inside log, and backward's
+    p - y does not know it."""
+    scales = [example.example.scale] + [o.example.scale for _, o in others]
+    if tensor.kind != "input" or a.ndim < 2 or min(scales) < 100:
+        return ""
+    rows = [(ra, rn) for ra, rn in zip(a.reshape(len(a), -1), n.reshape(len(n), -1)) if not _close(ra, rn)]
+    for ra, rn in rows:
+        aa = float(np.sum(ra * ra))
+        r = float(np.sum(ra * rn)) / aa if aa else -1.0
+        if not 0.0 <= r < 1.0 - FIT or float(np.max(np.abs(rn - r * ra))) > RESIDUAL * float(np.max(np.abs(ra - rn))):
+            return ""
+    if not rows:
+        return ""
+    return ("numeric = r x analytic with 0 <= r < 1 in each failing sample, only at inputs of magnitude >= 1e2: "
+            "backward ignores a `+ eps` (or a clip) inside log, as in log(p + 1e-7), which flattens the loss where p < eps")
+
+
 def hyperparameter_dims(spec: LayerSpec) -> set[str]:
     """Dims used in args/init (stride, pad, ...) rather than in array shapes."""
     used_in_shapes = {n for t in spec.inputs + spec.params for e in t.shape for n in e.names}
@@ -190,3 +210,30 @@ def _shown_path(path: str) -> str:
     """The path relative to the working directory when it is below it, else absolute."""
     relative = os.path.relpath(path)
     return path if relative.startswith("..") else relative
+
+
+def float_errors(call) -> set[str]:
+    """The numpy floating-point errors ('overflow', 'divide by zero', 'underflow', 'invalid value')
+    that `call()` raises flags for; what `call` returns or raises is ignored."""
+    seen: set[str] = set()
+    with np.errstate(all="call", call=lambda kind, flag: seen.add(kind)):
+        try:
+            call()
+        except Exception:  # the flags raised before it stopped are the evidence
+            pass
+    return seen
+
+
+def nonfinite_cause(errors: set[str]) -> str:
+    """Why a forward returned inf/nan, told from the floating-point errors it raised."""
+    if "overflow" in errors:
+        return "a value overflowed to inf, as exp of a large input does: subtract the max before exp"
+    if "divide by zero" in errors and "underflow" in errors:
+        return ("log(0) of a value that underflowed to 0, as a softmax probability of a very negative score "
+                "does: take log-probabilities as x - max - log(sum(exp(x - max))) instead of log(softmax)")
+    if "divide by zero" in errors:
+        return "a division by zero or log(0)"
+    if "invalid value" in errors:
+        return "an invalid operation (log or sqrt of a negative number, inf - inf, 0/0): an input outside the " \
+               "layer's domain? declare it with range: [lo, hi] in layers.yaml"
+    return "an input outside the layer's domain? declare it with range: [lo, hi] in layers.yaml"

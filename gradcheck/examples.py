@@ -14,6 +14,7 @@ from gradcheck.finite_diff import (
     MAX_STRETCH, Estimate, centred_difference, coloured_gradient, directions_agree, is_steady, numerical_gradient,
     tolerance,
 )
+from gradcheck.diagnosis import float_errors, nonfinite_cause
 from gradcheck.results import Status
 from gradcheck.sampling import Example, draw_arrays, draw_upstream
 from gradcheck.spec import LayerSpec, Tolerances
@@ -361,8 +362,7 @@ class _ExampleRun:
         for position, out in enumerate(outputs):
             if not np.isfinite(out).all():
                 magnitude = max((self.largest.get(t.name, 0.0) for t in self.spec.inputs), default=0.0)
-                hint = (" (exp of a large input? subtract the max before exp)" if magnitude >= 50 else
-                        " (an input outside the layer's domain? declare it with range: [lo, hi] in layers.yaml)")
+                hint = f" ({nonfinite_cause(float_errors(lambda: self.forward(*self._copies())))})"
                 which = f" output {position}" if len(outputs) > 1 else ""
                 raise LayerProblem(
                     Status.FAIL,
