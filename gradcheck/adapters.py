@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.diagnosis import user_traceback
+from gradcheck.diagnosis import output_label, user_traceback
 from gradcheck.results import Status
 from gradcheck.spec import LayerSpec, Location, Ref
 
@@ -374,7 +374,7 @@ def normalise_outputs(out: Any, who: str) -> tuple[np.ndarray, ...]:
     items = out if isinstance(out, tuple) else (out,)
     arrays = []
     for position, item in enumerate(items):
-        label = f"{who} output {position}" if len(items) > 1 else f"{who}"
+        label = f"{who} {output_label(position, len(items))}" if len(items) > 1 else f"{who}"
         if item is None:
             raise LayerProblem(Status.ERROR, f"{label} returned None; expected an array")
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import os
 import sysconfig
@@ -237,3 +238,20 @@ def nonfinite_cause(errors: set[str]) -> str:
         return "an invalid operation (log or sqrt of a negative number, inf - inf, 0/0): an input outside the " \
                "layer's domain? declare it with range: [lo, hi] in layers.yaml"
     return "an input outside the layer's domain? declare it with range: [lo, hi] in layers.yaml"
+
+
+def output_label(position: int, count: int) -> str:
+    """'output 2 of 3', counting from 1 as a user reads forward's return value."""
+    return f"output {position + 1} of {count}"
+
+
+def upstream_label(spec: LayerSpec, position: int, count: int) -> str:
+    """Backward's own name for an upstream gradient, e.g. 'dnext_c (the upstream gradient of output 2 of 2)'."""
+    label = f"the upstream gradient of {output_label(position, count)}"
+    backward = spec.backward if spec.style == "functions" else getattr(spec.target, "backward", None)
+    try:
+        names = [p.name for p in inspect.signature(backward).parameters.values()
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"]
+    except (TypeError, ValueError):  # not introspectable (a builtin, a C extension)
+        return label
+    return f"{names[position]} ({label})" if position < len(names) and count <= len(names) else label

@@ -14,7 +14,7 @@ from gradcheck.finite_diff import (
     MAX_STRETCH, Estimate, centred_difference, coloured_gradient, directions_agree, is_steady, numerical_gradient,
     tolerance,
 )
-from gradcheck.diagnosis import float_errors, nonfinite_cause
+from gradcheck.diagnosis import float_errors, nonfinite_cause, output_label, upstream_label
 from gradcheck.results import Status
 from gradcheck.sampling import Example, draw_arrays, draw_upstream
 from gradcheck.spec import LayerSpec, Tolerances
@@ -363,7 +363,7 @@ class _ExampleRun:
             if not np.isfinite(out).all():
                 magnitude = max((self.largest.get(t.name, 0.0) for t in self.spec.inputs), default=0.0)
                 hint = f" ({nonfinite_cause(float_errors(lambda: self.forward(*self._copies())))})"
-                which = f" output {position}" if len(outputs) > 1 else ""
+                which = f" {output_label(position, len(outputs))}" if len(outputs) > 1 else ""
                 raise LayerProblem(
                     Status.FAIL,
                     f"forward{which} returned non-finite values (inf/nan) for finite inputs of magnitude "
@@ -499,7 +499,7 @@ class _ExampleRun:
         grads = self.adapter.backward(handle, douts)
         for position, (passed, original) in enumerate(zip(douts, upstream)):
             if isinstance(original, np.ndarray) and not _same(passed, original):
-                label = "dout" if len(upstream) == 1 else f"the upstream gradient of output {position}"
+                label = "dout" if len(upstream) == 1 else upstream_label(self.spec, position, len(upstream))
                 self.warnings.append(f"backward modified {label} in place (the gradient is right, but a network sharing that array would see it change)")
         updates = self.spec.grads.kind == "update"  # such a backward changes its parameters on purpose
         self._unchanged(inputs, {} if updates else params, "backward")
