@@ -16,7 +16,7 @@ from gradcheck.finite_diff import (
 )
 from gradcheck.diagnosis import float_errors, nonfinite_cause, output_label, upstream_label
 from gradcheck.results import Status
-from gradcheck.sampling import Example, draw_arrays, draw_upstream
+from gradcheck.sampling import Example, clip_to_range, draw_arrays, draw_upstream
 from gradcheck.spec import LayerSpec, Tolerances
 
 TINY = 1e-300
@@ -462,6 +462,7 @@ class _ExampleRun:
             shift *= 0.1
             np.multiply(shift, rng.standard_normal((2,) + x.shape), out=stack[0:3:2])
             stack[0:3:2] += x
+            clip_to_range(self.spec, name, stack[0:3:2])
             if extra:
                 stack[3:] = extra[name] if name in extra else x
         try:
@@ -482,6 +483,7 @@ class _ExampleRun:
                 if tensor.name in names:
                     x = inputs[position]
                     x[sample] += 0.1 * (np.abs(x[sample]) + 1.0) * rng.standard_normal(x[sample].shape)
+                    clip_to_range(self.spec, tensor.name, x[sample])
             try:
                 probed = self.forward(inputs, params)[0]
             except LayerProblem:  # the large move left the layer's domain: no colouring, no verdict

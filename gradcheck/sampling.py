@@ -195,6 +195,13 @@ def draw_tensor(tensor: TensorSpec, dims: dict[str, int], rng: np.random.Generat
     return rng.standard_normal(shape) * scale
 
 
+def clip_to_range(spec: LayerSpec, name: str, values: np.ndarray) -> None:
+    """Clip moved values of input `name` into its declared `range`, in place: forward never sees others."""
+    for tensor in spec.inputs:
+        if tensor.name == name and tensor.range is not None:
+            np.clip(values, *tensor.range, out=values)
+
+
 def draw_arrays(spec: LayerSpec, example: Example, rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
     """Every input and parameter for one example; parameters keep unit scale.
 
