@@ -228,7 +228,7 @@ def float_errors(call) -> set[str]:
 def nonfinite_cause(errors: set[str]) -> str:
     """Why a forward returned inf/nan, told from the floating-point errors it raised."""
     if "overflow" in errors:
-        return "a value overflowed to inf, as exp of a large input does: subtract the max before exp"
+        return "exp of a large input? subtract the max before exp"  # the overflow flag was raised
     if "divide by zero" in errors and "underflow" in errors:
         return ("log(0) of a value that underflowed to 0, as a softmax probability of a very negative score "
                 "does: take log-probabilities as x - max - log(sum(exp(x - max))) instead of log(softmax)")
