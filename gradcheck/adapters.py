@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.diagnosis import output_label, user_traceback
 from gradcheck.results import Status
 from gradcheck.spec import LayerSpec, Location, Ref, TensorSpec
 
@@ -53,6 +54,9 @@ def call_layer(what: str, function, *args, **kwargs):
     except LayerProblem:
         raise
     except Exception as exc:
+        where, chain = user_traceback(exc)
+        if where:  # the user's file and line first, then the last frames of their traceback
+            raise LayerProblem(Status.ERROR, f"{where}: {what} raised {type(exc).__name__}: {exc} (traceback: {chain})") from exc
         raise LayerProblem(Status.ERROR, f"{what} raised {type(exc).__name__}: {exc}{_user_frame(exc)}") from exc
 
 
@@ -483,7 +487,7 @@ def normalise_outputs(out: Any, who: str, dtypes: set | None = None) -> tuple[np
     items = out if isinstance(out, tuple) else (out,)
     arrays = []
     for position, item in enumerate(items):
-        label = f"{who} output {position}" if len(items) > 1 else f"{who}"
+        label = f"{who} {output_label(position, len(items))}" if len(items) > 1 else f"{who}"
         if item is None:
             raise LayerProblem(Status.ERROR, f"{label} returned None; expected an array")
         try:

@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
+import os
+import sysconfig
+import traceback
 
 import numpy as np
 
 from gradcheck.spec import LayerSpec
 
 FIT = 1e-3  # relative residual below which a pattern "fits clearly"
+RESIDUAL = 0.02  # a fitted ratio must explain all but this fraction of the error
+FAR_FROM_ONE = 0.05  # a ratio closer to 1 is reported as measured, not named a factor
 
 
-def diagnose(spec: LayerSpec, tensor, example, needs: dict[str, int] | None = None) -> str:
+def diagnose(spec: LayerSpec, tensor, example, needs: dict[str, int] | None = None, others=()) -> str:
     """A one-sentence guess at the bug, or '' when no pattern fits clearly.
 
-    `needs` holds hyperparameter dims (stride, pad) whose trivial value was tried and passed.
+    `needs` holds hyperparameter dims (stride, pad) whose trivial value was tried and passed;
+    `others` the same tensor failing in other examples, (TensorOutcome, ExampleOutcome) pairs:
+    a factor is named only if every one of them shows it too.
     """
     a, n = tensor.analytic, tensor.numeric
     ok = np.isfinite(n)
     a, n = np.where(ok, a, 0.0), np.where(ok, n, 0.0)
     batch = example.example.dim_values.get(spec.batch_dim or "", None)
-    for check in (_zeros, _swapped, _transposed, _factor, _later_samples):
-        guess = check(spec, tensor, example, a, n, batch)
+    for check in (_zeros, _swapped, _transposed, _factor, _later_samples, _ignored_eps):
+        guess = check(spec, tensor, example, a, n, batch, others) if check in (_factor, _ignored_eps) else \
+            check(spec, tensor, example, a, n, batch)
         if guess:
             return guess
     if needs:
@@ -42,28 +51,71 @@ def _zeros(spec, tensor, example, a, n, batch) -> str:
     return ""
 
 
-def _factor(spec, tensor, example, a, n, batch) -> str:
+def _factor(spec, tensor, example, a, n, batch, others=()) -> str:
+    """A named factor (sign, 1/N, N, 2) or a constant one, only if one ratio explains every element
+    of this example and of every other example where the tensor failed."""
+    c = _fitted_ratio(a, n)
+    if c is None:
+        return ""
+    key, text = _named_factor(spec, example, c, batch)
+    ratios, keys = [c], {key}
+    for other, outcome in others:
+        c_other = _fitted_ratio(*_finite(other))
+        if c_other is None:
+            return ""  # the ratio changes from element to element there: no constant factor
+        other_batch = outcome.example.dim_values.get(spec.batch_dim or "", None)
+        ratios.append(c_other)
+        keys.add(_named_factor(spec, outcome, c_other, other_batch)[0])
+    if all(abs(r - c) <= 1e-3 * abs(c) for r in ratios):
+        if len(keys) > 1:  # the same ratio at several batch sizes: not the batch's doing
+            key, text = _named_factor(spec, example, c, None)
+    elif len(keys) > 1 or key == "constant":
+        return ""  # the ratio changes from example to example, and not as the batch size does
+    if key != "constant":
+        return text
+    if np.count_nonzero(n) < 3:
+        return ""  # with one or two elements any factor fits: no guess
+    if abs(c - 1.0) < FAR_FROM_ONE:
+        return f"analytic = {c:.6g} x numeric in every element checked: off by {abs(c - 1) * 100:.2g}% throughout"
+    return f"analytic = {c:.4g} x numeric in every element checked: a constant factor is off"
+
+
+def _finite(tensor) -> tuple[np.ndarray, np.ndarray]:
+    ok = np.isfinite(tensor.numeric)
+    return np.where(ok, tensor.analytic, 0.0), np.where(ok, tensor.numeric, 0.0)
+
+
+def _fitted_ratio(a: np.ndarray, n: np.ndarray) -> float | None:
+    """The one ratio c with a = c * n that explains the error in every element, else None.
+
+    The fit must leave a residual far below the error itself, not merely below a tolerance:
+    a 0.03% mismatch is smaller than any tolerance and would fit every ratio near 1.
+    """
     nn = float(np.sum(n * n))
-    if nn == 0.0:
-        return ""
+    error = float(np.max(np.abs(a - n), initial=0.0))
+    if nn == 0.0 or error == 0.0:
+        return None
     c = float(np.sum(a * n)) / nn
-    if abs(c - 1.0) < 1e-6 or not _close(a, c * n):
-        return ""
-    names = [(-1.0, "wrong sign: analytic = -numeric")]
+    residual = float(np.max(np.abs(a - c * n), initial=0.0))
+    return c if residual <= RESIDUAL * error and _close(a, c * n) else None
+
+
+def _named_factor(spec, example, c: float, batch) -> tuple[str, str]:
+    """('sign' | 'batch-mean' | ... | 'constant', sentence) for a fitted ratio c."""
+    names = [(-1.0, "sign", "wrong sign: analytic = -numeric")]
     if batch and batch >= 2:
         alike = [k for k, v in example.example.dim_values.items() if k != spec.batch_dim and v == batch]
         also = "".join(f", or by {k}={batch}" for k in alike) + (", or a plain factor of 2" if batch == 2 else "")
-        names.append((1.0 / batch, f"analytic = numeric / {batch}: backward averages over the batch (N={batch}) "
-                                   f"while forward sums{also}"))
-        names.append((float(batch), f"analytic = {batch} x numeric: a mean over the batch (N={batch}) in forward "
-                                    f"without the 1/N in backward{also}"))
-    names += [(2.0, "analytic = 2 x numeric: a factor of 2 too many"), (0.5, "analytic = numeric / 2: a factor of 2 missing")]
-    for value, text in names:
+        names.append((1.0 / batch, "batch-mean", f"analytic = numeric / {batch}: backward averages over the batch "
+                                                 f"(N={batch}) while forward sums{also}"))
+        names.append((float(batch), "batch-sum", f"analytic = {batch} x numeric: a mean over the batch (N={batch}) "
+                                                 f"in forward without the 1/N in backward{also}"))
+    names += [(2.0, "twice", "analytic = 2 x numeric: a factor of 2 too many"),
+              (0.5, "half", "analytic = numeric / 2: a factor of 2 missing")]
+    for value, key, text in names:
         if abs(c - value) <= 1e-3 * abs(value):
-            return text
-    if np.count_nonzero(n) < 3:
-        return ""  # with one or two elements any factor fits: no guess
-    return f"analytic = {c:.4g} x numeric everywhere: a constant factor is off"
+            return key, text
+    return "constant", ""
 
 
 def _transposed(spec, tensor, example, a, n, batch) -> str:
@@ -102,7 +154,104 @@ def _later_samples(spec, tensor, example, a, n, batch) -> str:
     return ""
 
 
+def _ignored_eps(spec, tensor, example, a, n, batch, others=()) -> str:
+    """Per sample, numeric = r x analytic with 0 <= r < 1, and only at inputs of magnitude >= 100:
+    the loss flattens where a probability falls below an eps added inside log, and backward's
+    p - y does not know it."""
+    scales = [example.example.scale] + [o.example.scale for _, o in others]
+    if tensor.kind != "input" or a.ndim < 2 or min(scales) < 100:
+        return ""
+    rows = [(ra, rn) for ra, rn in zip(a.reshape(len(a), -1), n.reshape(len(n), -1)) if not _close(ra, rn)]
+    for ra, rn in rows:
+        aa = float(np.sum(ra * ra))
+        r = float(np.sum(ra * rn)) / aa if aa else -1.0
+        if not 0.0 <= r < 1.0 - FIT or float(np.max(np.abs(rn - r * ra))) > RESIDUAL * float(np.max(np.abs(ra - rn))):
+            return ""
+    if not rows:
+        return ""
+    return ("numeric = r x analytic with 0 <= r < 1 in each failing sample, only at inputs of magnitude >= 1e2: "
+            "backward ignores a `+ eps` (or a clip) inside log, as in log(p + 1e-7), which flattens the loss where p < eps")
+
+
 def hyperparameter_dims(spec: LayerSpec) -> set[str]:
     """Dims used in args/init (stride, pad, ...) rather than in array shapes."""
     used_in_shapes = {n for t in spec.inputs + spec.params for e in t.shape for n in e.names}
     return set(spec.dims) - used_in_shapes
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+_LIBRARIES = tuple({os.path.abspath(sysconfig.get_paths()[key]) for key in ("stdlib", "platstdlib", "purelib", "platlib")})
+USER_FRAMES = 3  # frames of the user's traceback shown with an exception
+
+
+def user_traceback(exc: BaseException) -> tuple[str, str]:
+    """Where user code raised: ('path/to/file.py:LINE', 'file.py:10 in forward > file.py:22 in _norm').
+
+    The location is the innermost frame in the user's code (not gradcheck's, not numpy's or the
+    standard library's: a ValueError from np.concatenate is the caller's line); the second part
+    its last USER_FRAMES frames, innermost last. ('', '') when no frame is the user's.
+    """
+    frames = [(frame.f_code, line) for frame, line in traceback.walk_tb(exc.__traceback__)]
+    mine = [(code, line) for code, line in frames if _is_user_file(code.co_filename)]
+    if not mine:
+        return "", ""
+    code, line = mine[-1]
+    chain = " > ".join(f"{os.path.basename(c.co_filename)}:{n} in {c.co_name}" for c, n in mine[-USER_FRAMES:])
+    return f"{_shown_path(code.co_filename)}:{line}", chain
+
+
+def _is_user_file(path: str) -> bool:
+    path = os.path.abspath(path)
+    if path.startswith(_PACKAGE + os.sep):  # gradcheck's own built-in layers are the user's code here
+        return path.startswith(os.path.join(_PACKAGE, "layers") + os.sep)
+    return not path.startswith(_LIBRARIES) and not path.startswith("<")
+
+
+def _shown_path(path: str) -> str:
+    """The path relative to the working directory when it is below it, else absolute."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+def float_errors(call) -> set[str]:
+    """The numpy floating-point errors ('overflow', 'divide by zero', 'underflow', 'invalid value')
+    that `call()` raises flags for; what `call` returns or raises is ignored."""
+    seen: set[str] = set()
+    with np.errstate(all="call", call=lambda kind, flag: seen.add(kind)):
+        try:
+            call()
+        except Exception:  # the flags raised before it stopped are the evidence
+            pass
+    return seen
+
+
+def nonfinite_cause(errors: set[str]) -> str:
+    """Why a forward returned inf/nan, told from the floating-point errors it raised."""
+    if "overflow" in errors:
+        return "exp of a large input? subtract the max before exp"  # the overflow flag was raised
+    if "divide by zero" in errors and "underflow" in errors:
+        return ("log(0) of a value that underflowed to 0, as a softmax probability of a very negative score "
+                "does: take log-probabilities as x - max - log(sum(exp(x - max))) instead of log(softmax)")
+    if "divide by zero" in errors:
+        return "a division by zero or log(0)"
+    if "invalid value" in errors:
+        return "an invalid operation (log or sqrt of a negative number, inf - inf, 0/0): an input outside the " \
+               "layer's domain? declare it with range: [lo, hi] in layers.yaml"
+    return "an input outside the layer's domain? declare it with range: [lo, hi] in layers.yaml"
+
+
+def output_label(position: int, count: int) -> str:
+    """'output 2 of 3', counting from 1 as a user reads forward's return value."""
+    return f"output {position + 1} of {count}"
+
+
+def upstream_label(spec: LayerSpec, position: int, count: int) -> str:
+    """Backward's own name for an upstream gradient, e.g. 'dnext_c (the upstream gradient of output 2 of 2)'."""
+    label = f"the upstream gradient of {output_label(position, count)}"
+    backward = spec.backward if spec.style == "functions" else getattr(spec.target, "backward", None)
+    try:
+        names = [p.name for p in inspect.signature(backward).parameters.values()
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"]
+    except (TypeError, ValueError):  # not introspectable (a builtin, a C extension)
+        return label
+    return f"{names[position]} ({label})" if position < len(names) and count <= len(names) else label

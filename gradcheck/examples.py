@@ -13,8 +13,9 @@ from gradcheck.finite_diff import (
     MAX_STRETCH, Estimate, centred_difference, coloured_gradient, directions_agree, is_steady, numerical_gradient,
     tolerance,
 )
+from gradcheck.diagnosis import float_errors, nonfinite_cause, output_label, upstream_label
 from gradcheck.results import Status
-from gradcheck.sampling import Example, draw_arrays, draw_upstream
+from gradcheck.sampling import Example, clip_to_range, draw_arrays, draw_upstream
 from gradcheck.spec import LayerSpec, Tolerances
 
 TINY = 1e-300
@@ -416,9 +417,8 @@ class _ExampleRun:
         for position, out in enumerate(outputs):
             if not np.isfinite(out).all():
                 magnitude = max((self.largest.get(t.name, 0.0) for t in self.spec.inputs), default=0.0)
-                hint = (" (exp of a large input? subtract the max before exp)" if magnitude >= 50 else
-                        " (an input outside the layer's domain? declare it with range: [lo, hi] in layers.yaml)")
-                which = f" output {position}" if len(outputs) > 1 else ""
+                hint = f" ({nonfinite_cause(float_errors(lambda: self.forward(*self._copies())))})"
+                which = f" {output_label(position, len(outputs))}" if len(outputs) > 1 else ""
                 raise LayerProblem(
                     Status.FAIL,
                     f"forward{which} returned non-finite values (inf/nan) for finite inputs of magnitude "
@@ -513,6 +513,7 @@ class _ExampleRun:
             shift *= 0.1
             np.multiply(shift, rng.standard_normal((2,) + x.shape), out=stack[0:3:2])
             stack[0:3:2] += x
+            clip_to_range(self.spec, name, stack[0:3:2])
             if extra:
                 stack[3:] = extra[name] if name in extra else x
         try:
@@ -533,6 +534,7 @@ class _ExampleRun:
                 if tensor.name in names:
                     x = inputs[position]
                     x[sample] += 0.1 * (np.abs(x[sample]) + 1.0) * rng.standard_normal(x[sample].shape)
+                    clip_to_range(self.spec, tensor.name, x[sample])
             try:
                 probed = self.forward(inputs, params)[0]
             except LayerProblem:  # the large move left the layer's domain: no colouring, no verdict
@@ -550,7 +552,7 @@ class _ExampleRun:
         grads = self.adapter.backward(handle, douts)
         for position, (passed, original) in enumerate(zip(douts, upstream)):
             if isinstance(original, np.ndarray) and not _same(passed, original):
-                label = "dout" if len(upstream) == 1 else f"the upstream gradient of output {position}"
+                label = "dout" if len(upstream) == 1 else upstream_label(self.spec, position, len(upstream))
                 self.warnings.append(f"backward modified {label} in place (the gradient is right, but a network sharing that array would see it change)")
         updates = self.spec.grads.kind == "update"  # such a backward changes its parameters on purpose
         self._unchanged(inputs, {} if updates else params, "backward")

@@ -56,6 +56,8 @@ class TensorResult:
     error_map: Any = None  # element-wise |a - n| of the smallest failing example (ndarray)
     # how many examples checked it each way: ("full", 17), ("coloured", ...), ("fast", 3) (random directions)
     checked_by: tuple[tuple[str, int], ...] = ()
+    # the example this row's shape and worst element come from: {"dims": {...}, "seed": s, "scale": x}
+    example: dict[str, Any] | None = None
 
     @property
     def by_directions(self) -> int:
@@ -91,6 +93,9 @@ class LayerResult:
     # "float64", or "float32"/"float16" when forward returned (or backward stored) arrays of that dtype
     # or computed in it inside: checked with the step and tolerances that precision supports
     precision: str = "float64"
+    # every tensor's shape in one example of the layer (the smallest failing one, else the largest
+    # checked), so that a table's shapes never mix examples
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -137,7 +142,8 @@ def describe_failure(layer: LayerResult) -> str:
             lines.append(f"    probable cause: {t.diagnosis}")
         if t.failing_dims:
             dims = ", ".join(f"{k}={v}" for k, v in t.failing_dims.items())
-            lines.append(f"    smallest failing dims: {dims}")
+            seed = f" (value seed {t.example['seed']})" if t.example else ""
+            lines.append(f"    smallest failing dims of {t.name}: {dims}{seed}")
     for w in layer.warnings:
         lines.append(f"  warning: {w}")
     if layer.repro:

@@ -59,22 +59,70 @@ def draw_examples(spec: LayerSpec, seed: int) -> Iterator[Example]:
     its maximum (each only if it satisfies `where`), both at scale 1, then the maximum again at
     the largest magnitude: the most values of ~1e3 that any example draws, so that an exp without
     max-subtraction meets one above 709 all but surely (a few small examples at ~1e3 can all be
-    negative). The minimum has value seed 0, which makes it hypothesis's own first example:
+    negative). When `where` rejects a corner, `extremes` follows with examples that reach every
+    dim's minimum and maximum (and batch size 1) all the same, wherever `where` allows them. The minimum has value seed 0, which makes it hypothesis's own first example:
     should it fail, hypothesis finds it already checked. The next examples take every magnitude
     of SCALES once, in a random order; after that the magnitude is drawn like the rest. Stops
     early only when MAX_TRIES draws in a row miss the `where` clauses.
     """
     rng = np.random.default_rng(seed % 2**64)  # --seed may be negative
+    reached: list[dict[str, int]] = []
     for corner in (0, 1):
         dims = {name: bounds[corner] for name, bounds in spec.dims.items()}
         if satisfies(spec, dims):
+            reached.append(dims)
             yield Example(tuple(dims.items()), 0 if corner == 0 else int(rng.integers(2**32)))
             if corner == 1:
                 yield Example(tuple(dims.items()), int(rng.integers(2**32)), max(SCALES))
+    for dims in extremes(spec, reached, seed):
+        yield Example(tuple(dims.items()), int(rng.integers(2**32)))
     first_scales = [SCALES[i] for i in rng.permutation(len(SCALES))]
     while (dims := _draw_dims(spec, rng)) is not None:
         scale = first_scales.pop() if first_scales else SCALES[rng.integers(len(SCALES))]
         yield Example(tuple(dims.items()), int(rng.integers(2**32)), scale)
+
+
+def extreme_targets(spec: LayerSpec) -> list[tuple[str, int]]:
+    """(dim, value) pairs some example must reach: each dim's minimum and maximum, and batch size 1."""
+    targets = [(name, bounds[corner]) for corner in (0, 1) for name, bounds in spec.dims.items()]
+    batch = spec.dims.get(spec.batch_dim or "")
+    if batch is not None and batch[0] <= 1 <= batch[1]:
+        targets.insert(0, (spec.batch_dim, 1))
+    return list(dict.fromkeys(targets))
+
+
+def extremes(spec: LayerSpec, reached: list[dict[str, int]], seed: int) -> Iterator[dict[str, int]]:
+    """Allowed dims reaching every extreme that `reached` misses, when `where` allows one at all.
+
+    When `where` rejects the all-minimum (or all-maximum) corner, that corner's extremes would
+    otherwise be left to chance: a forward that crashes at C=1 could pass at one seed and fail at
+    another. Each candidate fixes one missing extreme (taking them in turn) and draws the other
+    dims, keeping each at the same end of its range half the time, so that one example tends to
+    reach several extremes. MAX_TRIES candidates in all, deterministic for a seed; the generator
+    is its own, so the examples drawn after these are those of a layer whose corners `where` allows.
+    """
+    missing = [t for t in extreme_targets(spec) if not any(d[t[0]] == t[1] for d in reached)]
+    rng = np.random.default_rng([seed % 2**64, 14])
+    for attempt in range(MAX_TRIES):
+        if not missing:
+            return
+        name, value = missing[attempt % len(missing)]
+        dims = _candidate(spec, name, value, rng)
+        if satisfies(spec, dims):
+            yield dims
+            missing = [(k, v) for k, v in missing if dims[k] != v]
+
+
+def _candidate(spec: LayerSpec, name: str, value: int, rng: np.random.Generator) -> dict[str, int]:
+    """Dims with `name` at `value`; each other dim at the same end of its range, or uniform, by a coin."""
+    end = 0 if value == spec.dims[name][0] else 1
+    keep, drawn = rng.random((2, len(spec.dims))).tolist()
+    dims = {}
+    for k, coin, x in zip(spec.dims, keep, drawn):
+        lo, hi = spec.dims[k]
+        dims[k] = (lo, hi)[end] if coin < 0.5 else lo + min(int(x * (hi - lo + 1)), hi - lo)
+    dims[name] = value
+    return dims
 
 
 def _draw_dims(spec: LayerSpec, rng: np.random.Generator) -> dict[str, int] | None:
@@ -145,6 +193,13 @@ def draw_tensor(tensor: TensorSpec, dims: dict[str, int], rng: np.random.Generat
         margin = 0.01 * (hi - lo)  # keep finite-difference stencils inside the domain
         return rng.uniform(lo + margin, hi - margin, size=shape)
     return rng.standard_normal(shape) * scale
+
+
+def clip_to_range(spec: LayerSpec, name: str, values: np.ndarray) -> None:
+    """Clip moved values of input `name` into its declared `range`, in place: forward never sees others."""
+    for tensor in spec.inputs:
+        if tensor.name == name and tensor.range is not None:
+            np.clip(values, *tensor.range, out=values)
 
 
 def draw_arrays(spec: LayerSpec, example: Example, rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:

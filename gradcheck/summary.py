@@ -36,12 +36,15 @@ def summarise(spec: LayerSpec, outcomes: list[ExampleOutcome], seconds: float, t
     failures = [o for o in outcomes if o.failed]
     if failures:
         smallest = min(failures, key=size)
-        tensors = tuple(replace(_tensor_result(spec, t, smallest, failures, evidence or Evidence()),
-                                checked_by=_checked_by(t.name, outcomes)) for t in smallest.tensors)
-        message = smallest.message or "wrong gradient for " + ", ".join(t.name for t in tensors if t.failed)
-        return LayerResult(status=smallest.status, tensors=tensors or _problem_tensor(spec, smallest),
+        evidence = evidence or Evidence()
+        tensors = tuple(replace(_tensor_result(spec, t, seen, failures, evidence), checked_by=_checked_by(t.name, outcomes))
+                        for t, seen in _own_failures(spec, smallest, failures + [o for o in [evidence.larger] if o]))
+        wrong = ", ".join(t.name for t in tensors if t.failed)
+        message = (f"{smallest.message}; wrong gradient for {wrong} too" if wrong else smallest.message) \
+            if smallest.message else "wrong gradient for " + wrong
+        return LayerResult(status=smallest.status, tensors=(_problem_tensor(spec, smallest) if not smallest.tensors else ()) + tensors,
                            message=message, failing_dims=_ordered(spec, smallest.example.dim_values),
-                           warnings=_warnings(outcomes), **base)
+                           warnings=_warnings(outcomes), shapes=dict(smallest.shapes), **base)
     tensors = _passing_tensors(spec, outcomes)
     warnings = _warnings(outcomes)
     unchecked = _unchecked(spec, tensors)
@@ -49,7 +52,31 @@ def summarise(spec: LayerSpec, outcomes: list[ExampleOutcome], seconds: float, t
     message = unchecked or (warnings[0] if warnings else "")
     if skipped:
         message = message or f"{skipped} point(s) skipped where the function is not smooth (kinks) or the reference is unsteady; examples with such points were drawn again"
-    return LayerResult(status=status, tensors=tensors, message=message, warnings=warnings, **base)
+    largest = max(outcomes, key=size, default=None)
+    return LayerResult(status=status, tensors=tensors, message=message, warnings=warnings,
+                       shapes=dict(largest.shapes) if largest else {}, **base)
+
+
+def _own_failures(spec, smallest: ExampleOutcome, pool: list[ExampleOutcome]) -> list[tuple[TensorOutcome, ExampleOutcome]]:
+    """Each tensor with the example to report it at: the smallest where it failed, else `smallest`.
+
+    A layer with two bugs reports both, each at its own example, even when the smallest failing
+    example shows only one (a db averaged over the batch cannot fail at batch size 1).
+    """
+    failed: dict[str, tuple[TensorOutcome, ExampleOutcome]] = {}
+    for outcome in sorted(pool, key=size):
+        for tensor in outcome.tensors:
+            if tensor.status is Status.FAIL and tensor.name not in failed:
+                failed[tensor.name] = (tensor, outcome)
+    shown = [failed.get(t.name, (t, smallest)) for t in smallest.tensors]
+    names = [t.name for t in spec.differentiable_inputs] + [p.name for p in spec.params]
+    extra = [failed[name] for name in names if name in failed and name not in {t.name for t in smallest.tensors}]
+    return shown + extra
+
+
+def _example(outcome: ExampleOutcome, spec: LayerSpec) -> dict:
+    example = outcome.example
+    return {"dims": _ordered(spec, example.dim_values), "seed": example.seed, "scale": example.scale}
 
 
 def _unchecked(spec: LayerSpec, tensors: tuple[TensorResult, ...]) -> str:
@@ -91,7 +118,7 @@ def _tensor_result(spec, tensor: TensorOutcome, example: ExampleOutcome, failure
         message=f"{int(np.sum(tensor.abs_error > tensor.bound))} of {tensor.analytic.size} elements outside tolerance" if failed else "",
         diagnosis=_diagnosis(spec, tensor, example, failures, evidence) if failed else "",
         failing_dims=_ordered(spec, example.example.dim_values) if failed else None,
-        error_map=tensor.abs_error if failed else None,
+        error_map=tensor.abs_error if failed else None, example=_example(example, spec),
     )
 
 
@@ -110,9 +137,11 @@ def _diagnosis(spec, tensor: TensorOutcome, example: ExampleOutcome, failures, e
     candidates = []
     if evidence.larger is not None:
         candidates += [(t, evidence.larger) for t in evidence.larger.tensors if t.name == tensor.name and t.status is Status.FAIL]
-    candidates += [(tensor, example), _largest_failure(tensor.name, failures)]
+    candidates += [(tensor, example)] + [pair for pair in [_largest_failure(tensor.name, failures)] if pair]
+    seen = [(t, o) for o in failures + [o for o in [evidence.larger] if o]
+            for t in o.tensors if t.name == tensor.name and t.status is Status.FAIL]
     for candidate, outcome in candidates:
-        guess = diagnose(spec, candidate, outcome)
+        guess = diagnose(spec, candidate, outcome, others=[(t, o) for t, o in seen if t is not candidate])
         if guess and outcome is not example:  # the numbers shown are another example's: say where it was seen
             dims = ", ".join(f"{k}={v}" for k, v in _ordered(spec, outcome.example.dim_values).items())
             return f"{guess} (seen at {dims})"
@@ -121,9 +150,9 @@ def _diagnosis(spec, tensor: TensorOutcome, example: ExampleOutcome, failures, e
     return diagnose(spec, tensor, example, needs=evidence.needs)
 
 
-def _largest_failure(name: str, failures: list[ExampleOutcome]) -> tuple[TensorOutcome, ExampleOutcome]:
+def _largest_failure(name: str, failures: list[ExampleOutcome]) -> tuple[TensorOutcome, ExampleOutcome] | None:
     pairs = [(t, o) for o in failures for t in o.tensors if t.name == name and t.status is Status.FAIL]
-    return max(pairs, key=lambda pair: pair[0].analytic.size)
+    return max(pairs, key=lambda pair: pair[0].analytic.size, default=None)  # None: it failed in the evidence run only
 
 
 def _passing_tensors(spec: LayerSpec, outcomes: list[ExampleOutcome]) -> tuple[TensorResult, ...]:
@@ -151,6 +180,7 @@ def _passing_tensors(spec: LayerSpec, outcomes: list[ExampleOutcome]) -> tuple[T
             analytic=float(top.analytic[index]) if top.analytic.size else None,
             numeric=float(top.numeric[index]) if top.numeric.size else None,
             checked_by=_checked_by(name, outcomes),
+            example=next(_example(o, spec) for o in outcomes if any(t is top for t in o.tensors)),
         ))
     return tuple(results)
 

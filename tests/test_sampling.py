@@ -2,10 +2,13 @@
 
 from collections import Counter
 from itertools import islice
+from pathlib import Path
 
 import pytest
 
+from gradcheck.engine import Options, check_layer
 from gradcheck.registry import load_registry
+from gradcheck.results import Status
 from gradcheck.sampling import SCALES, draw_examples, satisfies
 
 AFFINE = """
@@ -124,3 +127,33 @@ def test_every_magnitude_comes_within_the_first_seven_examples(registry, seed):
     first = list(islice(draw_examples(registry.get("plain"), seed), 7))
     assert set(SCALES) <= {e.scale for e in first}
     assert [e.scale for e in first].count(max(SCALES)) >= 2  # once at the largest dims
+
+
+GROUPNORM = load_registry(Path(__file__).resolve().parent / "fixtures" / "realcode_report" / "groupnorm.yaml")
+
+
+@pytest.mark.parametrize("seed", range(0, 400, 7))
+def test_every_dim_reaches_its_minimum_and_maximum_when_where_rejects_the_corner(seed):
+    """groupnorm: `where: K*H*W >= 2` rejects the all-minimum example; C=1, N=1... must come anyway."""
+    spec = GROUPNORM.get("groupnorm-c1-crash")
+    first = [e.dim_values for e in islice(draw_examples(spec, seed), 8)]
+    assert all(satisfies(spec, dims) for dims in first)
+    for name, (lo, hi) in spec.dims.items():
+        seen = {dims[name] for dims in first}
+        assert lo in seen and hi in seen, (name, seen)
+
+
+def test_extremes_no_allowed_example_has_are_not_forced(registry):
+    """rare: only N=3, D=2, M=4 is allowed; no extreme can be reached, and the draws go on as before."""
+    assert {tuple(e.dim_values.values()) for e in draws(registry.get("rare"), count=20)} == {(3, 2, 4)}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 5, 8, 13, 21])
+def test_a_forward_that_crashes_at_one_group_is_an_error_at_every_seed(seed):
+    result = check_layer(GROUPNORM.get("groupnorm-c1-crash"), Options(seed=seed, examples=10))
+    assert result.status is Status.ERROR, result.message
+    assert "need at least one array" in result.message and result.failing_dims["C"] == 1
+
+
+def test_the_same_group_norm_without_the_slip_passes():
+    assert check_layer(GROUPNORM.get("groupnorm-right"), Options(seed=0, examples=10)).status is Status.PASS

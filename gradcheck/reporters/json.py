@@ -34,6 +34,7 @@ TENSOR_SCHEMA = _object({
     "message": _TEXT,
     "diagnosis": _TEXT,
     "checked_by": {"type": "object", "additionalProperties": _COUNT},
+    "example": {"type": ["object", "null"]},  # {"dims", "seed", "scale"} of the example shape and worst element are from
 })
 LAYER_SCHEMA = _object({
     "name": _TEXT,
@@ -94,7 +95,15 @@ def tensor_dict(tensor: TensorResult) -> dict:
         "message": tensor.message,
         "diagnosis": tensor.diagnosis,
         "checked_by": dict(tensor.checked_by),
+        "example": _example(tensor.example),
     }
+
+
+def _example(example: dict | None) -> dict | None:
+    if example is None:
+        return None
+    return {"dims": {k: int(v) for k, v in example["dims"].items()}, "seed": int(example["seed"]),
+            "scale": float(example["scale"])}
 
 
 def layer_dict(layer: LayerResult, locations: Locations | None = None) -> dict:

@@ -42,7 +42,7 @@ def results_table(run: RunResult) -> Table:
             first = position == 0
             table.add_row(
                 layer.name if first else "",
-                _tensor_label(tensor),
+                _tensor_label(tensor, layer.shapes),
                 str(layer.examples) if first else "",
                 _number(tensor.max_abs_error) if tensor and tensor.worst_index is not None else "",
                 _number(tensor.max_rel_error) if tensor and tensor.worst_index is not None else "",
@@ -52,10 +52,12 @@ def results_table(run: RunResult) -> Table:
     return table
 
 
-def _tensor_label(tensor: TensorResult | None) -> str:
+def _tensor_label(tensor: TensorResult | None, shapes: dict | None = None) -> str:
+    """'x (3x5)', with every row of a layer showing its shape in the same example (`shapes`)."""
     if tensor is None:
         return "-"
-    shape = "x".join(str(s) for s in tensor.shape) if tensor.shape else "scalar"
+    shape = tuple((shapes or {}).get(tensor.name, tensor.shape))
+    shape = "x".join(str(s) for s in shape) if shape else "scalar"
     return f"{tensor.name} ({shape})"
 
 
@@ -74,7 +76,7 @@ def layer_details(layer: LayerResult, heatmap: bool = False, code: str | None = 
             index = list(tensor.worst_index) if tensor.worst_index is not None else []
             parts.append(Text(
                 f"  {tensor.name}{index}: analytic {tensor.analytic:.6g}, numeric {tensor.numeric:.6g}  "
-                f"({tensor.message}; max rel error {tensor.max_rel_error:.2e})"
+                f"({tensor.message}; max rel error {tensor.max_rel_error:.2e}){_seen_at(tensor, layer)}"
             ))
         if tensor.diagnosis:
             parts.append(Text(f"  probable cause: {tensor.diagnosis}", style="yellow"))
@@ -100,6 +102,15 @@ def layer_details(layer: LayerResult, heatmap: bool = False, code: str | None = 
     if code:
         parts.append(Text(f"  code at {code}", style="dim"))
     return Group(*parts)
+
+
+def _seen_at(tensor: TensorResult, layer: LayerResult) -> str:
+    """Where a tensor failed, when not at the layer's smallest failing dims (each bug at its own example)."""
+    if not tensor.failing_dims or tensor.failing_dims == layer.failing_dims:
+        return ""
+    dims = ", ".join(f"{k}={v}" for k, v in tensor.failing_dims.items())
+    shape = "x".join(str(s) for s in tensor.shape) or "scalar"
+    return f"\n    failed at {dims} ({tensor.name} of shape {shape}), not at the smallest failing dims"
 
 
 def _heatmap(tensor: TensorResult) -> list[Text]:
