@@ -19,3 +19,7 @@ class ConfigError(GradcheckError):
 
 class UnknownLayerError(GradcheckError):
     """A layer name given on the command line that the registry does not have."""
+
+
+class UserImportError(GradcheckError):
+    """The user's layer code could not be imported (it raised, exited, hung or is missing): one line."""

@@ -37,10 +37,12 @@ class Settings:
     timeout: float | None = None
     jobs: int | None = None
     mode: str | None = None
+    memory_limit: str | int | None = None  # per worker: "4G", bytes, or "none"
 
 
 _KINDS = {"config": "path", "examples": "count", "seed": "integer", "rtol": "tolerance", "atol": "tolerance",
-          "eps": "positive", "timeout": "positive", "jobs": "count", "mode": "mode"}
+          "eps": "positive", "timeout": "positive", "jobs": "count", "mode": "mode",
+          "memory_limit": "size"}
 
 
 def load_settings(path: Path = PYPROJECT) -> Settings:
@@ -74,6 +76,7 @@ def _problem(key: str, value: Any) -> str | None:
         "tolerance": ("a number >= 0", number and value >= 0),
         "positive": ("a number > 0", number and value > 0),
         "mode": (f"one of {', '.join(MODES)}", value in MODES),
+        "size": ("a size such as \"4G\", a number of bytes, or \"none\"", isinstance(value, (str, int)) and not isinstance(value, bool)),
     }[kind]
     return None if wanted[1] else f"{key} must be {wanted[0]}, got {value!r}"
 
