@@ -44,13 +44,18 @@ def test_an_import_that_hangs_is_cut_off_by_the_timeout():
 
 
 def test_printing_or_closing_stdout_at_import_leaves_the_json_report_whole():
-    # numpy.py and hypothesis.py beside clean.yaml raise if imported: they must not shadow the real ones
     result = gradcheck("run", "all", "--config", HOSTILE / "clean.yaml", "--format", "json", "--seed", 3)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert [(layer["name"], layer["status"]) for layer in document["layers"]] == [
         ("prints", "PASS"), ("closes", "PASS"), ("noisy", "PASS")]
     assert "noise at import" in result.stderr and "noise from forward" in result.stderr
+
+
+def test_a_numpy_py_or_hypothesis_py_beside_layers_yaml_shadows_nothing():
+    result = gradcheck("run", "all", "--config", HOSTILE / "shadow" / "layers.yaml", "--seed", 3)  # they raise if imported
+    assert result.returncode == 0, result.stderr
+    assert "1 passed" in result.stdout
 
 
 def test_printing_layers_keep_json_whole_in_process_too(capfd):
