@@ -323,6 +323,8 @@ def _stdout_guard():
     try:
         yield
         sys.stdout.flush()
+    except SystemExit:  # rich's answer to a closed pipe (stdout is already /dev/null): the verdict still counts
+        pass
     except OSError as exc:
         _drop_stdout()
         if exc.errno != errno.EPIPE:
@@ -410,8 +412,9 @@ def main():
     """Entry point of the `gradcheck` console script."""
     _open_std_streams()
     try:
-        cli()
-    except (BrokenPipeError, KeyboardInterrupt) as exc:  # outside a run: a closed pipe, or Ctrl-C while loading
+        with _signals_raise():  # SIGTERM while importing layer code also ends that import's process
+            cli()
+    except (BrokenPipeError, KeyboardInterrupt, Terminated) as exc:  # outside a run: a closed pipe, or a signal
         with contextlib.suppress(OSError):
             _drop_stdout()
-        sys.exit(130 if isinstance(exc, KeyboardInterrupt) else 1)
+        sys.exit(INTERRUPTED.get(type(exc), 1))

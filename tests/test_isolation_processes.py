@@ -120,3 +120,28 @@ def test_memory_sizes_parse(text, size):
 def test_bad_memory_sizes_are_a_usage_error(text):
     result = CliRunner().invoke(cli, ["run", "square", "--config", str(HOSTILE / "misc.yaml"), "--memory-limit", text])
     assert result.exit_code == 2 and "--memory-limit" in result.stderr
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.skipif(not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists(),
+                    reason="needs /proc/PID/task/PID/children")
+def test_sigterm_while_importing_ends_the_import_process_too(marker):
+    process = start(marker, "all", "--config", HOSTILE / "sleeps.yaml")
+    importer = []
+    try:
+        assert poll(lambda: importer.extend(children(process.pid)) or importer), "the import never started"
+        process.terminate()
+        _, err = process.communicate(timeout=PATIENCE)
+        assert poll(lambda: not any(alive(pid) for pid in importer)), "the import's process outlived gradcheck"
+    finally:
+        process.kill()
+        process.wait()
+        for pid in filter(alive, importer):
+            os.kill(pid, signal.SIGKILL)
+    assert process.returncode == 143 and "Traceback" not in err
