@@ -17,9 +17,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
-
 from rich.markup import escape
+from rich.text import Text
 
 from gradcheck import importing
 from gradcheck.engine import Options
@@ -33,7 +32,7 @@ from gradcheck.reporters.progress import ProgressDisplay
 from gradcheck.reporters.table import print_run
 from gradcheck.results import RunResult
 from gradcheck.examples import MODES
-from gradcheck.memory import default_limit, describe_size, keep_freed_memory, parse_size
+from gradcheck.memory import default_limit, keep_freed_memory, parse_size
 from gradcheck.settings import Settings, load_settings, with_settings
 from gradcheck.sharding import parse_shard, select_shard
 from gradcheck.sources import backward_locations, code_files
@@ -66,7 +65,7 @@ def _non_negative(ctx, param, value):
 
 def _size(ctx, param, value):
     try:
-        return parse_size(value) if value is not None else None
+        return (parse_size(value) or 0) if value is not None else None  # 0: no limit, None: not given
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
@@ -224,7 +223,7 @@ def _jobs(jobs: int) -> int:
 def _memory_limit(flag: int | None, settings: Settings, jobs: int) -> int | None:
     """Bytes each worker may use: --memory-limit, else [tool.gradcheck] memory_limit, else a share of the machine."""
     if flag is not None:
-        return flag
+        return flag or None
     configured = getattr(settings, "memory_limit", None)
     if configured is None:
         return default_limit(jobs)

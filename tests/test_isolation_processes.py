@@ -105,9 +105,14 @@ def test_a_layer_over_the_memory_limit_is_its_error_and_the_others_go_on():
     assert "memory limit of 400M" in layers["greedy"]["message"]
 
 
-def test_without_a_memory_limit_the_same_layer_passes():
-    result = CliRunner().invoke(cli, ["run", "greedy", "--config", str(HOSTILE / "misc.yaml"), "--memory-limit", "none"])
-    assert result.exit_code == 0, result.output
+def test_the_limit_comes_from_pyproject_and_none_lifts_it(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text('[tool.gradcheck]\nmemory_limit = "400M"\n')
+    monkeypatch.chdir(tmp_path)
+    args = ["run", "greedy", "--config", str(HOSTILE / "misc.yaml"), "--format", "json"]
+    limited = CliRunner().invoke(cli, args)
+    assert limited.exit_code == 1 and "memory limit of 400M" in json.loads(limited.stdout)["layers"][0]["message"]
+    lifted = CliRunner().invoke(cli, [*args, "--memory-limit", "none"])
+    assert lifted.exit_code == 0, lifted.output
 
 
 @pytest.mark.parametrize("text, size", [("4G", 4 << 30), ("512M", 512 << 20), ("1.5GiB", 3 << 29), ("none", None),
