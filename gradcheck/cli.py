@@ -240,7 +240,8 @@ def _refuse_to_overwrite(output: Path | None, registry: Registry, specs: list[La
     target = output.resolve()
     precious = [registry.path.resolve(), *code_files(registry.layers), Path("pyproject.toml").resolve()]
     if target in precious:
-        raise Failure(f"error: --output {printable(str(output))} is {'the config' if target == precious[0] else 'a source file'} "
+        what = "the config" if target == precious[0] else "a source file"
+        raise Failure(f"error: --output {printable(str(output))} is {what} "
                       "of this run: it would be overwritten; name another file for the report")
 
 

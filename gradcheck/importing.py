@@ -75,7 +75,8 @@ def _load(text: str, base: Path) -> ModuleType:
         raise UserImportError(f"impl file {text!r} not found (paths are relative to the layers.yaml folder)") from None
     except ModuleNotFoundError as exc:
         missing = exc.name or text
-        raise UserImportError(f"cannot import {text!r}: no module named {missing!r}{_close_file(missing, text, base)}") from None
+        hint = _close_file(missing, text, base)
+        raise UserImportError(f"cannot import {text!r}: no module named {missing!r}{hint}") from None
     except BaseException as exc:  # the user's module raised or exited while importing: report, never crash
         raise UserImportError(f"cannot import {text!r}: {describe(exc)}") from None
     finally:
@@ -167,16 +168,41 @@ def _flush(stream) -> None:
 
 
 # -- the probe: the same import in a forked child ------------------------------------------------
+_ENDING = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def held_signals():
+    """Hold Ctrl-C and SIGTERM back meanwhile (they arrive afterwards): around a fork, until the parent
+    knows the child's process group, so that the interrupt that follows can end it."""
+    holds = hasattr(signal, "pthread_sigmask")
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING) if holds else None
+    try:
+        yield
+    finally:
+        if holds:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def default_signals() -> None:
+    """In a forked child: Ctrl-C and SIGTERM end it (not the parent's handlers), and are no longer held."""
+    for number in _ENDING:
+        signal.signal(number, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _ENDING)
+
+
 def _probe(text: str, base: Path) -> None:
     """Import `text` in a forked child first; raise UserImportError if it fails, exits, or overruns."""
     receiver, sender = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        os.close(receiver)
-        _child(text, base, sender)
-    os.close(sender)
-    with contextlib.suppress(OSError):
-        os.setpgid(pid, pid)  # also done by the child: whichever runs first
+    with held_signals():  # a SIGTERM right after the fork must find the child's group to end
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            os.close(receiver)
+            _child(text, base, sender)
+        os.close(sender)
+        with contextlib.suppress(OSError):
+            os.setpgid(pid, pid)  # also done by the child: whichever runs first
     try:
         message, finished = _read(receiver, time.monotonic() + _limits["seconds"])
     finally:
@@ -197,8 +223,7 @@ def _child(text: str, base: Path, sender: int) -> None:
     """In the forked child: import, and write "" (success) or the error to `sender`; then exit."""
     try:
         os.setpgid(0, 0)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        default_signals()
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)

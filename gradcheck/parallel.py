@@ -12,7 +12,7 @@ from multiprocessing.connection import wait
 from typing import Callable
 
 from gradcheck.engine import Options, Progress, check_layer, warm_up
-from gradcheck.importing import stdout_to_stderr
+from gradcheck.importing import default_signals, held_signals, stdout_to_stderr
 from gradcheck.memory import describe_size, limit_memory
 from gradcheck.results import LayerResult, RunResult, Status
 from gradcheck.spec import LayerSpec
@@ -92,7 +92,8 @@ class _Pool:
                 if stop:
                     break
                 while pending and len(running) < self.jobs:
-                    running.append(self.start(*pending.pop(0)))
+                    with held_signals():  # an interrupt now must find the new worker in `running`
+                        running.append(self.start(*pending.pop(0)))
                 wait([w.receiver for w in running] + [w.process.sentinel for w in running], timeout=POLL_SECONDS)
                 for worker in list(running):
                     result = self.poll(worker)
@@ -184,8 +185,7 @@ def _work(spec: LayerSpec, options: Options, sender, memory_limit: int | None = 
 
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)  # Ctrl-C on the terminal reaches only the parent, which ends the group
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    default_signals()
     limited = limit_memory(memory_limit)
     # The parent keeps the deadline (it can also stop C code), so the child runs without a timer.
     try:

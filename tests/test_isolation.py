@@ -53,7 +53,8 @@ def test_printing_or_closing_stdout_at_import_leaves_the_json_report_whole():
 
 
 def test_a_numpy_py_or_hypothesis_py_beside_layers_yaml_shadows_nothing():
-    result = gradcheck("run", "all", "--config", HOSTILE / "shadow" / "layers.yaml", "--seed", 3)  # they raise if imported
+    # both raise if imported
+    result = gradcheck("run", "all", "--config", HOSTILE / "shadow" / "layers.yaml", "--seed", 3)
     assert result.returncode == 0, result.stderr
     assert "1 passed" in result.stdout
 

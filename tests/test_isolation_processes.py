@@ -78,7 +78,8 @@ def test_a_signal_ends_the_workers_and_writes_the_partial_report(signum, code, m
         process.wait()
     assert process.returncode == code, err
     assert "Traceback" not in err and "interrupted: 1 of 2 layer(s) checked" in err
-    assert [(layer["name"], layer["status"]) for layer in json.loads(report.read_text())["layers"]] == [("square", "PASS")]
+    layers = json.loads(report.read_text())["layers"]
+    assert [(layer["name"], layer["status"]) for layer in layers] == [("square", "PASS")]
     assert "square" in out  # the table of what finished
     assert poll(lambda: not any(alive(pid) for pid in pids(marker))), "a worker outlived gradcheck"
 

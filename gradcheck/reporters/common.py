@@ -78,7 +78,8 @@ def printable_run(run: RunResult) -> RunResult:
     def layer(result: LayerResult) -> LayerResult:
         tensors = tuple(replace(t, name=printable(t.name), message=printable(t.message),
                                 diagnosis=printable(t.diagnosis)) for t in result.tensors)
-        texts = {key: printable(getattr(result, key)) for key in ("name", "message", "repro", "source", "impl", "style")}
+        keys = ("name", "message", "repro", "source", "impl", "style")
+        texts = {key: printable(getattr(result, key)) for key in keys}
         return replace(result, tensors=tensors, warnings=tuple(map(printable, result.warnings)),
                        xfail=printable(result.xfail) if result.xfail else result.xfail, **texts)
 

@@ -37,7 +37,8 @@ def render_junit(run: RunResult, strict: bool = False, locations: Locations | No
 
 
 def _testcase(suite: ET.Element, layer: LayerResult, kind: str | None, locations: Locations | None) -> None:
-    case = ET.SubElement(suite, "testcase", classname="gradcheck", name=xml_text(layer.name), time=f"{layer.seconds:.3f}")
+    case = ET.SubElement(suite, "testcase", classname="gradcheck", name=xml_text(layer.name),
+                         time=f"{layer.seconds:.3f}")
     where = anchor(layer, locations)
     if where:
         case.set("file", xml_text(where[0]))
