@@ -3,30 +3,40 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
+import io
+import os
+import signal
 import sys
-from dataclasses import dataclass
+import tempfile
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.markup import escape
+from rich.text import Text
 
+from gradcheck import importing
 from gradcheck.engine import Options
 from gradcheck.errors import ConfigError, GradcheckError, SettingError
-from gradcheck.parallel import run_layers
+from gradcheck.parallel import Terminated, max_jobs, run_layers
 from gradcheck.registry import Registry, load_registry, suggest
 from gradcheck.reporters import REPORTERS, render
+from gradcheck.reporters.common import printable
 from gradcheck.reporters.github import annotation
 from gradcheck.reporters.progress import ProgressDisplay
 from gradcheck.reporters.table import print_run
 from gradcheck.results import RunResult
 from gradcheck.examples import MODES
 from gradcheck.limits import check_setting
-from gradcheck.memory import keep_freed_memory
+from gradcheck.memory import default_limit, keep_freed_memory, parse_size
 from gradcheck.settings import Settings, load_settings, with_settings
 from gradcheck.sharding import parse_shard, select_shard
-from gradcheck.sources import backward_locations
+from gradcheck.sources import backward_locations, code_files
 from gradcheck.spec import LayerSpec, Tolerances
 from gradcheck.starter import write_starter
 
@@ -53,6 +63,13 @@ def _setting(ctx, param, value):
     try:
         return check_setting(param.name, value)
     except SettingError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _size(ctx, param, value):
+    try:
+        return (parse_size(value) or 0) if value is not None else None  # 0: no limit, None: not given
+    except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
 
@@ -95,6 +112,9 @@ def shared_options(command):
                      help="Check only shard K of N (1-based), e.g. one job of a CI matrix."),
         click.option("--timeout", type=float, callback=_setting,
                      help="Seconds per layer before it is stopped and counts as ERROR (default 600)."),
+        click.option("--memory-limit", callback=_size, metavar="SIZE",
+                     help="Memory each worker may use, e.g. 4G or 'none' (a layer beyond it is ERROR) "
+                          "[default: 3/4 of the machine's memory shared among the --jobs workers]."),
         click.option("--fail-fast", is_flag=True, help="Stop after the first layer that fails."),
         click.option("--strict", is_flag=True, help="Also fail (exit 1) on warnings and unexpected passes (XPASS)."),
     ]
@@ -133,10 +153,11 @@ def list_layers(config):
     for column in ("layer", "style", "impl", "defined at"):
         table.add_column(column, no_wrap=column == "layer")
     for layer in registry.layers:
-        table.add_row(layer.name, layer.style, layer.impl, layer.source)
-    console = _console()
-    console.print(table)
-    console.print(f"{len(registry.layers)} layers in {registry.path}")
+        table.add_row(*(Text(printable(text)) for text in (layer.name, layer.style, layer.impl, layer.source)))
+    with _stdout_guard():
+        console = _console()
+        console.print(table)
+        console.print(f"{len(registry.layers)} layers in {escape(printable(str(registry.path)))}")
 
 
 @cli.command()
@@ -162,33 +183,109 @@ class _Plan:
     options: Options
     jobs: int
     shard: tuple[int, int] | None
+    memory_limit: int | None = None
+
+
+INTERRUPTED = {KeyboardInterrupt: 130, Terminated: 143}  # 128 + SIGINT, 128 + SIGTERM
 
 
 def _execute(names, detail, config, examples, seed, rtol, atol, eps, mode, fmt, output, jobs, shard, timeout,
-             fail_fast, strict):
+             memory_limit, fail_fast, strict):
     keep_freed_memory()  # large layers: no page faults for memory a forward frees and the next takes again
     settings = _settings()
+    jobs = _jobs(jobs or settings.jobs or 1)
+    memory = _memory_limit(memory_limit, settings, jobs)
+    importing.set_limits(timeout or settings.timeout, memory)
     registry = _load(config or Path(settings.config or DEFAULT_CONFIG), fmt)
     specs = [with_settings(spec, settings) for spec in _select(registry, names)]
+    _refuse_to_overwrite(output, registry, specs)
     repro_config = None if registry.path == Path(settings.config or DEFAULT_CONFIG) else str(registry.path)
     options = Options(examples=examples, seed=seed if seed is not None else settings.seed,
                       tolerances=Tolerances(rtol=rtol, atol=atol, eps=eps), fail_fast=fail_fast, timeout=timeout,
                       config=repro_config, mode=mode or settings.mode or Options().mode)
-    plan = _Plan(select_shard(specs, *shard) if shard else specs, options, jobs or settings.jobs or 1, shard)
-    result = _run(plan, strict)
+    options = replace(options, seed=options.resolved_seed())  # a partial report shows it too
+    plan = _Plan(select_shard(specs, *shard) if shard else specs, options, jobs, shard, memory)
+    result, interrupted = _run(plan, strict)
+    if interrupted:
+        _stop_signals()  # a second Ctrl-C must not cut the partial report short
     _report(result, plan, fmt, output, strict, detail)
+    if interrupted:
+        click.echo(f"interrupted: {len(result.layers)} of {len(plan.specs)} layer(s) checked", err=True)
+        sys.exit(INTERRUPTED[interrupted])
     sys.exit(result.exit_code(strict))
 
 
-def _run(plan: _Plan, strict: bool) -> RunResult:
-    """Run the plan, with a progress display when stderr is a terminal."""
-    display = None
-    if sys.stderr.isatty():
-        display = ProgressDisplay(Console(stderr=True), layers=len(plan.specs))
-    with display or contextlib.nullcontext():
-        return run_layers(plan.specs, plan.options, jobs=plan.jobs, strict=strict,
-                          progress=display.example if display else None,
-                          on_result=display.finished if display else None)
+def _jobs(jobs: int) -> int:
+    """--jobs, capped at what the machine can use (saying so)."""
+    if jobs > max_jobs():
+        click.echo(f"--jobs {jobs} is more than this machine can use: running {max_jobs()} at a time "
+                   f"(twice its {os.cpu_count() or 1} CPU(s), at least 8)", err=True)
+    return min(jobs, max_jobs())
+
+
+def _memory_limit(flag: int | None, settings: Settings, jobs: int) -> int | None:
+    """Bytes each worker may use: --memory-limit, else [tool.gradcheck] memory_limit, else a share of the machine."""
+    if flag is not None:
+        return flag or None
+    configured = getattr(settings, "memory_limit", None)
+    if configured is None:
+        return default_limit(jobs)
+    try:
+        return parse_size(configured)
+    except ValueError as exc:
+        raise Failure(f"error: pyproject.toml: [tool.gradcheck] memory_limit: {exc}") from None
+
+
+def _refuse_to_overwrite(output: Path | None, registry: Registry, specs: list[LayerSpec]) -> None:
+    """Exit 2 before running when --output names the config or a file of the layers' code."""
+    if output is None:
+        return
+    target = output.resolve()
+    precious = [registry.path.resolve(), *code_files(registry.layers), Path("pyproject.toml").resolve()]
+    if target in precious:
+        what = "the config" if target == precious[0] else "a source file"
+        raise Failure(f"error: --output {printable(str(output))} is {what} "
+                      "of this run: it would be overwritten; name another file for the report")
+
+
+def _run(plan: _Plan, strict: bool) -> tuple[RunResult, type | None]:
+    """Run the plan, with a progress display when stderr is a terminal; on Ctrl-C or SIGTERM, the layers
+    finished so far and which of the two it was."""
+    finished, started = [], time.perf_counter()
+    display = ProgressDisplay(Console(stderr=True), layers=len(plan.specs)) if sys.stderr.isatty() else None
+
+    def on_result(result):
+        finished.append(result)
+        if display:
+            display.finished(result)
+
+    try:
+        with _signals_raise(), display or contextlib.nullcontext():
+            return run_layers(plan.specs, plan.options, jobs=plan.jobs, strict=strict,
+                              progress=display.example if display else None, on_result=on_result,
+                              memory_limit=plan.memory_limit), None
+    except (KeyboardInterrupt, Terminated) as exc:
+        order = {spec.name: i for i, spec in enumerate(plan.specs)}
+        layers = tuple(sorted(finished, key=lambda layer: order.get(layer.name, 0)))
+        return RunResult(layers, time.perf_counter() - started, plan.options.seed), type(exc)
+
+
+@contextlib.contextmanager
+def _signals_raise():
+    """SIGTERM raises Terminated meanwhile (Ctrl-C raises KeyboardInterrupt), so workers get ended."""
+    def terminate(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_signals() -> None:
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
 
 
 def _report(result: RunResult, plan: _Plan, fmt: str, output: Path | None, strict: bool, detail: bool) -> None:
@@ -196,21 +293,60 @@ def _report(result: RunResult, plan: _Plan, fmt: str, output: Path | None, stric
     locations = backward_locations(plan.specs)
     if output:
         _write(output, render(fmt, result, strict, locations))
-    elif fmt != "table":
-        click.echo(render(fmt, result, strict, locations), nl=False)
-    if output or fmt in ("table", "github"):  # annotations vanish from the log: the table stays readable there
-        print_run(_console(), result, strict=strict, detail=detail, locations=locations,
-                  not_run=len(plan.specs) - len(result.layers))
+    with _stdout_guard():
+        if not output and fmt != "table":
+            click.echo(render(fmt, result, strict, locations), nl=False)
+        if output or fmt in ("table", "github"):  # annotations vanish from the log: the table stays readable there
+            print_run(_console(), result, strict=strict, detail=detail, locations=locations,
+                      not_run=len(plan.specs) - len(result.layers))
     if plan.shard and not plan.specs:
         click.echo(f"shard {plan.shard[0]}/{plan.shard[1]} is empty: there are fewer layers than shards", err=True)
 
 
 def _write(path: Path, text: str) -> None:
+    """Write the report whole (a temporary file in the same folder, then renamed over `path`); on failure
+    say so on stderr and go on: the table still prints and the verdict's exit code still comes out."""
+    temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with open(handle, "w", encoding="utf-8", errors="backslashreplace") as file:
+            file.write(text)
+        os.replace(temporary, path)
     except OSError as exc:
-        raise Failure(f"error: cannot write --output {path}: {exc.strerror or exc}") from None
+        click.echo(f"error: cannot write --output {printable(str(path))}: {exc.strerror or exc}", err=True)
+        if temporary:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+
+
+@contextlib.contextmanager
+def _stdout_guard():
+    """A stdout that is full or a closed pipe (`| head -1`) ends the output, never in a traceback."""
+    try:
+        yield
+        sys.stdout.flush()
+    except SystemExit:  # rich's answer to a closed pipe (stdout is already /dev/null): the verdict still counts
+        pass
+    except OSError as exc:
+        _drop_stdout()
+        if exc.errno != errno.EPIPE:
+            click.echo(f"error: cannot write to stdout: {exc.strerror or exc}", err=True)
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that what is still buffered cannot fail again at exit."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno() if hasattr(sys.stdout, "fileno") and _has_fd(sys.stdout) else 1)
+    os.close(null)
+
+
+def _has_fd(stream) -> bool:
+    try:
+        stream.fileno()
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
+    return True
 
 
 def _console() -> Console:
@@ -256,6 +392,32 @@ def _select(registry: Registry, names: list[str]) -> list[LayerSpec]:
     return specs
 
 
+def _open_std_streams() -> None:
+    """Give a closed stdin/stdout/stderr (`>&-`) /dev/null, so no file the run opens takes its number
+    and writing never fails; and let any text (a lone surrogate) print."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)
+            if opened != fd:
+                os.dup2(opened, fd)
+                os.close(opened)
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        stream = getattr(sys, name)
+        if stream is None:
+            setattr(sys, name, open(fd, "w", closefd=False, errors="backslashreplace"))
+        elif hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main():
     """Entry point of the `gradcheck` console script."""
-    cli()
+    _open_std_streams()
+    try:
+        with _signals_raise():  # SIGTERM while importing layer code also ends that import's process
+            cli()
+    except (BrokenPipeError, KeyboardInterrupt, Terminated) as exc:  # outside a run: a closed pipe, or a signal
+        with contextlib.suppress(OSError):
+            _drop_stdout()
+        sys.exit(INTERRUPTED.get(type(exc), 1))

@@ -23,3 +23,7 @@ class UnknownLayerError(GradcheckError):
 
 class SettingError(GradcheckError, ValueError):
     """A numeric setting (examples, rtol, atol, eps, timeout) outside what can check anything."""
+
+
+class UserImportError(GradcheckError):
+    """The user's layer code could not be imported (it raised, exited, hung or is missing): one line."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import signal
 import time
 from dataclasses import dataclass, replace
@@ -10,6 +12,8 @@ from multiprocessing.connection import wait
 from typing import Callable
 
 from gradcheck.engine import Options, Progress, check_layer, warm_up
+from gradcheck.importing import default_signals, held_signals, stdout_to_stderr
+from gradcheck.memory import describe_size, limit_memory
 from gradcheck.results import LayerResult, RunResult, Status
 from gradcheck.spec import LayerSpec
 
@@ -17,14 +21,25 @@ POLL_SECONDS = 0.1  # longest wait for news from the workers before checking dea
 OnResult = Callable[[LayerResult], None]
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: raised in the main process (like KeyboardInterrupt for Ctrl-C) so workers are ended."""
+
+
+def max_jobs() -> int:
+    """The most worker processes worth running at once: twice the CPUs, at least 8."""
+    return max(8, 2 * (os.cpu_count() or 1))
+
+
 def run_layers(specs: list[LayerSpec], options: Options, jobs: int = 1, progress: Progress | None = None,
-               on_result: OnResult | None = None, strict: bool = False) -> RunResult:
-    """Check layers, results in registry order; in worker processes when jobs > 1 or a timeout applies."""
+               on_result: OnResult | None = None, strict: bool = False, memory_limit: int | None = None) -> RunResult:
+    """Check layers, results in registry order; in worker processes when jobs > 1 or a timeout applies.
+    `memory_limit` (bytes) caps each worker; runs in this process have none."""
     options = replace(options, seed=options.resolved_seed())
     started = time.perf_counter()
+    jobs = min(jobs, max_jobs())
     if isolated(specs, options, jobs):
         warm_up()
-        results = _Pool(options, jobs, progress, on_result, strict).run(specs)
+        results = _Pool(options, jobs, progress, on_result, strict, memory_limit).run(specs)
     else:
         results = _in_process(specs, options, progress, on_result, strict)
     return RunResult(tuple(results), time.perf_counter() - started, options.seed)
@@ -39,7 +54,8 @@ def isolated(specs: list[LayerSpec], options: Options, jobs: int) -> bool:
 def _in_process(specs, options, progress, on_result, strict) -> list[LayerResult]:
     results = []
     for spec in specs:
-        results.append(check_layer(spec, options, progress))
+        with stdout_to_stderr():  # what the layer prints must not mix with a report on stdout
+            results.append(check_layer(spec, options, progress))
         if on_result:
             on_result(results[-1])
         if options.fail_fast and results[-1].status.is_failure(strict):
@@ -63,8 +79,9 @@ class _Worker:
 class _Pool:
     """Up to `jobs` children at a time, one per layer; the parent enforces each layer's deadline."""
 
-    def __init__(self, options: Options, jobs: int, progress, on_result, strict: bool):
+    def __init__(self, options: Options, jobs: int, progress, on_result, strict: bool, memory_limit: int | None = None):
         self.options, self.jobs, self.progress, self.on_result, self.strict = options, jobs, progress, on_result, strict
+        self.memory_limit = memory_limit
         self.context = multiprocessing.get_context("fork")  # specs hold user code imported by path: not picklable
 
     def run(self, specs: list[LayerSpec]) -> list[LayerResult]:
@@ -75,7 +92,8 @@ class _Pool:
                 if stop:
                     break
                 while pending and len(running) < self.jobs:
-                    running.append(self.start(*pending.pop(0)))
+                    with held_signals():  # an interrupt now must find the new worker in `running`
+                        running.append(self.start(*pending.pop(0)))
                 wait([w.receiver for w in running] + [w.process.sentinel for w in running], timeout=POLL_SECONDS)
                 for worker in list(running):
                     result = self.poll(worker)
@@ -86,15 +104,16 @@ class _Pool:
                             self.on_result(result)
         finally:
             for worker in running:  # abandoned by --fail-fast or an interrupt
-                worker.process.kill()
-                worker.process.join()
+                _end(worker.process)
         return [results[i] for i in sorted(results)]
 
     def start(self, index: int, spec: LayerSpec) -> _Worker:
         receiver, sender = self.context.Pipe(duplex=False)
-        process = self.context.Process(target=_work, args=(spec, self.options, sender), daemon=True,
-                                       name=f"gradcheck {spec.name}")
+        process = self.context.Process(target=_work, args=(spec, self.options, sender, self.memory_limit),
+                                       daemon=True, name=f"gradcheck {spec.name}")
         process.start()
+        with contextlib.suppress(OSError):
+            os.setpgid(process.pid, process.pid)  # its own group (the child does the same): ended as one
         sender.close()
         timeout = self.options.timeout or spec.timeout
         return _Worker(index, spec, process, receiver, time.perf_counter(), timeout)
@@ -111,13 +130,13 @@ class _Pool:
         if result is not None or alive and not self.expired(worker):
             if result is not None:
                 worker.process.join()
+                _end(worker.process)  # processes the layer started and left running
             return result
-        worker.process.kill()
-        worker.process.join()
+        _end(worker.process)
         if alive:
             return self.error(worker, f"timed out after {worker.timeout:g} s, {worker.done} example(s) done "
                                       "(a hang, or far too slow?)", timed_out=True)
-        return self.error(worker, _death(worker.process.exitcode))
+        return self.error(worker, _death(worker.process.exitcode, self.memory_limit))
 
     def drain(self, worker: _Worker) -> LayerResult | None:
         while worker.receiver.poll():
@@ -150,16 +169,32 @@ def error_result(spec: LayerSpec, options: Options, message: str, examples: int 
                        repro=repro, source=spec.source, impl=spec.impl, style=spec.style, xfail=spec.xfail)
 
 
-def _work(spec: LayerSpec, options: Options, sender) -> None:
+def _end(process) -> None:
+    """Kill a worker and every process of its group (what the layer started), and reap it."""
+    with contextlib.suppress(OSError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.kill()
+    process.join()
+
+
+def _work(spec: LayerSpec, options: Options, sender, memory_limit: int | None = None) -> None:
     """Child process: check one layer, sending progress and then the result through the pipe."""
     def report(name: str, done: int, total: int) -> None:
         sender.send(("progress", (done, total)))
 
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)  # Ctrl-C on the terminal reaches only the parent, which ends the group
+    default_signals()
+    limited = limit_memory(memory_limit)
     # The parent keeps the deadline (it can also stop C code), so the child runs without a timer.
     try:
-        result = check_layer(replace(spec, timeout=None), replace(options, timeout=None), report)
+        with stdout_to_stderr():
+            result = check_layer(replace(spec, timeout=None), replace(options, timeout=None), report)
     except BaseException as exc:  # SystemExit from the layer, or a bug: report it, never die silently
         result = error_result(spec, options, f"checking this layer raised {exc!r}")
+    if limited and result.status is Status.ERROR and "MemoryError" in result.message:
+        result = replace(result, message=f"{result.message} (over the worker's memory limit of "
+                                         f"{describe_size(memory_limit)}: --memory-limit raises it)")
     try:
         sender.send(("result", result))
     except Exception as exc:  # something in the result does not pickle
@@ -168,13 +203,14 @@ def _work(spec: LayerSpec, options: Options, sender) -> None:
     sender.close()
 
 
-def _death(exitcode: int | None) -> str:
+def _death(exitcode: int | None, memory_limit: int | None = None) -> str:
     """Why a child ended without reporting, from its exit code."""
     if exitcode is not None and exitcode < 0:
         try:
             name = signal.Signals(-exitcode).name
         except ValueError:
             name = f"signal {-exitcode}"
+        limit = f" of {describe_size(memory_limit)}" if memory_limit else ""
         return (f"the layer's process was killed by {name} before it reported "
-                "(a crash in C code, running out of memory, or a kill)")
+                f"(a crash in C code, running out of memory{limit}, or a kill)")
     return f"the layer's process exited with code {exitcode} before it reported (os._exit() in the layer?)"

@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from gradcheck.errors import ConfigError
+from gradcheck import importing
+from gradcheck.errors import ConfigError, UserImportError
 from gradcheck.expr import Expression, ExpressionError, parse
 from gradcheck.expr import bounds as value_bounds
 from gradcheck.limits import setting_problem, shown
@@ -629,20 +630,10 @@ class _Reader:
         return value
 
     def import_module(self, text: str, line: int):
-        if str(self.base) not in sys.path:
-            sys.path.insert(0, str(self.base))
         try:
-            if text.endswith(".py"):
-                return import_file(self.base / text)
-            return importlib.import_module(text)
-        except FileNotFoundError:
-            self.error(line, f"impl file {text!r} not found (paths are relative to {self.path.name}'s folder)")
-        except ModuleNotFoundError as exc:
-            missing = exc.name or text
-            hint = "" if missing != text else suggest(text, [p.stem for p in self.base.glob("*.py")])
-            self.error(line, f"cannot import {text!r}: no module named {missing!r}{hint}")
-        except Exception as exc:  # the user's module raised while importing: report, never crash
-            self.error(line, f"cannot import {text!r}: {_describe_exception(exc)}")
+            return importing.import_user(text, self.base)
+        except UserImportError as exc:
+            self.error(line, str(exc))
         return None
 
 
@@ -650,27 +641,9 @@ _FILE_MODULES: dict[Path, Any] = {}
 
 
 def import_file(path: Path):
-    """Import a .py file by path (its folder importable, so sibling imports work); cached."""
-    path = path.resolve()
-    if path in _FILE_MODULES:
-        return _FILE_MODULES[path]
-    if not path.is_file():
-        raise FileNotFoundError(path)
-    folder = str(path.parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
-    name = f"gradcheck_user_{path.stem}_{digest}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    _FILE_MODULES[path] = module
-    return module
+    """Import a .py file by path (its folder importable while it imports); cached."""
+    path = Path(path).resolve()
+    return importing.import_user(path.name, path.parent)
 
 
 def _describe_exception(exc: BaseException) -> str:

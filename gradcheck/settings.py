@@ -38,10 +38,12 @@ class Settings:
     timeout: float | None = None
     jobs: int | None = None
     mode: str | None = None
+    memory_limit: str | int | None = None  # per worker: "4G", bytes, or "none"
 
 
 _KINDS = {"config": "path", "examples": "limits", "seed": "integer", "rtol": "limits", "atol": "limits",
-          "eps": "limits", "timeout": "limits", "jobs": "count", "mode": "mode"}
+          "eps": "limits", "timeout": "limits", "jobs": "count", "mode": "mode",
+          "memory_limit": "size"}
 
 
 def load_settings(path: Path = PYPROJECT) -> Settings:
@@ -81,6 +83,7 @@ def _problem(key: str, value: Any) -> str | None:
         "count": ("a whole number >= 1", number and isinstance(value, int) and value >= 1),
         "integer": ("a whole number", number and isinstance(value, int)),
         "mode": (f"one of {', '.join(MODES)}", value in MODES),
+        "size": ("a size such as \"4G\", a number of bytes, or \"none\"", isinstance(value, (str, int)) and not isinstance(value, bool)),
     }[kind]
     return None if wanted[1] else f"{key} must be {wanted[0]}, got {shown(value)}"
 

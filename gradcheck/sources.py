@@ -27,3 +27,17 @@ def backward_locations(specs: list[LayerSpec]) -> dict[str, str]:
     """Layer name -> location of its backward, for every layer where it is known."""
     found = {spec.name: backward_location(spec) for spec in specs}
     return {name: where for name, where in found.items() if where}
+
+
+def code_files(specs: list[LayerSpec]) -> set[Path]:
+    """The resolved paths of the files that define the layers' classes and functions."""
+    files = set()
+    for spec in specs:
+        for code in (spec.target, spec.forward, spec.backward, spec.function):
+            try:
+                path = inspect.getsourcefile(inspect.unwrap(code)) if code is not None else None
+            except (TypeError, OSError, ValueError):
+                path = None
+            if path:
+                files.add(Path(path).resolve())
+    return files

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Mapping
 
-from gradcheck.results import LayerResult, Status
+from gradcheck.results import LayerResult, RunResult, Status
 
 Locations = Mapping[str, str]  # layer name -> "/abs/path/file.py:LINE" of its backward (or class)
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def split_location(text: str | None) -> tuple[str, int] | None:
@@ -63,3 +65,22 @@ def headline(layer: LayerResult) -> str:
 def xml_text(text: str) -> str:
     """Text with the characters XML 1.0 cannot hold replaced, so a layer's odd message cannot break the report."""
     return _NOT_XML.sub("\ufffd", text)
+
+
+def printable(text: str) -> str:
+    """Text with control characters (a terminal escape, NUL) and lone surrogates written as escapes,
+    so a layer's name or message can neither drive the terminal nor fail to encode."""
+    return _UNPRINTABLE.sub(lambda match: ascii(match.group())[1:-1], text)
+
+
+def printable_run(run: RunResult) -> RunResult:
+    """The run with every text the user's code or files supplied made printable."""
+    def layer(result: LayerResult) -> LayerResult:
+        tensors = tuple(replace(t, name=printable(t.name), message=printable(t.message),
+                                diagnosis=printable(t.diagnosis)) for t in result.tensors)
+        keys = ("name", "message", "repro", "source", "impl", "style")
+        texts = {key: printable(getattr(result, key)) for key in keys}
+        return replace(result, tensors=tensors, warnings=tuple(map(printable, result.warnings)),
+                       xfail=printable(result.xfail) if result.xfail else result.xfail, **texts)
+
+    return replace(run, layers=tuple(layer(result) for result in run.layers))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gradcheck.reporters.common import Locations, anchor, workspace
+from gradcheck.reporters.common import Locations, anchor, printable_run, workspace
 from gradcheck.results import RunResult, Status, describe_failure
 
 
@@ -28,7 +28,7 @@ def render_github(run: RunResult, strict: bool = False, locations: Locations | N
 
     Each points at the layer's code when it is in the repository, else at its layers.yaml entry.
     """
-    lines, base = [], workspace()
+    lines, base, run = [], workspace(), printable_run(run)
     for layer in run.layers:
         if layer.status in (Status.PASS, Status.SKIP, Status.XFAIL):
             continue

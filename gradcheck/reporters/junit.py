@@ -37,10 +37,11 @@ def render_junit(run: RunResult, strict: bool = False, locations: Locations | No
 
 
 def _testcase(suite: ET.Element, layer: LayerResult, kind: str | None, locations: Locations | None) -> None:
-    case = ET.SubElement(suite, "testcase", classname="gradcheck", name=layer.name, time=f"{layer.seconds:.3f}")
+    case = ET.SubElement(suite, "testcase", classname="gradcheck", name=xml_text(layer.name),
+                         time=f"{layer.seconds:.3f}")
     where = anchor(layer, locations)
     if where:
-        case.set("file", where[0])
+        case.set("file", xml_text(where[0]))
         case.set("line", str(where[1]))
     text = xml_text(_details(layer, locations))
     if kind == "skipped":

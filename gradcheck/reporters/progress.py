@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from gradcheck.reporters.common import printable
 from gradcheck.results import LayerResult
 
 REFRESH_SECONDS = 0.1  # redraw at most this often between layers (no refresh thread: workers are forked)
@@ -33,7 +35,7 @@ class ProgressDisplay:
     def example(self, name: str, done: int, total: int) -> None:
         """A layer has checked `done` of its `total` examples."""
         if name not in self.running:
-            self.running[name] = self.bar.add_task(f"  {name}", total=total)
+            self.running[name] = self.bar.add_task(f"  {escape(printable(name))}", total=total)  # not markup
         self.bar.update(self.running[name], completed=done, total=total)
         self.refresh()
 

@@ -9,7 +9,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from gradcheck.reporters.common import Locations, code_at
+from gradcheck.reporters.common import Locations, code_at, printable, printable_run
 from gradcheck.results import LayerResult, RunResult, Status, TensorResult
 
 STYLES = {
@@ -40,9 +40,9 @@ def results_table(run: RunResult) -> Table:
         rows = layer.tensors or (None,)
         for position, tensor in enumerate(rows):
             first = position == 0
-            table.add_row(
-                layer.name if first else "",
-                _tensor_label(tensor, layer.shapes),
+            table.add_row(  # Text, not str: a name such as "[/]" is not rich markup
+                Text(layer.name if first else ""),
+                Text(_tensor_label(tensor, layer.shapes)),
                 str(layer.examples) if first else "",
                 _number(tensor.max_abs_error) if tensor and tensor.worst_index is not None else "",
                 _number(tensor.max_rel_error) if tensor and tensor.worst_index is not None else "",
@@ -167,13 +167,15 @@ def summary_line(run: RunResult, strict: bool = False) -> Text:
 def print_run(console: Console, run: RunResult, strict: bool = False, detail: bool = False,
               locations: Locations | None = None, not_run: int = 0) -> None:
     """Print the table, the details of every layer that did not pass, and the summary."""
+    run = printable_run(run)
     console.print(results_table(run))
     note = precision_note(run)
     if note:
         console.print(note)
     for layer in run.layers:
         if layer.status is not Status.PASS or (detail and (layer.kinks or any(t.by_directions for t in layer.tensors))):
-            console.print(layer_details(layer, heatmap=detail, code=code_at(layer, locations)))
+            code = code_at(layer, locations)
+            console.print(layer_details(layer, heatmap=detail, code=code and printable(code)))
     if not_run:
         console.print(Text(f"stopped at the first failure (--fail-fast): {not_run} layer(s) not checked", style="yellow"))
     console.print(summary_line(run, strict))
