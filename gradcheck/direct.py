@@ -20,7 +20,7 @@ from gradcheck.engine import Options
 from gradcheck.engine import check_layer as _check_spec
 from gradcheck.errors import ConfigError
 from gradcheck.registry import LineDict, LineList, _Reader
-from gradcheck.results import LayerResult, RunResult, TensorResult
+from gradcheck.results import LayerResult, RunResult, Status, TensorResult
 from gradcheck.spec import LayerSpec, Tolerances, TensorSpec
 
 WHERE = Path("gradcheck.check()")  # how the reader names this "file" in its messages
@@ -69,7 +69,7 @@ class CheckResult(LayerResult):
 
         run = RunResult((self,), self.seconds, self.seed)
         parts = [results_table(run)]
-        if not self.ok or self.status.value != "PASS":
+        if self.status is not Status.PASS:
             parts.append(layer_details(self))
         return Group(*parts, summary_line(run))
 
@@ -175,8 +175,11 @@ def _name_of(layer: Any) -> str:
 
 
 def _impl_of(layer: Any) -> str:
-    owner = layer[0] if isinstance(layer, tuple) else layer if callable(layer) and not hasattr(layer, "forward") else (
-        layer if isinstance(layer, type) else type(layer))
+    """module:qualname of the code, as layers.yaml's `impl` would name it."""
+    if isinstance(layer, tuple):
+        owner = layer[0]
+    else:
+        owner = layer if inspect.isroutine(layer) or isinstance(layer, type) else type(layer)
     return f"{getattr(owner, '__module__', '?')}:{getattr(owner, '__qualname__', _name_of(layer))}"
 
 
