@@ -46,7 +46,7 @@ def test_metadata_for_an_index():
 def test_the_sdist_carries_what_the_tests_read():
     """MANIFEST.in includes every file the tests open from the repository (README, docs, fixtures, gallery)."""
     manifest = (ROOT / "MANIFEST.in").read_text()
-    for needed in ("LICENSE", "README.md", "layers.yaml", ".pre-commit-hooks.yaml"):
+    for needed in ("LICENSE", "README.md", "layers.yaml", ".pre-commit-hooks.yaml", ".ci/run"):
         assert re.search(rf"^include .*(?<!\S){re.escape(needed)}(\s|$)", manifest, re.M), needed
     for folder in ("docs", "tests", "examples"):
         assert f"recursive-include {folder} " in manifest, folder
