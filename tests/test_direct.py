@@ -192,3 +192,14 @@ def test_ipython_displays_the_rich_table(arrays):
     data, _ = shell.display_formatter.format(result)
     assert "FAIL" in data["text/html"] and "color" in data["text/html"]  # coloured, as in a terminal
     assert "max abs err" in data["text/plain"] and "0 passed, 1 failed" in data["text/plain"]
+
+
+def test_a_class_with_init_draws_its_parameters():
+    """A class (not an object) is built per example from drawn parameters, as layers.yaml's init does."""
+    keys = dict(init={"W": "$W", "b": "$b"}, params={"W": ["D", "M"], "b": ["M"]}, inputs={"x": ["N", "D"]},
+                dims={"N": [1, 4], "D": [1, 3], "M": [1, 3]}, seed=1)
+    assert gradcheck.check(Affine, **keys).passed
+    failed = gradcheck.check(AffineBiasMean, **keys)
+    assert failed.status is Status.FAIL and failed.failing_dims["N"] == 2
+    with pytest.raises(ConfigError, match=r"init: '\$V' names no dim, input or parameter"):
+        gradcheck.check(Affine, **{**keys, "init": {"W": "$V", "b": "$b"}})
