@@ -34,6 +34,11 @@ layers:
     impl: mine.py:Crashes
     inputs: {x: [N, D]}
     dims: {N: [1, 3], D: [1, 3]}
+  - name: fixed-still-marked
+    impl: mine.py:Scale
+    inputs: {x: [N, D]}
+    dims: {N: [1, 3], D: [1, 3]}
+    xfail: was wrong once
 """
 
 CODE = """\
@@ -94,7 +99,8 @@ def test_each_layer_is_an_item_with_its_verdict(full_run):
     assert "PASSED layers.yaml::good" in out
     assert "FAILED layers.yaml::bad" in out and "FAILED layers.yaml::crashes" in out
     assert "XFAIL layers.yaml::known-bad" in out
-    assert "1 passed" in out and "2 failed" in out and "1 xfailed" in out
+    assert "XPASS layers.yaml::fixed-still-marked" in out
+    assert "1 passed" in out and "2 failed" in out and "1 xfailed" in out and "1 xpassed" in out
 
 
 def test_a_failure_reads_as_the_account(full_run):
@@ -112,14 +118,14 @@ def test_an_error_names_what_the_layer_raised(full_run):
 
 def test_junit_has_one_testcase_per_layer(full_run):
     cases = {case.get("name"): case for case in ET.parse(full_run[0] / "report.xml").iter("testcase")}
-    assert set(cases) == {"good", "bad", "known-bad", "crashes"}
+    assert set(cases) == {"good", "bad", "known-bad", "crashes", "fixed-still-marked"}
     assert cases["bad"].find("failure") is not None and cases["good"].find("failure") is None
     assert "worst element" in cases["bad"].find("failure").get("message")
 
 
 def test_k_selects_layers_by_name(project):
     out = pytest_run(project, "--gradcheck", "-k", "good or crashes").stdout
-    assert "1 passed" in out and "1 failed" in out and "2 deselected" in out
+    assert "1 passed" in out and "1 failed" in out and "3 deselected" in out
 
 
 def test_fail_fast(project):
