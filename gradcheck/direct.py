@@ -19,7 +19,8 @@ import numpy as np
 from gradcheck.engine import Options
 from gradcheck.engine import check_layer as _check_spec
 from gradcheck.errors import ConfigError
-from gradcheck.registry import LineDict, LineList, _Reader
+from gradcheck.examples import MODES
+from gradcheck.registry import LineDict, LineList, _Reader, suggest
 from gradcheck.results import LayerResult, RunResult, Status, TensorResult
 from gradcheck.spec import LayerSpec, Tolerances, TensorSpec
 
@@ -115,6 +116,8 @@ def check(layer: Any, *arrays: Any, style: str | None = None, params: Any = None
     them; a class's parameters are named (`params=["W", "b"]`). Other keywords are the layers.yaml
     keys: name, init, args, params_at, grads, where, batch, batch_independent, xfail, description.
     """
+    if mode not in MODES:
+        raise ConfigError([f"{WHERE}: unknown mode {mode!r}{suggest(mode, MODES)}: expected one of {', '.join(MODES)}"])
     style = style or _style_of(layer)
     targets = _targets(layer, style)
     raw = {"name": keys.pop("name", _name_of(layer)), "impl": _impl_of(layer), "style": style,

@@ -160,6 +160,8 @@ def test_misuse_is_a_clear_error(arrays):
         gradcheck.check(Affine(arrays["W"], arrays["b"]), arrays["x"], params=["V"])
     with pytest.raises(TypeError, match="args="):
         gradcheck.check((affine_forward, affine_backward), arrays["x"], {"mode": "train"})
+    with pytest.raises(ConfigError, match="unknown mode 'ful' .*did you mean 'full'"):
+        gradcheck.check(softmax_loss, arrays["scores"], arrays["y"], style="loss", mode="ful")
     with pytest.raises(TypeError, match="not both"):
         gradcheck.check(softmax_loss, arrays["scores"], style="loss", dims={"N": [1, 2]})
 
