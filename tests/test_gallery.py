@@ -144,7 +144,7 @@ def test_the_readme_excerpt_is_what_the_command_prints():
     readme = (GALLERY.parent.parent / "README.md").read_text()
     section = readme[readme.index("## What a caught bug looks like"):]
     command = re.search(r"`gradcheck (run [^`]*)`:", section).group(1)
-    shown = section[section.index("```\n") + 4:section.index("\n```", section.index("```\n") + 4)]
+    shown = re.search(r"```\w*\n(.*?)\n```", section, re.S).group(1)
     result = CliRunner().invoke(cli, command.split(), env={"COLUMNS": "120"})
     assert _stable(result.output) == _stable(shown)
 
