@@ -88,8 +88,20 @@ def check_layer(spec: LayerSpec, options: Options = Options(), progress: Progres
         source=spec.source, impl=spec.impl, style=spec.style, xfail=spec.xfail,
         calls={"forward": counter.forward, "backward": counter.backward},
         examples=search.examples(), redrawn=search.redrawn,
+        example=_smallest_failure(search.evaluated.values()),
+        trail=tuple((o.example.dim_values, o.example.seed, o.example.scale, o.status.value)
+                    for o in search.evaluated.values()),
     )
     return apply_xfail(result, spec)
+
+
+def _smallest_failure(outcomes) -> dict | None:
+    """The smallest failing example as plain data (its arrays are drawn again from it), or None."""
+    failures = [o for o in outcomes if o.failed and o.example.dims]
+    if not failures:
+        return None
+    example = min(failures, key=size).example
+    return {"dims": example.dim_values, "seed": example.seed, "scale": example.scale}
 
 
 def reproduce(name: str, options: Options, seed: int | None, timed_out: float | None = None) -> str:

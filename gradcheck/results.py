@@ -96,6 +96,10 @@ class LayerResult:
     # every tensor's shape in one example of the layer (the smallest failing one, else the largest
     # checked), so that a table's shapes never mix examples
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # the smallest failing example, enough to draw its arrays again: {"dims": {...}, "seed": s, "scale": x}
+    example: dict[str, Any] | None = None
+    # every example checked, in order: (dims, value seed, scale, status value)
+    trail: tuple[tuple[dict[str, int], int, float, str], ...] = ()
 
     @property
     def ok(self) -> bool:
