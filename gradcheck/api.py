@@ -7,6 +7,7 @@ import os
 from gradcheck.engine import Options
 from gradcheck.engine import check_layer as _check_spec
 from gradcheck.errors import UnknownLayerError
+from gradcheck.failures import save_failures
 from gradcheck.limits import check_settings
 from gradcheck.parallel import run_layers
 from gradcheck.registry import load_registry, suggest
@@ -26,8 +27,9 @@ def _options(config, examples, seed, rtol, atol, eps, timeout=None, **rest) -> O
 def check_layer(layer: str | LayerSpec, config: str | os.PathLike = "layers.yaml", *,
                 examples: int | None = None, seed: int | None = None, rtol: float | None = None,
                 atol: float | None = None, eps: float | None = None, timeout: float | None = None,
-                mode: str = "auto") -> LayerResult:
-    """Check one layer, named in `config` or given as a LayerSpec; `.assert_ok()` the result in pytest."""
+                mode: str = "auto", save_failures: str | os.PathLike | None = None) -> LayerResult:
+    """Check one layer, named in `config` or given as a LayerSpec; `.assert_ok()` the result in pytest.
+    `save_failures`: a folder to write the failing example (NAME.npz) and a script replaying it (NAME.py)."""
     options = _options(config, examples, seed, rtol, atol, eps, timeout=timeout, mode=mode)
     if isinstance(layer, LayerSpec):
         spec = layer
@@ -37,13 +39,16 @@ def check_layer(layer: str | LayerSpec, config: str | os.PathLike = "layers.yaml
         spec = registry.get(layer)
         if spec is None:
             raise UnknownLayerError(f"no layer named {layer!r} in {config}{suggest(layer, registry.names())}")
-    return _check_spec(spec, options)
+    result = _check_spec(spec, options)
+    if save_failures is not None:
+        _save([result], [spec], save_failures, options)
+    return result
 
 
 def run_config(config: str | os.PathLike = "layers.yaml", names: list[str] | None = None, *,
                examples: int | None = None, seed: int | None = None, rtol: float | None = None,
                atol: float | None = None, eps: float | None = None, timeout: float | None = None,
-               mode: str = "auto", jobs: int = 1) -> RunResult:
+               mode: str = "auto", jobs: int = 1, save_failures: str | os.PathLike | None = None) -> RunResult:
     """Check every layer of a layers.yaml (or the named ones) and return the run's results: in worker
     processes for jobs > 1 or a timeout (where fork exists), so that a hang is cut off too."""
     options = _options(config, examples, seed, rtol, atol, eps, timeout=timeout, mode=mode)
@@ -54,7 +59,19 @@ def run_config(config: str | os.PathLike = "layers.yaml", names: list[str] | Non
         if None in specs:
             missing = names[specs.index(None)]
             raise UnknownLayerError(f"no layer named {missing!r} in {config}{suggest(missing, registry.names())}")
-    return run_layers(specs, options, jobs=jobs)
+    result = run_layers(specs, options, jobs=jobs)
+    if save_failures is not None:
+        _save(list(result.layers), specs, save_failures, options)
+    return result
+
+
+def _save(results: list[LayerResult], specs: list[LayerSpec], directory, options: Options) -> None:
+    """Write the failing examples; the script reads each layer from the layers.yaml that defines it."""
+    for result in results:
+        spec = next((s for s in specs if s.name == result.name), None)
+        config = spec.source.rsplit(":", 1)[0] if spec and spec.source else None
+        if spec is not None and config and os.path.isfile(config):
+            save_failures([result], {spec.name: spec}, directory, config, options.tolerances)
 
 
 def layer_names(config: str | os.PathLike = "layers.yaml") -> list[str]:

@@ -23,6 +23,8 @@ from rich.text import Text
 from gradcheck import importing
 from gradcheck.engine import Options
 from gradcheck.errors import ConfigError, GradcheckError, SettingError
+from gradcheck.failures import replay_raises, save_failures, user_traceback_text
+from gradcheck.importing import stdout_to_stderr
 from gradcheck.parallel import Terminated, max_jobs, run_layers
 from gradcheck.registry import Registry, load_registry, suggest
 from gradcheck.reporters import REPORTERS, render
@@ -30,7 +32,7 @@ from gradcheck.reporters.common import printable
 from gradcheck.reporters.github import annotation
 from gradcheck.reporters.progress import ProgressDisplay
 from gradcheck.reporters.table import print_run
-from gradcheck.results import RunResult
+from gradcheck.results import RunResult, Status
 from gradcheck.examples import MODES
 from gradcheck.limits import check_setting
 from gradcheck.memory import default_limit, keep_freed_memory, parse_size
@@ -86,7 +88,7 @@ CONFIG_OPTION = click.option(
 
 
 def shared_options(command):
-    """Options that `run` and `check` share (SPEC §5)."""
+    """Options that `run` and `check` share."""
     options = [
         CONFIG_OPTION,
         click.option("--examples", type=int, callback=_setting,
@@ -117,6 +119,19 @@ def shared_options(command):
                           "[default: 3/4 of the machine's memory shared among the --jobs workers]."),
         click.option("--fail-fast", is_flag=True, help="Stop after the first layer that fails."),
         click.option("--strict", is_flag=True, help="Also fail (exit 1) on warnings and unexpected passes (XPASS)."),
+        click.option("--junit", "junit", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
+                     help="Also write a JUnit XML report to PATH (combines with --json, --github and the table)."),
+        click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
+                     help="Also write the JSON report to PATH."),
+        click.option("--github", is_flag=True, help="Also print GitHub annotations on stdout, before the table."),
+        click.option("--save-failures", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+                     help="Write each layer that did not pass as DIR/NAME.npz (its failing example) and "
+                          "DIR/NAME.py (a script that replays it)."),
+        click.option("-v", "--verbose", is_flag=True,
+                     help="Also show every example checked and the traceback of a layer that raised."),
+        click.option("-q", "--quiet", is_flag=True, help="Print only the failures and the summary line."),
+        click.option("--pdb", is_flag=True,
+                     help="Drop into the debugger at the exception of each layer that raised (implies --jobs 1)."),
     ]
     return functools.reduce(lambda cmd, option: option(cmd), reversed(options), command)
 
@@ -186,19 +201,53 @@ class _Plan:
     memory_limit: int | None = None
 
 
+@dataclass(frozen=True)
+class _Outputs:
+    """Where the run's reports go besides the table, and how much the table says."""
+
+    fmt: str = "table"
+    output: Path | None = None
+    junit: Path | None = None
+    json: Path | None = None
+    github: bool = False
+    save_failures: Path | None = None
+    verbose: bool = False
+    quiet: bool = False
+    pdb: bool = False
+
+    def files(self) -> list[tuple[str, str, Path]]:
+        """(format, flag, path) of every report written to a file."""
+        wanted = [(self.fmt, "--output", self.output), ("junit", "--junit", self.junit), ("json", "--json", self.json)]
+        return [(fmt, flag, path) for fmt, flag, path in wanted if path is not None]
+
+    def check(self) -> None:
+        """Refuse combinations that cannot work, before anything runs."""
+        if self.verbose and self.quiet:
+            raise Failure("error: --verbose and --quiet contradict each other: give one of them")
+        if self.github and self.fmt in ("json", "junit") and not self.output:
+            raise Failure(f"error: --github and --format {self.fmt} would both print on stdout: "
+                          f"write the {self.fmt} report with --{self.fmt} PATH (or --output PATH) instead")
+        paths = [path.resolve() for _, _, path in self.files()]
+        if len(set(paths)) < len(paths):
+            raise Failure("error: two reports would be written to the same file: give each its own path")
+
+
 INTERRUPTED = {KeyboardInterrupt: 130, Terminated: 143}  # 128 + SIGINT, 128 + SIGTERM
 
 
 def _execute(names, detail, config, examples, seed, rtol, atol, eps, mode, fmt, output, jobs, shard, timeout,
-             memory_limit, fail_fast, strict):
+             memory_limit, fail_fast, strict, junit, json_path, github, save_failures, verbose, quiet, pdb):
+    outputs = _Outputs(fmt, output, junit, json_path, github, save_failures, verbose, quiet, pdb)
+    outputs.check()
     keep_freed_memory()  # large layers: no page faults for memory a forward frees and the next takes again
     settings = _settings()
-    jobs = _jobs(jobs or settings.jobs or 1)
+    jobs = 1 if pdb else _jobs(jobs or settings.jobs or 1)
     memory = _memory_limit(memory_limit, settings, jobs)
     importing.set_limits(timeout or settings.timeout, memory)
     registry = _load(config or Path(settings.config or DEFAULT_CONFIG), fmt)
     specs = [with_settings(spec, settings) for spec in _select(registry, names)]
-    _refuse_to_overwrite(output, registry, specs)
+    for _, flag, path in outputs.files():
+        _refuse_to_overwrite(path, registry, specs, settings, flag)
     repro_config = None if registry.path == Path(settings.config or DEFAULT_CONFIG) else str(registry.path)
     options = Options(examples=examples, seed=seed if seed is not None else settings.seed,
                       tolerances=Tolerances(rtol=rtol, atol=atol, eps=eps), fail_fast=fail_fast, timeout=timeout,
@@ -208,11 +257,64 @@ def _execute(names, detail, config, examples, seed, rtol, atol, eps, mode, fmt, 
     result, interrupted = _run(plan, strict)
     if interrupted:
         _stop_signals()  # a second Ctrl-C must not cut the partial report short
-    _report(result, plan, fmt, output, strict, detail)
+    _report(result, plan, outputs, strict, detail)
+    if not interrupted:
+        _after_run(result, plan, outputs, registry)
     if interrupted:
         click.echo(f"interrupted: {len(result.layers)} of {len(plan.specs)} layer(s) checked", err=True)
         sys.exit(INTERRUPTED[interrupted])
     sys.exit(result.exit_code(strict))
+
+
+def _after_run(result: RunResult, plan: _Plan, outputs: _Outputs, registry: Registry) -> None:
+    """--save-failures and --pdb: the failing examples, replayed in this process."""
+    if outputs.save_failures:
+        _save_failures(result, plan, outputs.save_failures, registry)
+    if outputs.pdb:
+        _debug(result, plan)
+
+
+def _save_failures(result: RunResult, plan: _Plan, directory: Path, registry: Registry) -> None:
+    specs = {spec.name: spec for spec in plan.specs}
+    try:
+        with stdout_to_stderr():  # what the layer prints must not mix with a report on stdout
+            saved = save_failures(list(result.layers), specs, directory, registry.path, plan.options.tolerances)
+    except OSError as exc:
+        click.echo(f"error: cannot write --save-failures {printable(str(directory))}: {exc.strerror or exc}", err=True)
+        return
+    for item in saved:
+        click.echo(f"saved {printable(str(item.data))}; replay it: python {printable(str(item.script))}", err=True)
+
+
+def _raised(result: RunResult, plan: _Plan) -> list[tuple[str, BaseException]]:
+    """(layer name, exception) for each layer whose code raised, replayed in this process."""
+    specs = {spec.name: spec for spec in plan.specs}
+    found = []
+    for layer in result.layers:
+        spec = specs.get(layer.name)
+        if layer.status is Status.ERROR and layer.example and spec and " raised " in layer.message:
+            with stdout_to_stderr():
+                exc = replay_raises(spec, layer.example)
+            if exc is not None:
+                found.append((layer.name, exc))
+    return found
+
+
+def _tracebacks(result: RunResult, plan: _Plan) -> dict[str, str]:
+    """-v: the user's traceback of each layer that raised."""
+    return {name: user_traceback_text(exc) for name, exc in _raised(result, plan)}
+
+
+def _debug(result: RunResult, plan: _Plan) -> None:
+    """--pdb: a post-mortem debugger at each raising layer's exception, in the user's frame."""
+    import pdb
+
+    raised = _raised(result, plan)
+    if not raised:
+        click.echo("--pdb: no layer raised an exception", err=True)
+    for name, exc in raised:
+        click.echo(f"--pdb: layer {printable(name)} raised {type(exc).__name__}: {printable(str(exc))}", err=True)
+        pdb.post_mortem(exc.__traceback__)
 
 
 def _jobs(jobs: int) -> int:
@@ -236,15 +338,17 @@ def _memory_limit(flag: int | None, settings: Settings, jobs: int) -> int | None
         raise Failure(f"error: pyproject.toml: [tool.gradcheck] memory_limit: {exc}") from None
 
 
-def _refuse_to_overwrite(output: Path | None, registry: Registry, specs: list[LayerSpec]) -> None:
-    """Exit 2 before running when --output names the config or a file of the layers' code."""
+def _refuse_to_overwrite(output: Path | None, registry: Registry, specs: list[LayerSpec], settings: Settings,
+                        flag: str = "--output") -> None:
+    """Exit 2 before running when a report file (--output, --junit, --json) names the config or a file
+    of the layers' code."""
     if output is None:
         return
     target = output.resolve()
-    precious = [registry.path.resolve(), *code_files(registry.layers), Path("pyproject.toml").resolve()]
+    precious = [registry.path.resolve(), *code_files(registry.layers), Path(settings.source or "pyproject.toml").resolve()]
     if target in precious:
         what = "the config" if target == precious[0] else "a source file"
-        raise Failure(f"error: --output {printable(str(output))} is {what} "
+        raise Failure(f"error: {flag} {printable(str(output))} is {what} "
                       "of this run: it would be overwritten; name another file for the report")
 
 
@@ -288,22 +392,27 @@ def _stop_signals() -> None:
         signal.signal(number, signal.SIG_IGN)
 
 
-def _report(result: RunResult, plan: _Plan, fmt: str, output: Path | None, strict: bool, detail: bool) -> None:
-    """Print (and write) the run in the chosen format; the table goes to stdout unless it is the format printed."""
+def _report(result: RunResult, plan: _Plan, outputs: _Outputs, strict: bool, detail: bool) -> None:
+    """Print (and write) the run in every format asked for; the table goes to stdout unless another
+    format is the one printed there."""
     locations = backward_locations(plan.specs)
-    if output:
-        _write(output, render(fmt, result, strict, locations))
+    fmt, output = outputs.fmt, outputs.output
+    for file_fmt, flag, path in outputs.files():
+        _write(path, render(file_fmt, result, strict, locations), flag)
     with _stdout_guard():
+        if outputs.github and not (fmt == "github" and not output):
+            click.echo(render("github", result, strict, locations), nl=False)
         if not output and fmt != "table":
             click.echo(render(fmt, result, strict, locations), nl=False)
         if output or fmt in ("table", "github"):  # annotations vanish from the log: the table stays readable there
             print_run(_console(), result, strict=strict, detail=detail, locations=locations,
-                      not_run=len(plan.specs) - len(result.layers))
+                      not_run=len(plan.specs) - len(result.layers), verbose=outputs.verbose,
+                      quiet=outputs.quiet, tracebacks=_tracebacks(result, plan) if outputs.verbose else None)
     if plan.shard and not plan.specs:
         click.echo(f"shard {plan.shard[0]}/{plan.shard[1]} is empty: there are fewer layers than shards", err=True)
 
 
-def _write(path: Path, text: str) -> None:
+def _write(path: Path, text: str, flag: str = "--output") -> None:
     """Write the report whole (a temporary file in the same folder, then renamed over `path`); on failure
     say so on stderr and go on: the table still prints and the verdict's exit code still comes out."""
     temporary = None
@@ -314,7 +423,7 @@ def _write(path: Path, text: str) -> None:
             file.write(text)
         os.replace(temporary, path)
     except OSError as exc:
-        click.echo(f"error: cannot write --output {printable(str(path))}: {exc.strerror or exc}", err=True)
+        click.echo(f"error: cannot write {flag} {printable(str(path))}: {exc.strerror or exc}", err=True)
         if temporary:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
@@ -350,7 +459,13 @@ def _has_fd(stream) -> bool:
 
 
 def _console() -> Console:
-    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120)
+    """stdout's console: the terminal's width, else $COLUMNS, else 120 (a log)."""
+    return Console(file=sys.stdout, width=None if sys.stdout.isatty() or _columns() else 120)
+
+
+def _columns() -> int | None:
+    value = os.environ.get("COLUMNS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 def _settings() -> Settings:

@@ -10,7 +10,9 @@ prints analytic against numeric: something to run alone and to step through in a
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,6 +158,34 @@ def example_arrays(spec: LayerSpec, example: dict, tol: Tolerances) -> tuple[dic
     return out, ""
 
 
+def replay_raises(spec: LayerSpec, example: dict) -> BaseException | None:
+    """Call forward and backward again at `example`; the exception the user's code raised, or None
+    (it ran, or gradcheck itself refused what it returned)."""
+    drawn = Example(tuple(example["dims"].items()), example["seed"], example["scale"])
+    rng = np.random.default_rng(drawn.seed)
+    arrays = draw_arrays(spec, drawn, rng)
+    try:
+        with np.errstate(all="ignore"):
+            layer = Replay(spec, arrays, drawn.dim_values, drawn.seed)
+            outputs, cache = layer.forward()
+            layer.backward(cache, draw_upstream(outputs, rng))
+    except LayerProblem:
+        return None
+    except Exception as exc:
+        return exc
+    return None
+
+
+def user_traceback_text(exc: BaseException) -> str:
+    """The traceback of `exc` in the user's frames only (gradcheck's own frames left out)."""
+    package = str(Path(__file__).resolve().parent)
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__)
+              if not str(Path(frame.filename).resolve()).startswith(package + os.sep)]
+    lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames),
+             *traceback.format_exception_only(type(exc), exc)]
+    return "".join(lines).rstrip("\n")
+
+
 def file_stem(name: str) -> str:
     """A layer name as a file name: letters, digits, '-', '_' and '.' kept, the rest '_'."""
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", name).strip(".") or "layer"
@@ -188,11 +218,33 @@ sys.exit(compare(analytic, saved))
 '''
 
 
+OBJECT_SCRIPT = '''\
+"""gradcheck's {status} of {name!r} ({impl}) at its failing example; the arrays are in {data}.
+
+The layer was given as a Python object, so this script cannot import it: it prints the saved
+analytic gradients against the numeric ones. To step through your code, call it on the arrays:
+saved["input/NAME"] and saved["param/NAME"], with saved["upstream/0"] as the upstream gradient.
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from gradcheck.failures import compare
+
+saved = np.load(Path(__file__).resolve().parent / {data!r})
+analytic = {{key.split("/", 1)[1]: saved[key] for key in saved.files if key.startswith("analytic/")}}
+sys.exit(compare(analytic, saved))
+'''
+
+
 def script_text(layer: LayerResult, config, data: str, problem: str) -> str:
     dims = ", ".join(f"{k}={v}" for k, v in layer.example["dims"].items()) or "none"
+    if config is None:
+        return OBJECT_SCRIPT.format(status=layer.status.value, name=layer.name, impl=_safe(layer.impl), data=data)
     text = SCRIPT.format(status=layer.status.value, name=layer.name, dims=dims, seed=layer.example["seed"],
                          scale=layer.example["scale"], data=data, script=Path(data).with_suffix(".py").name,
-                         config=str(Path(config).resolve()) if config else "layers.yaml")
+                         config=str(Path(config).resolve()))
     if problem:
         text = text.replace('"""\nimport sys', f'\nWhen saved, the layer raised: {_safe(problem)}\n"""\nimport sys', 1)
     return text
@@ -216,6 +268,7 @@ def compare(analytic: dict[str, np.ndarray], saved) -> int:
             continue
         error = np.abs(given - numeric)
         ratio = error / np.maximum(atol + rtol * np.abs(numeric), TINY)
+        ratio[~(np.isfinite(given) & np.isfinite(numeric))] = np.inf  # NaN or inf: overflow is a mismatch too
         worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.size else ()
         bad = bool(ratio.size) and float(ratio[worst]) > 1
         mismatched += bad

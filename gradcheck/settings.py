@@ -1,4 +1,4 @@
-"""Project defaults from `[tool.gradcheck]` in ./pyproject.toml, and how they fill in a registry."""
+"""Project defaults from `[tool.gradcheck]` in the nearest pyproject.toml, and how they fill in a registry."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ class Settings:
     jobs: int | None = None
     mode: str | None = None
     memory_limit: str | int | None = None  # per worker: "4G", bytes, or "none"
+    source: str | None = None  # the pyproject.toml these came from (not a key of the table)
 
 
 _KINDS = {"config": "path", "examples": "limits", "seed": "integer", "rtol": "limits", "atol": "limits",
@@ -46,9 +47,35 @@ _KINDS = {"config": "path", "examples": "limits", "seed": "integer", "rtol": "li
           "memory_limit": "size"}
 
 
-def load_settings(path: Path = PYPROJECT) -> Settings:
-    """The [tool.gradcheck] table of `path`; empty Settings if the file or the table is absent."""
-    if not path.is_file():
+def find_pyproject(start: Path | None = None) -> Path | None:
+    """The pyproject.toml with a [tool.gradcheck] table nearest above `start` (the current folder), as
+    pytest's rootdir and ruff find theirs: the search stops at the repository root (a folder holding
+    .git) or the filesystem root. A pyproject.toml without the table is passed over."""
+    folder = (start or Path.cwd()).resolve()
+    for candidate in (folder, *folder.parents):
+        path = candidate / PYPROJECT
+        if path.is_file() and _declares_gradcheck(path):
+            return path
+        if (candidate / ".git").exists():
+            return None
+    return None
+
+
+def _declares_gradcheck(path: Path) -> bool:
+    """Whether the file has a [tool.gradcheck] table (a broken file counts: load_settings reports it)."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
+        return True
+    tool = document.get("tool")
+    return not isinstance(tool, dict) or "gradcheck" in tool
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """The [tool.gradcheck] table of `path` (else the one find_pyproject finds); empty Settings if the
+    file or the table is absent. A relative `config` in it is relative to that pyproject.toml."""
+    path = find_pyproject() if path is None else path
+    if path is None or not path.is_file():
         return Settings()
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -66,7 +93,19 @@ def load_settings(path: Path = PYPROJECT) -> Settings:
     problems = [f"{path}: [tool.gradcheck] {p}" for p in problems if p]
     if problems:
         raise SettingsError("\n".join(problems))
-    return Settings(**{key: check_setting(key, value) if key in RULES else value for key, value in table.items()})
+    settings = Settings(**{key: check_setting(key, value) if key in RULES else value for key, value in table.items()})
+    if settings.config is not None:
+        settings = replace(settings, config=str(_beside(path, settings.config)))
+    return replace(settings, source=str(path))
+
+
+def _beside(pyproject: Path, config: str) -> Path:
+    """`config` relative to the pyproject.toml's folder, shown relative to the current folder where it is below it."""
+    target = Path(config) if Path(config).is_absolute() else pyproject.parent / config
+    try:
+        return target.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return target.resolve()
 
 
 def _problem(key: str, value: Any) -> str | None:

@@ -61,7 +61,7 @@ def _tensor_label(tensor: TensorResult | None, shapes: dict | None = None) -> st
     return f"{tensor.name} ({shape})"
 
 
-def layer_details(layer: LayerResult, heatmap: bool = False, code: str | None = None) -> Group:
+def layer_details(layer: LayerResult, heatmap: bool = False, code: str | None = None, repro: bool = True) -> Group:
     """Why a layer did not pass: message, worst element, diagnosis, smallest dims, reproduce; and
     which tensors passed by random directions only."""
     parts = [Text.assemble((f"{layer.name}", "bold"), " ", _status(layer.status), f"  {layer.message}")]
@@ -95,13 +95,28 @@ def layer_details(layer: LayerResult, heatmap: bool = False, code: str | None = 
     if layer.kinks:
         redrawn = f"; {layer.redrawn} example(s) drawn again with fresh values" if layer.redrawn else ""
         parts.append(Text(f"  {layer.kinks} point(s) skipped: the function is not smooth there (kink) or the reference was unsteady{redrawn}", style="dim"))
-    if layer.repro:
-        parts.append(Text(f"  reproduce: {layer.repro}", style="cyan"))
+    if layer.repro and repro:
+        parts.append(repro_line(layer))
     if layer.source:
         parts.append(Text(f"  defined at {layer.source}", style="dim"))
     if code:
         parts.append(Text(f"  code at {code}", style="dim"))
     return Group(*parts)
+
+
+def repro_line(layer: LayerResult) -> Text:
+    """The reproduce command: print it with soft_wrap=True, so that no width wraps or cuts it (a
+    command broken over two lines fails when pasted back)."""
+    return Text(f"  reproduce: {layer.repro}", style="cyan", no_wrap=True, overflow="ignore")
+
+
+def trail_lines(layer: LayerResult) -> list[Text]:
+    """One line per example checked (-v): dims, value seed, magnitude and verdict."""
+    lines = [Text(f"  {layer.name}: {len(layer.trail)} example(s) checked", style="dim")]
+    for dims, seed, scale, status in layer.trail:
+        shown = ", ".join(f"{k}={v}" for k, v in dims.items()) or "no dims"
+        lines.append(Text.assemble(f"    {shown}  seed {seed}  scale {scale:g}  ", _status(Status(status))))
+    return lines
 
 
 def _seen_at(tensor: TensorResult, layer: LayerResult) -> str:
@@ -165,17 +180,29 @@ def summary_line(run: RunResult, strict: bool = False) -> Text:
 
 
 def print_run(console: Console, run: RunResult, strict: bool = False, detail: bool = False,
-              locations: Locations | None = None, not_run: int = 0) -> None:
-    """Print the table, the details of every layer that did not pass, and the summary."""
+              locations: Locations | None = None, not_run: int = 0, verbose: bool = False, quiet: bool = False,
+              tracebacks: dict[str, str] | None = None) -> None:
+    """Print the table, the details of every layer that did not pass, and the summary. `quiet`: only
+    the failures and the summary; `verbose`: also every example and the user's traceback (by layer name)."""
+    names = [layer.name for layer in run.layers]
     run = printable_run(run)
-    console.print(results_table(run))
-    note = precision_note(run)
-    if note:
-        console.print(note)
-    for layer in run.layers:
-        if layer.status is not Status.PASS or (detail and (layer.kinks or any(t.by_directions for t in layer.tensors))):
+    if not quiet:
+        console.print(results_table(run))
+        note = precision_note(run)
+        if note:
+            console.print(note)
+    for name, layer in zip(names, run.layers):
+        if verbose:
+            console.print(*trail_lines(layer), sep="\n")
+        shown = layer.status.is_failure(strict) if quiet else layer.status is not Status.PASS or (
+            detail and (layer.kinks or any(t.by_directions for t in layer.tensors)))
+        if shown:
             code = code_at(layer, locations)
-            console.print(layer_details(layer, heatmap=detail, code=code and printable(code)))
+            console.print(layer_details(layer, heatmap=detail, code=code and printable(code), repro=False))
+            if layer.repro:
+                console.print(repro_line(layer), soft_wrap=True)
+        if verbose and (tracebacks or {}).get(name):
+            console.print(*(Text(printable(line), style="red") for line in tracebacks[name].splitlines()), sep="\n")
     if not_run:
         console.print(Text(f"stopped at the first failure (--fail-fast): {not_run} layer(s) not checked", style="yellow"))
     console.print(summary_line(run, strict))
