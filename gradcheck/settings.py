@@ -55,7 +55,7 @@ def find_pyproject(start: Path | None = None) -> Path | None:
     for candidate in (folder, *folder.parents):
         path = candidate / PYPROJECT
         if path.is_file() and _declares_gradcheck(path):
-            return path
+            return path.relative_to(Path.cwd().resolve()) if candidate == Path.cwd().resolve() else path
         if (candidate / ".git").exists():
             return None
     return None
@@ -67,8 +67,8 @@ def _declares_gradcheck(path: Path) -> bool:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
         return True
-    tool = document.get("tool")
-    return not isinstance(tool, dict) or "gradcheck" in tool
+    tool = document.get("tool", {})
+    return not isinstance(tool, dict) or "gradcheck" in tool  # `tool = 5` counts: load_settings reports it
 
 
 def load_settings(path: Path | None = None) -> Settings:
