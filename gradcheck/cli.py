@@ -84,7 +84,7 @@ def _shard(ctx, param, value):
 
 CONFIG_OPTION = click.option(
     "--config", type=click.Path(dir_okay=False, path_type=Path),
-    help="The layers.yaml to read [default: [tool.gradcheck] config in ./pyproject.toml, else ./layers.yaml].")
+    help="The layers.yaml to read [default: [tool.gradcheck] config in the nearest pyproject.toml, else ./layers.yaml].")
 
 
 def shared_options(command):

@@ -266,8 +266,9 @@ def compare(analytic: dict[str, np.ndarray], saved) -> int:
                   f"expected shape {numeric.shape}")
             mismatched += 1
             continue
-        error = np.abs(given - numeric)
-        ratio = error / np.maximum(atol + rtol * np.abs(numeric), TINY)
+        given, numeric = np.asarray(given, dtype=float), np.asarray(numeric, dtype=float)
+        error = np.array(np.abs(given - numeric))  # an array even for a scalar parameter
+        ratio = np.array(error / np.maximum(atol + rtol * np.abs(numeric), TINY))
         ratio[~(np.isfinite(given) & np.isfinite(numeric))] = np.inf  # NaN or inf: overflow is a mismatch too
         worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.size else ()
         bad = bool(ratio.size) and float(ratio[worst]) > 1

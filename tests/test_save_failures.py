@@ -142,3 +142,15 @@ def test_gradcheck_check_saves_the_given_arrays(tmp_path):
     np.testing.assert_array_equal(saved["input/x"], x)
     ran = replay(tmp_path / "forward.py", cwd=tmp_path)
     assert ran.returncode == 1 and "w: MISMATCH" in ran.stdout and "x: ok" in ran.stdout
+
+
+def test_compare_handles_a_scalar_parameter_and_non_finite_values(tmp_path, capsys):
+    from gradcheck.failures import compare
+    np.savez(tmp_path / "s.npz", **{"numeric/w": np.array(0.5), "numeric/x": np.array([1.0, np.nan]),
+                                    "rtol": np.array(1e-5), "atol": np.array(1e-7)})
+    saved = np.load(tmp_path / "s.npz")
+    assert compare({"w": np.array(0.5), "x": np.array([1.0, 2.0])}, saved) == 1
+    out = capsys.readouterr().out
+    assert "w: ok" in out and "x: MISMATCH" in out  # a NaN is never a match
+    assert compare({"w": np.array(1.0), "x": np.array([1.0, 2.0])}, saved) == 1
+    assert "w: MISMATCH" in capsys.readouterr().out
