@@ -61,7 +61,7 @@ def _tensor_label(tensor: TensorResult | None, shapes: dict | None = None) -> st
     return f"{tensor.name} ({shape})"
 
 
-def layer_details(layer: LayerResult, heatmap: bool = False, code: str | None = None, repro: bool = True) -> Group:
+def layer_details(layer: LayerResult, heatmap: bool = False, code: str | None = None) -> Group:
     """Why a layer did not pass: message, worst element, diagnosis, smallest dims, reproduce; and
     which tensors passed by random directions only."""
     parts = [Text.assemble((f"{layer.name}", "bold"), " ", _status(layer.status), f"  {layer.message}")]
@@ -95,7 +95,7 @@ def layer_details(layer: LayerResult, heatmap: bool = False, code: str | None = 
     if layer.kinks:
         redrawn = f"; {layer.redrawn} example(s) drawn again with fresh values" if layer.redrawn else ""
         parts.append(Text(f"  {layer.kinks} point(s) skipped: the function is not smooth there (kink) or the reference was unsteady{redrawn}", style="dim"))
-    if layer.repro and repro:
+    if layer.repro:
         parts.append(repro_line(layer))
     if layer.source:
         parts.append(Text(f"  defined at {layer.source}", style="dim"))
@@ -198,9 +198,8 @@ def print_run(console: Console, run: RunResult, strict: bool = False, detail: bo
             detail and (layer.kinks or any(t.by_directions for t in layer.tensors)))
         if shown:
             code = code_at(layer, locations)
-            console.print(layer_details(layer, heatmap=detail, code=code and printable(code), repro=False))
-            if layer.repro:
-                console.print(repro_line(layer), soft_wrap=True)
+            for part in layer_details(layer, heatmap=detail, code=code and printable(code)).renderables:
+                console.print(part, soft_wrap=getattr(part, "no_wrap", None) is True)  # the reproduce line, whole
         if verbose and (tracebacks or {}).get(name):
             console.print(*(Text(printable(line), style="red") for line in tracebacks[name].splitlines()), sep="\n")
     if not_run:
