@@ -244,7 +244,7 @@ def _execute(names, detail, config, examples, seed, rtol, atol, eps, mode, fmt, 
     jobs = 1 if pdb else _jobs(jobs or settings.jobs or 1)
     memory = _memory_limit(memory_limit, settings, jobs)
     importing.set_limits(timeout or settings.timeout, memory)
-    registry = _load(config or Path(settings.config or DEFAULT_CONFIG), fmt)
+    registry = _load(config or Path(settings.config or DEFAULT_CONFIG), "github" if github else fmt)
     specs = [with_settings(spec, settings) for spec in _select(registry, names)]
     for _, flag, path in outputs.files():
         _refuse_to_overwrite(path, registry, specs, settings, flag)

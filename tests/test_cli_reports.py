@@ -163,3 +163,11 @@ def test_the_reproduce_command_is_whole_at_40_columns(tmp_path, monkeypatch):
     for output in (in_process.stdout, alone.stdout):
         assert f"  reproduce: {expected}" in output.splitlines()
     assert max(len(line) for line in in_process.stdout.splitlines() if "reproduce" not in line) <= 40
+
+
+def test_github_annotates_configuration_errors_too(project):
+    (project / "layers.yaml").write_text(layers_yaml("good").replace("style: functions", "style: funktions"))
+    result = invoke("run", "all", "--github", "--junit", "j.xml")
+    assert result.exit_code == 2
+    assert result.stdout.startswith("::error file=") and "line=" in result.stdout
+    assert not (project / "j.xml").exists()
