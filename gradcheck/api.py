@@ -66,11 +66,13 @@ def run_config(config: str | os.PathLike = "layers.yaml", names: list[str] | Non
 
 
 def _save(results: list[LayerResult], specs: list[LayerSpec], directory, options: Options) -> None:
-    """Write the failing examples; the script reads each layer from the layers.yaml that defines it."""
+    """Write the failing examples; the script reads each layer from the layers.yaml that defines it
+    (a LayerSpec made in Python has none: its script shows the saved gradients)."""
     for result in results:
         spec = next((s for s in specs if s.name == result.name), None)
         config = spec.source.rsplit(":", 1)[0] if spec and spec.source else None
-        if spec is not None and config and os.path.isfile(config):
+        if spec is not None:
+            config = config if config and os.path.isfile(config) else None
             save_failures([result], {spec.name: spec}, directory, config, options.tolerances)
 
 

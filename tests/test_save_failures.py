@@ -154,3 +154,22 @@ def test_compare_handles_a_scalar_parameter_and_non_finite_values(tmp_path, caps
     assert "w: ok" in out and "x: MISMATCH" in out  # a NaN is never a match
     assert compare({"w": np.array(1.0), "x": np.array([1.0, 2.0])}, saved) == 1
     assert "w: MISMATCH" in capsys.readouterr().out
+
+
+def test_json_on_stdout_stays_valid_while_failures_are_saved(project):
+    import json
+    (project / "mine.py").write_text(MODULE.replace("def wrong_backward(dout, x):\n",
+                                                    "def wrong_backward(dout, x):\n    print('noise')\n"))
+    result = invoke("run", "all", "--seed", 5, "--format", "json", "--save-failures", "out")
+    assert json.loads(result.stdout)["layers"][1]["status"] == "FAIL"
+    assert "saved out/wrong.npz; replay it: python out/wrong.py" in result.stderr
+    assert (project / "out" / "wrong.py").is_file()
+
+
+def test_a_spec_made_in_python_gets_a_script_of_the_saved_numbers(project, tmp_path):
+    from dataclasses import replace
+    from gradcheck.registry import load_registry
+    spec = replace(load_registry("layers.yaml").get("wrong"), source="")
+    check_layer(spec, seed=5, save_failures=tmp_path / "made")
+    ran = replay(tmp_path / "made" / "wrong.py", cwd=tmp_path)
+    assert ran.returncode == 1 and "x: MISMATCH" in ran.stdout
