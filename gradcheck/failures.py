@@ -151,7 +151,7 @@ def example_arrays(spec: LayerSpec, example: dict, tol: Tolerances) -> tuple[dic
             out.update({f"upstream/{i}": np.asarray(r, dtype=float) for i, r in enumerate(upstream)})
             analytic = layer.backward(cache, upstream)
             numeric = {name: layer.numeric(name, upstream, tol.eps) for name in layer.tensors}
-    except Exception as exc:  # the layer raised (or returned something unusable): the script replays that
+    except (Exception, SystemExit) as exc:  # the layer raised (or exited): the script replays that
         return out, str(exc) or type(exc).__name__
     out.update({f"analytic/{k}": v for k, v in analytic.items()})
     out.update({f"numeric/{k}": v for k, v in numeric.items()})
@@ -171,7 +171,7 @@ def replay_raises(spec: LayerSpec, example: dict) -> BaseException | None:
             layer.backward(cache, draw_upstream(outputs, rng))
     except LayerProblem:
         return None
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() in a layer must not end gradcheck here either
         return exc
     return None
 

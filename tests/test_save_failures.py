@@ -173,3 +173,11 @@ def test_a_spec_made_in_python_gets_a_script_of_the_saved_numbers(project, tmp_p
     check_layer(spec, seed=5, save_failures=tmp_path / "made")
     ran = replay(tmp_path / "made" / "wrong.py", cwd=tmp_path)
     assert ran.returncode == 1 and "x: MISMATCH" in ran.stdout
+
+
+def test_a_layer_that_exits_cannot_end_the_run_green_while_saved_or_shown(project):
+    (project / "mine.py").write_text(MODULE + "\n\ndef exiting_backward(dout, x):\n    import sys\n    sys.exit(0)\n")
+    (project / "layers.yaml").write_text(LAYERS.replace("raising_backward", "exiting_backward"))
+    result = invoke("run", "raising", "--seed", 5, "--save-failures", "out", "-v")
+    assert result.exit_code == 1
+    assert (project / "out" / "raising.py").is_file()
