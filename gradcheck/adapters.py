@@ -356,6 +356,10 @@ ADAPTERS = {"class": ClassAdapter, "functions": FunctionsAdapter, "loss": LossAd
 
 def adapter_for(spec: LayerSpec) -> Adapter:
     """The adapter for a layer's style."""
+    if spec.style not in ADAPTERS:  # model, elementwise: imported here, as they build on this module
+        from gradcheck.adapters_styles import adapter_for_style
+
+        return adapter_for_style(spec)
     return ADAPTERS[spec.style](spec)
 
 

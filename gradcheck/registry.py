@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from gradcheck import registry_styles
 from gradcheck.errors import ConfigError
 from gradcheck.expr import Expression, ExpressionError, parse
 from gradcheck.spec import STYLES, LayerSpec, Location, Ref, TensorSpec, Tolerances
@@ -26,9 +27,10 @@ COMMON_KEYS = (
     "examples", "rtol", "atol", "eps", "xfail", "timeout", "description",
 )
 STYLE_KEYS = {
-    "class": ("init", "params", "params_at", "grads"),
+    "class": ("init", "params", "params_at", "grads", "forward", "backward"),  # forward/backward: method names
     "functions": ("forward", "backward", "params"),
     "loss": ("function",),
+    **registry_styles.STYLE_KEYS,
 }
 TENSOR_KEYS = ("shape", "integers", "values", "range")
 
@@ -217,7 +219,7 @@ class _Reader:
                 other = [s for s in STYLES if key in STYLE_KEYS[s]]
                 hint = f" (it belongs to style {other[0]!r})" if other else suggest(key, allowed)
                 self.error(raw.line_of(key), f"unknown key {key!r} for a layer of style {style!r}{hint}")
-        for key in ("impl", "inputs") + {"functions": ("forward", "backward"), "loss": (), "class": ()}[style]:
+        for key in ("impl", "inputs") + {"functions": ("forward", "backward")}.get(style, ()):
             if key not in raw:
                 self.error(raw.line, f"layer {name!r}: missing key {key!r}")
         dims = self.read_dims(raw)
@@ -244,6 +246,7 @@ class _Reader:
         batch_independent = raw.get("batch_independent")
         if batch_independent is not None and not isinstance(batch_independent, bool):
             self.error(raw.line_of("batch_independent"), "'batch_independent' must be true or false")
+        options = registry_styles.read_options(self, raw, style, inputs, params)
         if len(self.problems) > before:
             return None
         targets = self.import_targets(raw, style)
@@ -254,7 +257,7 @@ class _Reader:
             init=init, args=args, params_at=params_at, grads=grads, where=where, batch=batch,
             batch_independent=batch_independent, examples=examples, tolerances=tolerances,
             xfail=("expected failure" if xfail is True else xfail) or None, timeout=timeout,
-            source=f"{self.path}:{raw.line}", **targets,
+            source=f"{self.path}:{raw.line}", options=options, **targets,
         )
 
     def read_dims(self, raw: LineDict) -> dict[str, tuple[int, int]]:
@@ -417,11 +420,14 @@ class _Reader:
         module = self.import_module(module_part, line)
         if module is None:
             return None
+        if style in registry_styles.STYLE_KEYS:
+            return registry_styles.import_targets(self, raw, style, module, object_name)
         if style == "class":
             if not object_name:
                 self.error(line, f"impl {impl!r}: name the class, as file.py:Class or package.module:Class")
                 return None
             target = self.lookup(module, object_name, impl, line)
+            target = None if target is None else registry_styles.renamed_methods(self, raw, target)
             if target is None:
                 return None
             for method in ("forward", "backward"):

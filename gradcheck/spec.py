@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from gradcheck.expr import Expression
 
-STYLES = ("class", "functions", "loss")
+STYLES = ("class", "functions", "loss", "model", "elementwise")  # the last two: see adapters_styles
 
 
 @dataclass(frozen=True)
@@ -102,11 +102,14 @@ class LayerSpec:
     xfail: str | None = None
     timeout: float | None = None
     source: str = ""  # "layers.yaml:LINE"
+    options: Any = field(default_factory=dict)  # style-specific settings (registry_styles)
 
     @functools.cached_property  # asked for several times per example
     def differentiable_inputs(self) -> tuple[TensorSpec, ...]:
         """Float inputs that are perturbed; a loss differentiates only its first input."""
         floats = tuple(t for t in self.inputs if t.differentiable)
+        if self.style == "model":  # a whole model's inputs are its data: only its parameters are checked
+            return ()
         if self.style == "loss":
             return tuple(t for t in self.inputs[:1] if t.differentiable)
         return floats

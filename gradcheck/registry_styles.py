@@ -1,0 +1,207 @@
+"""Reading the keys of the model and elementwise styles, and of renamed class methods, from layers.yaml.
+
+The registry calls in here; every mistake goes through the reader's `error`, so it is reported as
+`layers.yaml:LINE: what is wrong` like any other. The callables found are stored in LayerSpec's
+own fields: a model's class or factory in `target`; a functional model's forward, backward and
+cost in `forward`, `backward` and `function`; an elementwise pair's function and derivative in
+`function` and `backward`. Names and argument lists go in `options`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gradcheck.spec import Location
+
+STYLE_KEYS = {
+    "model": ("init", "params", "params_at", "loss", "gradient", "grad_names", "forward", "cost", "backward",
+              "function"),
+    "elementwise": ("init", "function", "derivative", "derivative_of"),
+}
+MODEL_OBJECT_KEYS = ("init", "params_at", "loss", "gradient")
+MODEL_FUNCTION_KEYS = ("forward", "cost", "backward", "function")
+STEP_NAMES = ("params", "out", "cache")  # what a functional model's steps may be handed besides inputs
+DERIVATIVE_NAMES = ("gradient", "grad", "derivative", "deriv")  # looked for on an elementwise object
+
+
+def read_options(reader, raw, style: str, inputs, params) -> dict[str, Any]:
+    """The style-specific settings of one layer (empty for the three original styles)."""
+    if style == "model":
+        return _model_options(reader, raw, inputs, params)
+    if style == "elementwise":
+        return _elementwise_options(reader, raw, inputs, params)
+    return {}
+
+
+def _is_object(raw) -> bool:
+    return ":" in str(raw.get("impl", ""))
+
+
+def _model_options(reader, raw, inputs, params) -> dict[str, Any]:
+    if not params:
+        reader.error(raw.line, "a model needs 'params': the parameter arrays its loss depends on, e.g. "
+                               "{W1: [D, H], b1: [H]}")
+    options = {"grad_names": _grad_names(reader, raw)}
+    if _is_object(raw):
+        for key in MODEL_FUNCTION_KEYS:
+            if key in raw:
+                reader.error(raw.line_of(key), f"{key!r} belongs to a functional model (impl: file.py, no :Object); "
+                                               f"for a model object, name its methods with 'loss' and 'gradient'")
+        options["kind"] = "object"
+        options["loss"] = _method_name(reader, raw, "loss", "loss")
+        options["gradient"] = _method_name(reader, raw, "gradient", None)
+        options["params_at"] = None if "params_at" in raw else Location("dict", "params")  # else the layer's own
+        return options
+    for key in MODEL_OBJECT_KEYS:
+        if key in raw:
+            reader.error(raw.line_of(key), f"{key!r} belongs to a model object (impl: file.py:Class); a functional "
+                                           "model takes forward, cost and backward (or one function)")
+    names = [t.name for t in inputs]
+    if "function" in raw:
+        options["kind"] = "function"
+        options["function"] = _step(reader, raw, "function", names + ["params"], names + ["params"])
+        return options
+    missing = [key for key in ("forward", "cost", "backward") if key not in raw]
+    if missing:
+        reader.error(raw.line, f"a functional model needs forward, cost and backward (missing {', '.join(missing)}), "
+                               "or one 'function' returning (loss, grads)")
+        return options
+    options["kind"] = "functions"
+    options["forward"] = _step(reader, raw, "forward", names[:1] + ["params"], names + ["params"])
+    options["cost"] = _step(reader, raw, "cost", ["out"] + names[1:], names + list(STEP_NAMES))
+    options["backward"] = _step(reader, raw, "backward", ["params", "cache"] + names, names + list(STEP_NAMES))
+    return options
+
+
+def _grad_names(reader, raw) -> str:
+    template = raw.get("grad_names", "auto")
+    if template == "auto":
+        return template
+    ok = isinstance(template, str) and "{name}" in template
+    if ok:
+        try:
+            template.format(name="x")
+        except (KeyError, IndexError, ValueError):
+            ok = False
+    if not ok:
+        reader.error(raw.line_of("grad_names"), f"'grad_names' must be a template using {{name}} (e.g. d{{name}}: "
+                                                f"grads['dW1'] for W1) or auto, got {template!r}")
+    return template if ok else "auto"
+
+
+def _method_name(reader, raw, key: str, default: str | None) -> str | None:
+    value = raw.get(key, default)
+    if value is not None and (not isinstance(value, str) or not value.isidentifier()):
+        reader.error(raw.line_of(key), f"{key!r} must name a method, got {value!r}")
+        return default
+    return value
+
+
+def _step(reader, raw, key: str, default: list[str], allowed: list[str]) -> tuple[str | None, tuple[str, ...]]:
+    """A functional model's step: `NAME` (default arguments) or `{function: NAME, args: [..]}`."""
+    entry, line = raw[key], raw.line_of(key)
+    if isinstance(entry, str):
+        return entry, tuple(default)
+    if not isinstance(entry, dict) or set(entry) - {"function", "args"} or "function" not in entry:
+        reader.error(line, f"{key!r} must be a function name or {{function: NAME, args: [{', '.join(default)}]}}, "
+                           f"got {entry!r}")
+        return None, tuple(default)
+    args = entry.get("args", default)
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        reader.error(line, f"{key}: 'args' must be a list of names, e.g. [{', '.join(default)}]")
+        return entry["function"], tuple(default)
+    for name in args:
+        if name not in allowed:
+            reader.error(line, f"{key}: argument {name!r} is neither an input nor one of "
+                               f"{', '.join(n for n in allowed if n not in raw.get('inputs', {}))}{_suggest(name, allowed)}")
+    return entry["function"], tuple(args)
+
+
+def _elementwise_options(reader, raw, inputs, params) -> dict[str, Any]:
+    if len(inputs) != 1 or not inputs[0].differentiable:
+        reader.error(raw.line_of("inputs"), "an elementwise function takes exactly one float input, e.g. {z: [N, D]}")
+    if params:
+        reader.error(raw.line_of("params"), "an elementwise function has no parameters (use style class)")
+    of = raw.get("derivative_of", "input")
+    if of not in ("input", "output"):
+        reader.error(raw.line_of("derivative_of"), f"'derivative_of' must be input or output, got {of!r}")
+    if not _is_object(raw) and not {"function", "derivative"} <= set(raw):
+        reader.error(raw.line, "elementwise functions in a module need 'function' and 'derivative' "
+                               "(e.g. function: sigmoid, derivative: sigmoid_grad)")
+    return {"derivative_of": of, "function": _method_name(reader, raw, "function", "__call__"),
+            "derivative": _method_name(reader, raw, "derivative", None)}
+
+
+# -- imports --------------------------------------------------------------------------------
+def import_targets(reader, raw, style: str, module, object_name: str) -> dict[str, Any] | None:
+    """LayerSpec's callables for a model or elementwise layer; None after reporting a problem."""
+    impl, line = str(raw["impl"]), raw.line_of("impl")
+    owner = reader.lookup(module, object_name, impl, line) if object_name else None
+    if object_name and owner is None:
+        return None
+    if style == "model":
+        return _model_targets(reader, raw, module, owner, impl)
+    return _elementwise_targets(reader, raw, module, owner, impl)
+
+
+def _model_targets(reader, raw, module, owner, impl: str) -> dict[str, Any] | None:
+    if owner is not None:
+        for key, default in (("loss", "loss"), ("gradient", None)):
+            name = raw.get(key, default)
+            if name is not None and isinstance(owner, type) and not callable(getattr(owner, name, None)):
+                reader.error(raw.line_of(key), f"{impl!r}: the model has no {name}() method{_suggest(name, _public(owner))}"
+                                               f" (set '{key}' to the method that returns the loss"
+                                               f"{'' if key == 'loss' else ' gradients'})")
+                return None
+        return {"target": owner}
+    found = {}
+    for key, field in (("function", "function"), ("forward", "forward"), ("cost", "function"), ("backward", "backward")):
+        if key in raw:
+            entry = raw[key]
+            name = entry.get("function") if isinstance(entry, dict) else entry
+            found[field] = reader.lookup(module, name, impl, raw.line_of(key))
+    return None if None in found.values() else found
+
+
+def _elementwise_targets(reader, raw, module, owner, impl: str) -> dict[str, Any] | None:
+    if owner is None:
+        found = {field: reader.lookup(module, raw.get(key), impl, raw.line_of(key))
+                 for key, field in (("function", "function"), ("derivative", "backward"))}
+        return None if None in found.values() else found
+    if isinstance(owner, type):
+        derivative = raw.get("derivative") or next((n for n in DERIVATIVE_NAMES if hasattr(owner, n)), None)
+        if derivative is None:
+            reader.error(raw.line, f"{impl!r} has none of {', '.join(n + '()' for n in DERIVATIVE_NAMES)}: "
+                                   "name its derivative method with 'derivative'")
+            return None
+        for key, name in (("function", raw.get("function", "__call__")), ("derivative", derivative)):
+            if not callable(getattr(owner, name, None)):
+                reader.error(raw.line_of(key), f"{impl!r} has no {name}() method{_suggest(name, _public(owner))}")
+                return None
+    return {"target": owner}
+
+
+def renamed_methods(reader, raw, target: type) -> type | None:
+    """Style class whose forward/backward go by other names (forward: forward_pass): a subclass that
+    answers to forward and backward too; the class itself when no key renames them."""
+    names = {key: raw[key] for key in ("forward", "backward") if key in raw}
+    if not names:
+        return target
+    for key, name in names.items():
+        if not isinstance(name, str) or not callable(getattr(target, name, None)):
+            reader.error(raw.line_of(key), f"{target.__name__} has no method {name!r}{_suggest(name, _public(target))}")
+            return None
+    methods = {key: getattr(target, name) for key, name in names.items()}
+    renamed = type(target.__name__, (target,), {**methods, "__module__": target.__module__,
+                                                 "__qualname__": target.__qualname__})
+    return renamed
+
+
+def _public(owner) -> list[str]:
+    return [n for n in dir(owner) if not n.startswith("_")]
+
+
+def _suggest(name, choices) -> str:
+    from gradcheck.registry import suggest  # here, not at the top: the registry imports this module
+
+    return suggest(name, choices)
