@@ -1,0 +1,158 @@
+"""layers.yaml keys of the newer styles: each mistake is one `layers.yaml:LINE: message` line
+(exit 2, no traceback), and a layer that does not fit its declaration is that layer's ERROR
+with a message naming the key that would fix it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+from click.testing import CliRunner
+
+from gradcheck import check_layer
+from gradcheck.cli import cli
+from gradcheck.errors import ConfigError
+from gradcheck.registry import load_registry
+from gradcheck.results import Status
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "styles2"
+
+MODEL = f"""\
+layers:
+  - name: net
+    impl: {FIXTURES}/cs231n_models.py:TwoLayerNet
+    style: model
+    init: {{input_dim: $D, hidden_dim: $H, num_classes: $C}}
+    params: {{W1: [D, H], b1: [H], W2: [H, C], b2: [C]}}
+    inputs:
+      X: {{shape: [N, D], range: [-1, 1]}}
+      y: {{shape: [N], integers: [0, C - 1]}}
+    dims: {{N: [1, 3], D: [1, 3], H: [1, 3], C: [2, 3]}}
+"""
+TUTORIAL = f"""\
+layers:
+  - name: net
+    impl: {FIXTURES}/tutorial_models.py
+    style: model
+    forward: forward_propagation
+    cost: compute_cost
+    backward: backward_propagation
+    params: {{W1: [H, D], b1: [H, 1], W2: [1, H], b2: [1, 1]}}
+    inputs:
+      X: {{shape: [D, M], range: [-1, 1]}}
+      Y: {{shape: [1, M], values: [0, 1]}}
+    batch: M
+    dims: {{M: [1, 3], D: [1, 3], H: [1, 3]}}
+"""
+ELEMENTWISE = f"""\
+layers:
+  - name: act
+    impl: {FIXTURES}/activations.py
+    style: elementwise
+    function: sigmoid
+    derivative: sigmoid_grad
+    inputs: {{x: [N, D]}}
+    dims: {{N: [1, 3], D: [1, 3]}}
+"""
+DENSE = f"""\
+layers:
+  - name: dense
+    impl: {FIXTURES}/renamed_layers.py:Dense
+    style: class
+    forward: forward_pass
+    backward: backward_pass
+    init: {{n_units: $M, input_dim: $D}}
+    params: {{W: [D, M], w0: [1, M]}}
+    grads: attr:grad_{{name}}
+    inputs: {{X: [N, D]}}
+    dims: {{N: [1, 3], D: [1, 3], M: [1, 3]}}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "layers.yaml"
+    path.write_text(text)
+    return path
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_registry(write(tmp_path, text))
+    return caught.value.problems
+
+
+def one_problem(tmp_path: Path, text: str, line: int) -> str:
+    found = problems(tmp_path, text)
+    assert len(found) == 1, found
+    assert found[0].startswith(f"{tmp_path / 'layers.yaml'}:{line}: "), found[0]
+    return found[0]
+
+
+@pytest.mark.parametrize("text", [MODEL, TUTORIAL, ELEMENTWISE, DENSE])
+def test_the_base_files_are_valid(tmp_path, text):
+    assert load_registry(write(tmp_path, text)).names()
+
+
+CASES = [  # (base, old, new, line, words the message must contain)
+    (MODEL, "    params: {W1: [D, H], b1: [H], W2: [H, C], b2: [C]}\n", "", 2, ["needs 'params'"]),
+    (MODEL, "    style: model\n", "    style: model\n    loss: los\n", 5, ["no los() method", "did you mean 'loss'"]),
+    (MODEL, "    style: model\n", "    style: model\n    forward: predict\n", 5, ["functional model", "'loss' and 'gradient'"]),
+    (MODEL, "    style: model\n", "    style: model\n    grad_names: d_\n", 5, ["{name}"]),
+    (MODEL, "    style: model\n", "    style: modle\n", 4, ["did you mean 'model'"]),
+    (TUTORIAL, "    cost: compute_cost\n", "", 2, ["missing cost"]),
+    (TUTORIAL, "    cost: compute_cost\n", "    cost: compute_cots\n", 6, ["did you mean 'compute_cost'"]),
+    (TUTORIAL, "    backward: backward_propagation\n",
+     "    backward: {function: backward_propagation, args: [params, cahce, X, Y]}\n", 7,
+     ["'cahce'", "did you mean 'cache'"]),
+    (TUTORIAL, "    style: model\n", "    style: model\n    init: {a: 1}\n", 5, ["model object"]),
+    (ELEMENTWISE, "    derivative: sigmoid_grad\n", "", 2, ["'function' and 'derivative'"]),
+    (ELEMENTWISE, "    derivative: sigmoid_grad\n", "    derivative: sigmoid_grd\n", 6, ["did you mean 'sigmoid_grad'"]),
+    (ELEMENTWISE, "    inputs: {x: [N, D]}\n", "    inputs: {x: [N, D], y: [N, D]}\n", 7, ["exactly one float input"]),
+    (ELEMENTWISE, "    derivative: sigmoid_grad\n", "    derivative: sigmoid_grad\n    derivative_of: outptu\n", 7,
+     ["input or output"]),
+    (DENSE, "    backward: backward_pass\n", "    backward: backward_pas\n", 6, ["did you mean 'backward_pass'"]),
+]
+
+
+@pytest.mark.parametrize("base, old, new, line, words", CASES)
+def test_mistakes_are_one_line_each(tmp_path, base, old, new, line, words):
+    assert old in base
+    message = one_problem(tmp_path, base.replace(old, new), line)
+    for word in words:
+        assert word in message, message
+
+
+def test_cli_reports_a_mistake_with_exit_2_and_no_traceback(tmp_path):
+    path = write(tmp_path, MODEL.replace("    style: model\n", "    style: model\n    loss: los\n"))
+    result = CliRunner().invoke(cli, ["run", "all", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output and f"{path}:5:" in result.output
+
+
+def test_gradient_names_that_match_nothing_are_an_error_naming_grad_names(tmp_path):
+    path = write(tmp_path, MODEL.replace("    style: model\n", "    style: model\n    grad_names: grad_{name}\n"))
+    res = check_layer("net", config=path, examples=2, seed=0)
+    assert res.status is Status.ERROR and "grad_names" in res.message and "'grad_W1'" in res.message
+
+
+def test_explicit_grad_names_template(tmp_path):
+    path = write(tmp_path, TUTORIAL.replace("    style: model\n", "    style: model\n    grad_names: d{name}\n"))
+    assert check_layer("net", config=path, examples=2, seed=0).status is Status.PASS
+
+
+def test_a_model_missing_a_declared_parameter_is_an_error(tmp_path):
+    path = write(tmp_path, MODEL.replace("b2: [C]}", "b2: [C], W3: [C, C]}"))
+    res = check_layer("net", config=path, examples=2, seed=0)
+    assert res.status is Status.ERROR and "W3" in res.message and "params_at" in res.message
+
+
+def test_a_derivative_of_the_wrong_shape_is_an_error(tmp_path):
+    text = ELEMENTWISE.replace("derivative: sigmoid_grad", "derivative: tanh_grad_from_output").replace(
+        "function: sigmoid", "function: relu")
+    (tmp_path / "sum_grad.py").write_text("import numpy as np\ndef f(x):\n    return x * x\n"
+                                          "def df(x):\n    return 2 * x.sum(axis=0)\n")
+    text = text.replace(f"{FIXTURES}/activations.py", "sum_grad.py").replace("function: relu", "function: f")
+    path = write(tmp_path, text.replace("derivative: tanh_grad_from_output", "derivative: df"))
+    res = check_layer("act", config=path, examples=2, seed=0)
+    assert res.status is Status.ERROR and "expected" in res.message and "Jacobian" in res.message
