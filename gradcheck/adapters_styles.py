@@ -116,14 +116,17 @@ class ModelFunctionsAdapter(Adapter):
     def forward(self, inputs, params, seed):
         env = {t.name: x for t, x in zip(self.spec.inputs, inputs)}
         env["params"] = {p.name: params[p.name] for p in self.spec.params}  # the caller's arrays: changes are seen
+        hyper = self._args()
+        env.update({k: v for k, v in hyper.items() if k not in env})
+        keywords = {k: hyper[k] for k in self.spec.options["keywords"]}
         reseed(seed)
         options = self.spec.options
         if options["kind"] == "function":
-            result = self._step(self.spec.function, options["function"], env, "the model function", self._args())
+            result = self._step(self.spec.function, options["function"], env, "the model function", keywords)
             if not isinstance(result, tuple) or len(result) != 2:
                 raise LayerProblem(Status.ERROR, f"the model function returned {_kind(result)}; expected (loss, grads)")
             return scalar_loss(result[0], "the model function"), (env, result[1])
-        out = self._step(self.spec.forward, options["forward"], env, "forward", self._args())
+        out = self._step(self.spec.forward, options["forward"], env, "forward", keywords)
         env["out"], env["cache"] = out if isinstance(out, tuple) and len(out) == 2 else (out, None)
         loss = self._step(self.spec.function, options["cost"], env, "cost", {})
         return scalar_loss(loss, "cost"), (env, None)

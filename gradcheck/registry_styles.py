@@ -57,19 +57,28 @@ def _model_options(reader, raw, inputs, params) -> dict[str, Any]:
             reader.error(raw.line_of(key), f"{key!r} belongs to a model object (impl: file.py:Class); a functional "
                                            "model takes forward, cost and backward (or one function)")
     names = [t.name for t in inputs]
+    hyper = list(raw["args"]) if isinstance(raw.get("args"), dict) else []  # a step may name them too
     if "function" in raw:
         options["kind"] = "function"
-        options["function"] = _step(reader, raw, "function", names + ["params"], names + ["params"])
-        return options
+        options["function"] = _step(reader, raw, "function", names + ["params"], names + ["params"] + hyper)
+        return _keywords(options, hyper)
     missing = [key for key in ("forward", "cost", "backward") if key not in raw]
     if missing:
         reader.error(raw.line, f"a functional model needs forward, cost and backward (missing {', '.join(missing)}), "
                                "or one 'function' returning (loss, grads)")
         return options
     options["kind"] = "functions"
-    options["forward"] = _step(reader, raw, "forward", names[:1] + ["params"], names + ["params"])
-    options["cost"] = _step(reader, raw, "cost", ["out"] + names[1:], names + list(STEP_NAMES))
-    options["backward"] = _step(reader, raw, "backward", ["params", "cache"] + names, names + list(STEP_NAMES))
+    options["forward"] = _step(reader, raw, "forward", names[:1] + ["params"], names + ["params"] + hyper)
+    options["cost"] = _step(reader, raw, "cost", ["out"] + names[1:], names + list(STEP_NAMES) + hyper)
+    options["backward"] = _step(reader, raw, "backward", ["params", "cache"] + names,
+                                names + list(STEP_NAMES) + hyper)
+    return _keywords(options, hyper)
+
+
+def _keywords(options: dict[str, Any], hyper: list[str]) -> dict[str, Any]:
+    """The `args` no step names: passed by keyword to the first step (forward, or the one function)."""
+    named = {n for key in ("function", "forward", "cost", "backward") if key in options for n in options[key][1]}
+    options["keywords"] = tuple(k for k in hyper if k not in named)
     return options
 
 
