@@ -360,6 +360,10 @@ def adapter_for(spec: LayerSpec) -> Adapter:
         from gradcheck.adapters_styles import adapter_for_style
 
         return adapter_for_style(spec)
+    if spec.style != "loss" or spec.options:  # one-hot inputs, outputs without gradient, hints: adapters_styles
+        from gradcheck.adapters_styles import Selection
+
+        return Selection(ADAPTERS[spec.style](spec))
     return ADAPTERS[spec.style](spec)
 
 

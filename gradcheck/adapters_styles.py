@@ -23,12 +23,69 @@ from gradcheck.spec import LayerSpec
 
 
 def adapter_for_style(spec: LayerSpec) -> Adapter:
-    """The adapter of a model or elementwise layer."""
+    """The adapter of a model, elementwise or loss-object layer."""
     if spec.style == "elementwise":
-        return ElementwiseAdapter(spec)
-    if spec.options.get("kind") == "object":
-        return ModelObjectAdapter(spec)
-    return ModelFunctionsAdapter(spec)
+        adapter = ElementwiseAdapter(spec)
+    elif spec.style == "loss-object":
+        adapter = LossObjectAdapter(spec)
+    elif spec.options.get("kind") == "object":
+        adapter = ModelObjectAdapter(spec)
+    else:
+        adapter = ModelFunctionsAdapter(spec)
+    return Selection(adapter) if spec.options.get("onehot") else adapter
+
+
+class Selection(Adapter):
+    """Wraps another adapter: inputs declared `onehot` go in as one-hot rows, forward's outputs are
+    cut to `grad_outputs` (the others carry no gradient), and a backward that takes fewer upstream
+    gradients than forward has outputs gets a hint toward grad_outputs."""
+
+    def __init__(self, inner: Adapter):
+        self.inner, self.spec = inner, inner.spec
+        self.positions = self.spec.options.get("grad_outputs")
+        self.onehot = [i for i, t in enumerate(self.spec.inputs) if t.name in self.spec.options.get("onehot", ())]
+        self.widths: dict[int, int] = {}
+        self.outputs = 1
+
+    def __getattr__(self, name: str) -> Any:  # read(), args...: the wrapped adapter's
+        if name == "inner":  # not set yet (a copy being built): no recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def prepare(self, env: dict[str, Any], seed: int) -> None:
+        if self.onehot:
+            for position in self.onehot:
+                tensor = self.spec.inputs[position]
+                self.widths[position] = int(tensor.integers[1].evaluate(env)) + 1
+            env = dict(env)
+            env.update({self.spec.inputs[p].name: self._rows(p, env[self.spec.inputs[p].name]) for p in self.onehot})
+        self.inner.prepare(env, seed)
+
+    def _rows(self, position: int, indices: np.ndarray) -> np.ndarray:
+        return np.eye(self.widths[position])[np.asarray(indices, dtype=int)]
+
+    def forward(self, inputs, params, seed):
+        if self.onehot:
+            inputs = [self._rows(i, x) if i in self.widths else x for i, x in enumerate(inputs)]
+        outputs, handle = self.inner.forward(inputs, params, seed)
+        self.outputs = len(outputs)
+        if self.positions is None:
+            return outputs, handle
+        if max(self.positions) >= len(outputs):
+            raise LayerProblem(Status.ERROR, f"grad_outputs names output {max(self.positions)}, but forward returned "
+                                             f"{len(outputs)} output(s)")
+        return tuple(outputs[i] for i in self.positions), handle
+
+    def backward(self, handle, douts):
+        try:
+            return self.inner.backward(handle, douts)
+        except LayerProblem as problem:
+            if self.positions is None and self.outputs > 1 and "positional argument" in problem.message:
+                problem.message += (f" (forward returned {self.outputs} outputs, so backward was given {self.outputs} "
+                                    "upstream gradients; if some outputs carry no gradient (a carried state), list "
+                                    "those backward takes with grad_outputs, e.g. grad_outputs: [0])")
+                problem.args = (problem.message,)
+            raise
 
 
 def scalar_loss(value: Any, who: str) -> tuple[np.ndarray]:
@@ -175,3 +232,32 @@ class ElementwiseAdapter(Adapter):
             return Gradients({name: np.einsum("...i,...ij->...j", dout, slope)}, {}, {})
         raise LayerProblem(Status.ERROR, f"the derivative returned shape {slope.shape}; expected {z.shape} "
                                          f"(f'(z), elementwise) or {z.shape + z.shape[-1:]} (each row's Jacobian)", name)
+
+
+class LossObjectAdapter(Adapter):
+    """A loss object: loss(y, y_pred) (a scalar, or one value per element reduced by `reduction`) and
+    gradient(y, y_pred), the gradient of that scalar with respect to the `differentiate` argument."""
+
+    def prepare(self, env: dict[str, Any], seed: int) -> None:
+        super().prepare(env, seed)
+        obj = call_layer("the constructor", self.spec.target, **resolve(self.spec.init, env))
+        options = self.spec.options
+        gradient = options.get("gradient") or next(n for n in DERIVATIVE_NAMES if hasattr(obj, n))
+        self.loss, self.gradient = getattr(obj, options["loss"]), getattr(obj, gradient)
+
+    def forward(self, inputs, params, seed):
+        reseed(seed)
+        value = normalise_outputs(call_layer("loss()", self.loss, *inputs, **self._args()), "loss()")[0]
+        reduction = self.spec.options["reduction"]
+        if reduction == "none" and value.size != 1:
+            raise LayerProblem(Status.ERROR, f"loss() returned shape {value.shape}; expected a scalar (or say how "
+                                             "its values add up: reduction: sum or mean)")
+        total = value.mean() if reduction == "mean" else value.sum()
+        return (np.asarray(total, dtype=np.float64),), inputs
+
+    def backward(self, handle, douts):
+        name = self.spec.options["differentiate"]
+        slope = call_layer("gradient()", self.gradient, *handle, **self._args())
+        if slope is None:
+            raise LayerProblem(Status.ERROR, f"gradient() returned None; expected d{name}", name)
+        return Gradients({name: np.multiply(slope, douts[0])}, {}, {})

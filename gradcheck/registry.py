@@ -25,10 +25,11 @@ DEFAULT_KEYS = ("examples", "rtol", "atol", "eps", "timeout")
 COMMON_KEYS = (
     "name", "impl", "style", "inputs", "dims", "where", "args", "batch", "batch_independent",
     "examples", "rtol", "atol", "eps", "xfail", "timeout", "description",
+    "onehot",  # see registry_styles
 )
 STYLE_KEYS = {
-    "class": ("init", "params", "params_at", "grads", "forward", "backward"),  # forward/backward: method names
-    "functions": ("forward", "backward", "params"),
+    "class": ("init", "params", "params_at", "grads", "forward", "backward", "grad_outputs"),  # see registry_styles
+    "functions": ("forward", "backward", "params", "grad_outputs"),
     "loss": ("function",),
     **registry_styles.STYLE_KEYS,
 }

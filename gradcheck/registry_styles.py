@@ -17,7 +17,9 @@ STYLE_KEYS = {
     "model": ("init", "params", "params_at", "loss", "gradient", "grad_names", "forward", "cost", "backward",
               "function"),
     "elementwise": ("init", "function", "derivative", "derivative_of"),
+    "loss-object": ("init", "loss", "gradient", "differentiate", "reduction"),
 }
+REDUCTIONS = ("sum", "mean", "none")  # how a loss object's value becomes the scalar its gradient is of
 MODEL_OBJECT_KEYS = ("init", "params_at", "loss", "gradient")
 MODEL_FUNCTION_KEYS = ("forward", "cost", "backward", "function")
 STEP_NAMES = ("params", "out", "cache")  # what a functional model's steps may be handed besides inputs
@@ -25,12 +27,63 @@ DERIVATIVE_NAMES = ("gradient", "grad", "derivative", "deriv")  # looked for on 
 
 
 def read_options(reader, raw, style: str, inputs, params) -> dict[str, Any]:
-    """The style-specific settings of one layer (empty for the three original styles)."""
+    """The style-specific settings of one layer, and the keys any style may use (onehot, grad_outputs)."""
+    options = {}
     if style == "model":
-        return _model_options(reader, raw, inputs, params)
-    if style == "elementwise":
-        return _elementwise_options(reader, raw, inputs, params)
-    return {}
+        options = _model_options(reader, raw, inputs, params)
+    elif style == "elementwise":
+        options = _elementwise_options(reader, raw, inputs, params)
+    elif style == "loss-object":
+        options = _loss_object_options(reader, raw, inputs)
+    if "onehot" in raw:
+        options["onehot"] = _onehot(reader, raw, inputs)
+    if "grad_outputs" in raw:
+        options["grad_outputs"] = _grad_outputs(reader, raw)
+    return options
+
+
+def _onehot(reader, raw, inputs) -> tuple[str, ...]:
+    """Inputs drawn as class indices (integers: [0, C - 1]) and passed as one-hot rows of width C."""
+    names = raw["onehot"]
+    names = [names] if isinstance(names, str) else names
+    integers = [t.name for t in inputs if t.kind == "integers"]
+    if not isinstance(names, list) or not names:
+        reader.error(raw.line_of("onehot"), f"'onehot' must list inputs declared with integers: [0, C - 1], got {names!r}")
+        return ()
+    for name in names:
+        if name not in integers:
+            reader.error(raw.line_of("onehot"), f"onehot: {name!r} is not an input declared with integers: [0, C - 1]"
+                                                f"{_suggest(name, integers)}")
+    return tuple(n for n in names if n in integers)
+
+
+def _grad_outputs(reader, raw) -> tuple[int, ...]:
+    """Positions of forward's outputs that backward takes gradients for; the others are not part of L."""
+    value = raw["grad_outputs"]
+    ok = isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                   for v in value) and len(set(value)) == len(value)
+    if not ok:
+        reader.error(raw.line_of("grad_outputs"), "'grad_outputs' must list distinct positions of forward's outputs "
+                                                  f"(0 is the first), e.g. [0], got {value!r}")
+        return ()
+    return tuple(value)
+
+
+def _loss_object_options(reader, raw, inputs) -> dict[str, Any]:
+    floats = [t.name for t in inputs if t.differentiable]
+    default = floats[-1] if floats else None  # loss(y, y_pred): the prediction comes last
+    differentiate = raw.get("differentiate", default)
+    if differentiate not in floats:
+        reader.error(raw.line_of("differentiate"), f"'differentiate' must name a float input (the one gradient() is "
+                                                   f"taken with respect to), got {differentiate!r}"
+                                                   f"{_suggest(differentiate, floats)}")
+    reduction = raw.get("reduction", "sum")
+    if reduction not in REDUCTIONS:
+        reader.error(raw.line_of("reduction"), f"'reduction' must be one of {', '.join(REDUCTIONS)} (how the loss's "
+                                               f"values add up to the scalar its gradient is of), got {reduction!r}"
+                                               f"{_suggest(reduction, REDUCTIONS)}")
+    return {"differentiate": differentiate, "reduction": reduction, "loss": _method_name(reader, raw, "loss", "loss"),
+            "gradient": _method_name(reader, raw, "gradient", None)}
 
 
 def _is_object(raw) -> bool:
@@ -150,7 +203,23 @@ def import_targets(reader, raw, style: str, module, object_name: str) -> dict[st
         return None
     if style == "model":
         return _model_targets(reader, raw, module, owner, impl)
+    if style == "loss-object":
+        return _loss_object_targets(reader, raw, owner, impl)
     return _elementwise_targets(reader, raw, module, owner, impl)
+
+
+def _loss_object_targets(reader, raw, owner, impl: str) -> dict[str, Any] | None:
+    if owner is None:
+        reader.error(raw.line_of("impl"), f"impl {impl!r}: name the loss class, as file.py:Class")
+        return None
+    methods = {"loss": raw.get("loss", "loss"),
+               "gradient": raw.get("gradient") or next((n for n in DERIVATIVE_NAMES if hasattr(owner, n)), None)}
+    for key, name in methods.items():
+        if name is None or not callable(getattr(owner, name, None)):
+            reader.error(raw.line_of(key), f"{impl!r} has no {name or 'gradient'}() method"
+                                           f"{_suggest(name or 'gradient', _public(owner))}: name it with {key!r}")
+            return None
+    return {"target": owner}
 
 
 def _model_targets(reader, raw, module, owner, impl: str) -> dict[str, Any] | None:

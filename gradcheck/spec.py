@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from gradcheck.expr import Expression
 
-STYLES = ("class", "functions", "loss", "model", "elementwise")  # the last two: see adapters_styles
+STYLES = ("class", "functions", "loss", "model", "elementwise", "loss-object")  # the last three: adapters_styles
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,8 @@ class LayerSpec:
         floats = tuple(t for t in self.inputs if t.differentiable)
         if self.style == "model":  # a whole model's inputs are its data: only its parameters are checked
             return ()
+        if self.style == "loss-object":  # the argument its gradient() is taken with respect to
+            return tuple(t for t in self.inputs if t.name == self.options.get("differentiate"))
         if self.style == "loss":
             return tuple(t for t in self.inputs[:1] if t.differentiable)
         return floats

@@ -68,6 +68,30 @@ layers:
     inputs: {{X: [N, D]}}
     dims: {{N: [1, 3], D: [1, 3], M: [1, 3]}}
 """
+LOSS = f"""\
+layers:
+  - name: loss
+    impl: {FIXTURES}/more_layers.py:CrossEntropy
+    style: loss-object
+    differentiate: p
+    onehot: [y]
+    inputs:
+      y: {{shape: [N], integers: [0, C - 1]}}
+      p: {{shape: [N, C], range: [0.05, 0.95]}}
+    dims: {{N: [1, 3], C: [2, 3]}}
+"""
+CELL = f"""\
+layers:
+  - name: cell
+    impl: {FIXTURES}/more_layers.py:TanhCell
+    init: {{n_in: $D, n_out: $H}}
+    params: {{W: [D, H]}}
+    params_at: dict:parameters
+    grads: dict:gradients
+    grad_outputs: [0]
+    inputs: {{X: [N, D]}}
+    dims: {{N: [1, 3], D: [1, 3], H: [1, 3]}}
+"""
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -89,7 +113,7 @@ def one_problem(tmp_path: Path, text: str, line: int) -> str:
     return found[0]
 
 
-@pytest.mark.parametrize("text", [MODEL, TUTORIAL, ELEMENTWISE, DENSE])
+@pytest.mark.parametrize("text", [MODEL, TUTORIAL, ELEMENTWISE, DENSE, LOSS, CELL])
 def test_the_base_files_are_valid(tmp_path, text):
     assert load_registry(write(tmp_path, text)).names()
 
@@ -112,6 +136,12 @@ CASES = [  # (base, old, new, line, words the message must contain)
     (ELEMENTWISE, "    derivative: sigmoid_grad\n", "    derivative: sigmoid_grad\n    derivative_of: outptu\n", 7,
      ["input or output"]),
     (DENSE, "    backward: backward_pass\n", "    backward: backward_pas\n", 6, ["did you mean 'backward_pass'"]),
+    (DENSE, "    style: class\n", "    style: class\n    grad_outputs: [0, 0]\n", 5, ["distinct positions"]),
+    (DENSE, "    style: class\n", "    style: class\n    onehot: [X]\n", 5, ["'X' is not an input declared with integers"]),
+    (LOSS, "    differentiate: p\n", "    differentiate: pp\n", 5, ["did you mean 'p'"]),
+    (LOSS, "    differentiate: p\n", "    differentiate: p\n    reduction: men\n", 6, ["did you mean 'mean'"]),
+    (LOSS, "    onehot: [y]\n", "    onehot: [yy]\n", 6, ["did you mean 'y'"]),
+    (LOSS, "    style: loss-object\n", "    style: loss-object\n    gradient: gradiant\n", 5, ["did you mean 'gradient'"]),
 ]
 
 
@@ -156,3 +186,21 @@ def test_a_derivative_of_the_wrong_shape_is_an_error(tmp_path):
     path = write(tmp_path, text.replace("derivative: tanh_grad_from_output", "derivative: df"))
     res = check_layer("act", config=path, examples=2, seed=0)
     assert res.status is Status.ERROR and "expected" in res.message and "Jacobian" in res.message
+
+
+def test_a_backward_taking_fewer_gradients_than_outputs_hints_at_grad_outputs(tmp_path):
+    path = write(tmp_path, CELL.replace("    grad_outputs: [0]\n", ""))
+    res = check_layer("cell", config=path, examples=2, seed=0)
+    assert res.status is Status.ERROR and "grad_outputs: [0]" in res.message, res.message
+
+
+def test_grad_outputs_past_the_last_output_is_an_error(tmp_path):
+    path = write(tmp_path, CELL.replace("grad_outputs: [0]", "grad_outputs: [2]"))
+    res = check_layer("cell", config=path, examples=2, seed=0)
+    assert res.status is Status.ERROR and "2 output(s)" in res.message, res.message
+
+
+def test_an_unreduced_loss_with_reduction_none_is_an_error(tmp_path):
+    path = write(tmp_path, LOSS.replace("    differentiate: p\n", "    differentiate: p\n    reduction: none\n"))
+    res = check_layer("loss", config=path, examples=2, seed=0)
+    assert res.status is Status.ERROR and "reduction: sum or mean" in res.message, res.message
