@@ -46,6 +46,23 @@ class Selection(Adapter):
         self.onehot = [i for i, t in enumerate(self.spec.inputs) if t.name in self.spec.options.get("onehot", ())]
         self.widths: dict[int, int] = {}
         self.outputs = 1
+        self.setup = self.spec.options.get("setup")
+        if self.setup:  # the adapter constructs through _build, which makes the setup calls
+            self._target, self.env = self.spec.target, {}
+            inner.spec = replace(inner.spec, target=self._build)
+
+    def _build(self, *args, **kwargs) -> Any:
+        """The layer object, constructed, then set up by the calls `setup` lists, in order."""
+        obj = self._target(*args, **kwargs)
+        for method, arguments in resolve(self.setup, self.env).items():
+            function = getattr(obj, method, None)
+            if not callable(function):
+                raise LayerProblem(Status.ERROR, f"setup: the layer has no method {method}()")
+            if isinstance(arguments, dict):
+                call_layer(f"setup: {method}()", function, **arguments)
+            else:
+                call_layer(f"setup: {method}()", function, *arguments)
+        return obj
 
     def __getattr__(self, name: str) -> Any:  # read(), args...: the wrapped adapter's
         if name == "inner":  # not set yet (a copy being built): no recursion
@@ -53,6 +70,8 @@ class Selection(Adapter):
         return getattr(self.inner, name)
 
     def prepare(self, env: dict[str, Any], seed: int) -> None:
+        if self.setup:
+            self.env = env
         if self.onehot:
             for position in self.onehot:
                 tensor = self.spec.inputs[position]

@@ -28,7 +28,7 @@ COMMON_KEYS = (
     "onehot",  # see registry_styles
 )
 STYLE_KEYS = {
-    "class": ("init", "params", "params_at", "grads", "forward", "backward", "grad_outputs"),  # see registry_styles
+    "class": ("init", "params", "params_at", "grads", "forward", "backward", "grad_outputs", "setup"),  # registry_styles
     "functions": ("forward", "backward", "params", "grad_outputs"),
     "loss": ("function",),
     **registry_styles.STYLE_KEYS,
@@ -428,7 +428,7 @@ class _Reader:
                 self.error(line, f"impl {impl!r}: name the class, as file.py:Class or package.module:Class")
                 return None
             target = self.lookup(module, object_name, impl, line)
-            target = None if target is None else registry_styles.renamed_methods(self, raw, target)
+            target = None if target is None else registry_styles.class_target(self, raw, target)
             if target is None:
                 return None
             for method in ("forward", "backward"):

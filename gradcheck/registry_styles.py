@@ -39,7 +39,21 @@ def read_options(reader, raw, style: str, inputs, params) -> dict[str, Any]:
         options["onehot"] = _onehot(reader, raw, inputs)
     if "grad_outputs" in raw:
         options["grad_outputs"] = _grad_outputs(reader, raw)
+    if "setup" in raw:
+        options["setup"] = _setup(reader, raw, inputs, params)
     return options
+
+
+def _setup(reader, raw, inputs, params) -> dict[str, Any]:
+    """Methods called, in order, after construction and before the first forward:
+    {set_input_shape: [[$D]], initialize: {optimizer: ...}}: a list is positional, a mapping keywords."""
+    dims = raw.get("dims") if isinstance(raw.get("dims"), dict) else {}
+    calls = reader.read_refs(raw, "setup", set(dims) | {t.name for t in inputs + params})
+    for method, arguments in calls.items():
+        if not str(method).isidentifier() or not isinstance(arguments, (list, dict)):
+            reader.error(raw.line_of("setup"), f"setup: {method!r} must map a method name to a list of positional "
+                                               f"arguments or a mapping of keyword arguments, got {arguments!r}")
+    return calls
 
 
 def _onehot(reader, raw, inputs) -> tuple[str, ...]:
@@ -259,6 +273,12 @@ def _elementwise_targets(reader, raw, module, owner, impl: str) -> dict[str, Any
     return {"target": owner}
 
 
+def class_target(reader, raw, target: Any) -> type | None:
+    """What style class constructs: the class, a stand-in for a factory, methods renamed as layers.yaml says."""
+    target = factory_shim(reader, raw, target)
+    return None if target is None else renamed_methods(reader, raw, target)
+
+
 def renamed_methods(reader, raw, target: type) -> type | None:
     """Style class whose forward/backward go by other names (forward: forward_pass): a subclass that
     answers to forward and backward too; the class itself when no key renames them."""
@@ -273,6 +293,27 @@ def renamed_methods(reader, raw, target: type) -> type | None:
     renamed = type(target.__name__, (target,), {**methods, "__module__": target.__module__,
                                                  "__qualname__": target.__qualname__})
     return renamed
+
+
+def factory_shim(reader, raw, target: Any) -> Any:
+    """A factory function as a class layer's impl (anything callable returning the layer object): a
+    stand-in class whose construction returns what the factory returns; the class itself otherwise."""
+    if isinstance(target, type):
+        return target
+    for key in ("forward", "backward"):
+        if key in raw:
+            reader.error(raw.line_of(key), f"{key!r}: renaming methods needs impl to be the class itself, "
+                                           f"not a factory function")
+            return None
+
+    def build(cls, *args, **kwargs):
+        return target(*args, **kwargs)
+
+    def missing(self, *args, **kwargs):  # never called: construction returns the factory's object
+        raise NotImplementedError
+
+    name = getattr(target, "__name__", "factory")
+    return type(name, (), {"__new__": build, "forward": missing, "backward": missing, "__module__": target.__module__})
 
 
 def _public(owner) -> list[str]:

@@ -92,6 +92,19 @@ layers:
     inputs: {{X: [N, D]}}
     dims: {{N: [1, 3], D: [1, 3], H: [1, 3]}}
 """
+SETUP = f"""\
+layers:
+  - name: dense
+    impl: {FIXTURES}/setup_layers.py:Dense
+    init: {{n_units: $M}}
+    setup:
+      set_input_shape: [[$D]]
+      initialize: {{scale: 1.0}}
+    params: {{W: [D, M], w0: [1, M]}}
+    grads: attr:grad_{{name}}
+    inputs: {{X: [N, D]}}
+    dims: {{N: [1, 3], D: [1, 3], M: [1, 3]}}
+"""
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -113,7 +126,7 @@ def one_problem(tmp_path: Path, text: str, line: int) -> str:
     return found[0]
 
 
-@pytest.mark.parametrize("text", [MODEL, TUTORIAL, ELEMENTWISE, DENSE, LOSS, CELL])
+@pytest.mark.parametrize("text", [MODEL, TUTORIAL, ELEMENTWISE, DENSE, LOSS, CELL, SETUP])
 def test_the_base_files_are_valid(tmp_path, text):
     assert load_registry(write(tmp_path, text)).names()
 
@@ -138,6 +151,10 @@ CASES = [  # (base, old, new, line, words the message must contain)
     (DENSE, "    backward: backward_pass\n", "    backward: backward_pas\n", 6, ["did you mean 'backward_pass'"]),
     (DENSE, "    style: class\n", "    style: class\n    grad_outputs: [0, 0]\n", 5, ["distinct positions"]),
     (DENSE, "    style: class\n", "    style: class\n    onehot: [X]\n", 5, ["'X' is not an input declared with integers"]),
+    (SETUP, "      initialize: {scale: 1.0}\n", "      initialize: 1.0\n", 5, ["a list of positional"]),
+    (SETUP.replace(":Dense", ":make_scale"), "    params:", "    forward: forward\n    params:", 8,
+     ["factory function"]),
+    (SETUP, "      set_input_shape: [[$D]]\n", "      set_input_shape: [[$DD]]\n", 6, ["did you mean 'D'"]),
     (LOSS, "    differentiate: p\n", "    differentiate: pp\n", 5, ["did you mean 'p'"]),
     (LOSS, "    differentiate: p\n", "    differentiate: p\n    reduction: men\n", 6, ["did you mean 'mean'"]),
     (LOSS, "    onehot: [y]\n", "    onehot: [yy]\n", 6, ["did you mean 'y'"]),
@@ -204,3 +221,16 @@ def test_an_unreduced_loss_with_reduction_none_is_an_error(tmp_path):
     path = write(tmp_path, LOSS.replace("    differentiate: p\n", "    differentiate: p\n    reduction: none\n"))
     res = check_layer("loss", config=path, examples=2, seed=0)
     assert res.status is Status.ERROR and "reduction: sum or mean" in res.message, res.message
+
+
+def test_a_setup_call_the_layer_does_not_have_is_an_error(tmp_path):
+    path = write(tmp_path, SETUP.replace("initialize: {scale: 1.0}", "initialise: {scale: 1.0}"))
+    res = check_layer("dense", config=path, examples=2, seed=0)
+    assert res.status is Status.ERROR and "initialise()" in res.message, res.message
+
+
+def test_without_its_setup_calls_the_layer_has_no_parameters(tmp_path):
+    """The setup calls are what creates W: without them the check cannot find it."""
+    path = write(tmp_path, SETUP.replace("      initialize: {scale: 1.0}\n", ""))
+    res = check_layer("dense", config=path, examples=2, seed=0)
+    assert res.status is Status.ERROR, res.message
