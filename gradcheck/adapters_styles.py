@@ -70,6 +70,8 @@ class Selection(Adapter):
         return getattr(self.inner, name)
 
     def prepare(self, env: dict[str, Any], seed: int) -> None:
+        if self.spec.grads.kind == "optimizer":
+            env = {**env, "optimizer": recorder(self.spec.grads.target)}
         if self.setup:
             self.env = env
         if self.onehot:
@@ -97,7 +99,7 @@ class Selection(Adapter):
 
     def backward(self, handle, douts):
         try:
-            return self.inner.backward(handle, douts)
+            grads = self.inner.backward(handle, douts)
         except LayerProblem as problem:
             if self.positions is None and self.outputs > 1 and "positional argument" in problem.message:
                 problem.message += (f" (forward returned {self.outputs} outputs, so backward was given {self.outputs} "
@@ -105,6 +107,22 @@ class Selection(Adapter):
                                     "those backward takes with grad_outputs, e.g. grad_outputs: [0])")
                 problem.args = (problem.message,)
             raise
+        if self.spec.grads.kind == "optimizer":
+            grads.params.update(self._recorded(handle))
+        return grads
+
+    def _recorded(self, layer: Any) -> dict[str, Any]:
+        """The gradients the layer handed to gradcheck's optimizer, matched to parameters by identity."""
+        given = [entry for value in vars(layer).values() if isinstance(value, GradientRecorder) for entry in value.log]
+        found = {}
+        for position, param in enumerate(self.spec.params):
+            held = self.inner.read(layer, self.spec.params_at, position)
+            match = next((grad for array, grad in given if array is held), None)
+            if match is None:
+                raise LayerProblem(Status.ERROR, f"backward handed no gradient of {param.name!r} to the optimizer's "
+                                                 f"{self.spec.grads.target}() ({len(given)} call(s) seen)", param.name)
+            found[param.name] = match
+        return found
 
 
 def scalar_loss(value: Any, who: str) -> tuple[np.ndarray]:
@@ -280,3 +298,21 @@ class LossObjectAdapter(Adapter):
         if slope is None:
             raise LayerProblem(Status.ERROR, f"gradient() returned None; expected d{name}", name)
         return Gradients({name: np.multiply(slope, douts[0])}, {}, {})
+
+
+class GradientRecorder:
+    """gradcheck's optimizer: records each (parameter, gradient) it is given and returns the
+    parameter unchanged. Copies (copy.copy, one per parameter) share the record."""
+
+    def __init__(self):
+        self.log: list[tuple[Any, Any]] = []
+
+    def record(self, param, grad, *args, **kwargs):
+        self.log.append((param, np.array(grad, dtype=np.float64)))
+        return param
+
+
+def recorder(method: str) -> GradientRecorder:
+    """A GradientRecorder whose recording method has the name the layer calls (update, step...)."""
+    cls = type("GradientRecorder", (GradientRecorder,), {method: GradientRecorder.record})
+    return cls()

@@ -232,7 +232,7 @@ class _Reader:
         init = self.read_refs(raw, "init", set(dims) | arrays)
         args = self.read_refs(raw, "args", set(dims) | arrays)
         params_at = self.read_location(raw, "params_at", "attr:{name}", ("attr", "dict", "list"))
-        grads = self.read_location(raw, "grads", "attr:d{name}", ("attr", "dict", "list", "update"))
+        grads = self.read_location(raw, "grads", "attr:d{name}", ("attr", "dict", "list", "update", "optimizer"))
         batch = raw.get("batch")
         if batch is not None and batch not in dims:
             self.error(raw.line_of("batch"), f"batch {batch!r} is not a dim{suggest(batch, dims)}")

@@ -41,6 +41,10 @@ def read_options(reader, raw, style: str, inputs, params) -> dict[str, Any]:
         options["grad_outputs"] = _grad_outputs(reader, raw)
     if "setup" in raw:
         options["setup"] = _setup(reader, raw, inputs, params)
+    grads = str(raw.get("grads", ""))
+    if grads.startswith("optimizer:") and "$optimizer" not in str(raw.get("setup", "")):
+        reader.error(raw.line_of("grads"), "grads: optimizer:METHOD needs the layer to be handed gradcheck's "
+                                           "optimizer: pass $optimizer in setup, e.g. setup: {initialize: [$optimizer]}")
     return options
 
 
@@ -48,7 +52,8 @@ def _setup(reader, raw, inputs, params) -> dict[str, Any]:
     """Methods called, in order, after construction and before the first forward:
     {set_input_shape: [[$D]], initialize: {optimizer: ...}}: a list is positional, a mapping keywords."""
     dims = raw.get("dims") if isinstance(raw.get("dims"), dict) else {}
-    calls = reader.read_refs(raw, "setup", set(dims) | {t.name for t in inputs + params})
+    recorder = {"optimizer"} if str(raw.get("grads", "")).startswith("optimizer:") else set()
+    calls = reader.read_refs(raw, "setup", set(dims) | {t.name for t in inputs + params} | recorder)
     for method, arguments in calls.items():
         if not str(method).isidentifier() or not isinstance(arguments, (list, dict)):
             reader.error(raw.line_of("setup"), f"setup: {method!r} must map a method name to a list of positional "

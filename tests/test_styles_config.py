@@ -105,6 +105,21 @@ layers:
     inputs: {{X: [N, D]}}
     dims: {{N: [1, 3], D: [1, 3], M: [1, 3]}}
 """
+OPTIMIZER = f"""\
+layers:
+  - name: dense
+    impl: {FIXTURES}/optimizer_layers.py:Dense
+    forward: forward_pass
+    backward: backward_pass
+    init: {{n_units: $M}}
+    setup:
+      set_input_shape: [[$D]]
+      initialize: [$optimizer]
+    grads: optimizer:update
+    params: {{W: [D, M], w0: [1, M]}}
+    inputs: {{X: [N, D]}}
+    dims: {{N: [1, 3], D: [1, 3], M: [1, 3]}}
+"""
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -126,7 +141,7 @@ def one_problem(tmp_path: Path, text: str, line: int) -> str:
     return found[0]
 
 
-@pytest.mark.parametrize("text", [MODEL, TUTORIAL, ELEMENTWISE, DENSE, LOSS, CELL, SETUP])
+@pytest.mark.parametrize("text", [MODEL, TUTORIAL, ELEMENTWISE, DENSE, LOSS, CELL, SETUP, OPTIMIZER])
 def test_the_base_files_are_valid(tmp_path, text):
     assert load_registry(write(tmp_path, text)).names()
 
@@ -155,6 +170,7 @@ CASES = [  # (base, old, new, line, words the message must contain)
     (SETUP.replace(":Dense", ":make_scale"), "    params:", "    forward: forward\n    params:", 8,
      ["factory function"]),
     (SETUP, "      set_input_shape: [[$D]]\n", "      set_input_shape: [[$DD]]\n", 6, ["did you mean 'D'"]),
+    (OPTIMIZER, "      initialize: [$optimizer]\n", "      initialize: [1]\n", 10, ["$optimizer in setup"]),
     (LOSS, "    differentiate: p\n", "    differentiate: pp\n", 5, ["did you mean 'p'"]),
     (LOSS, "    differentiate: p\n", "    differentiate: p\n    reduction: men\n", 6, ["did you mean 'mean'"]),
     (LOSS, "    onehot: [y]\n", "    onehot: [yy]\n", 6, ["did you mean 'y'"]),
@@ -234,3 +250,18 @@ def test_without_its_setup_calls_the_layer_has_no_parameters(tmp_path):
     path = write(tmp_path, SETUP.replace("      initialize: {scale: 1.0}\n", ""))
     res = check_layer("dense", config=path, examples=2, seed=0)
     assert res.status is Status.ERROR, res.message
+
+
+def test_a_layer_that_hands_the_optimizer_nothing_is_an_error(tmp_path):
+    (tmp_path / "frozen.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(FIXTURES)!r})\nfrom optimizer_layers import Dense as Base\n"
+        "class Dense(Base):\n    def __init__(self, n_units):\n        super().__init__(n_units)\n"
+        "        self.trainable = False\n")
+    path = write(tmp_path, OPTIMIZER.replace(f"{FIXTURES}/optimizer_layers.py", "frozen.py"))
+    res = check_layer("dense", config=path, examples=2, seed=0)
+    assert res.status is Status.ERROR and "update()" in res.message, res.message
+
+
+def test_a_misspelt_optimizer_location_is_reported_on_its_line(tmp_path):
+    found = problems(tmp_path, OPTIMIZER.replace("grads: optimizer:update", "grads: optimiser:update"))
+    assert found[0].startswith(f"{tmp_path / 'layers.yaml'}:10: 'grads'") and "optimizer:..." in found[0]

@@ -42,6 +42,7 @@ BUGS = {
     "dlfs-softmax-with-loss": bug({FAIL}, {"x"}),  # not divided by the batch
     "mlfs-dense-set-up": bug({FAIL}, {"w0"}, {"X", "W"}),  # bias gradient averaged
     "factory-scale": bug({FAIL}, {"x"}),  # the factor forgotten
+    "mlfs-dense-optimizer": bug({FAIL}, {"W"}, {"X", "w0"}),  # grad_w averaged
 }
 
 
