@@ -43,6 +43,8 @@ def resolve(value: Any, env: dict[str, Any]) -> Any:
         return {k: resolve(v, env) for k, v in value.items()}
     if isinstance(value, list):
         return [resolve(v, env) for v in value]
+    if type(value) is tuple:  # !tuple in layers.yaml
+        return tuple(resolve(v, env) for v in value)
     return value
 
 

@@ -83,6 +83,7 @@ def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+_Loader.add_constructor("!tuple", registry_styles.construct_tuple)  # pool_shape: !tuple [2, 2]
 
 
 @dataclass
@@ -388,6 +389,8 @@ class _Reader:
                 return Ref(ref)
             if isinstance(value, LineDict):
                 return {k: walk(v, value.line_of(k)) for k, v in value.items()}
+            if isinstance(value, tuple):
+                return tuple(walk(v, line) for v in value)
             if isinstance(value, list):
                 lines = getattr(value, "item_lines", [line] * len(value))
                 return [walk(v, ln) for v, ln in zip(value, lines)]

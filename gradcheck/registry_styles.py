@@ -213,6 +213,16 @@ def _elementwise_options(reader, raw, inputs, params) -> dict[str, Any]:
             "derivative": _method_name(reader, raw, "derivative", None)}
 
 
+def construct_tuple(loader, node) -> tuple:
+    """`!tuple [C, H, W]` in layers.yaml: a Python tuple, for code that adds shapes (`(N,) + shape`)."""
+    import yaml  # here: the rest of this module needs no YAML
+
+    if not isinstance(node, yaml.SequenceNode):
+        raise yaml.constructor.ConstructorError(None, None, "!tuple must tag a list, e.g. !tuple [2, 2]",
+                                                node.start_mark)
+    return tuple(loader.construct_object(child, deep=True) for child in node.value)
+
+
 # -- imports --------------------------------------------------------------------------------
 def import_targets(reader, raw, style: str, module, object_name: str) -> dict[str, Any] | None:
     """LayerSpec's callables for a model or elementwise layer; None after reporting a problem."""

@@ -265,3 +265,28 @@ def test_a_layer_that_hands_the_optimizer_nothing_is_an_error(tmp_path):
 def test_a_misspelt_optimizer_location_is_reported_on_its_line(tmp_path):
     found = problems(tmp_path, OPTIMIZER.replace("grads: optimizer:update", "grads: optimiser:update"))
     assert found[0].startswith(f"{tmp_path / 'layers.yaml'}:10: 'grads'") and "optimizer:..." in found[0]
+
+
+TUPLE = f"""\
+layers:
+  - name: reshape
+    impl: {FIXTURES}/tuple_layers.py:Reshape
+    forward: forward_pass
+    backward: backward_pass
+    init: {{shape: !tuple [$C, $H]}}
+    inputs: {{X: [N, C * H]}}
+    dims: {{N: [1, 3], C: [1, 3], H: [1, 3]}}
+"""
+
+
+def test_tuple_tag_passes_a_tuple_where_a_list_would_break_the_layer(tmp_path):
+    assert check_layer("reshape", config=write(tmp_path, TUPLE), examples=3, seed=0).status is Status.PASS
+    listed = tmp_path / "listed"
+    listed.mkdir()
+    res = check_layer("reshape", config=write(listed, TUPLE.replace("!tuple ", "")), examples=3, seed=0)
+    assert res.status is Status.ERROR and "TypeError" in res.message
+
+
+def test_tuple_tag_on_a_scalar_is_a_yaml_error_with_its_line(tmp_path):
+    message = one_problem(tmp_path, TUPLE.replace("!tuple [$C, $H]", "!tuple 3"), 6)
+    assert "!tuple must tag a list" in message

@@ -43,6 +43,7 @@ BUGS = {
     "mlfs-dense-set-up": bug({FAIL}, {"w0"}, {"X", "W"}),  # bias gradient averaged
     "factory-scale": bug({FAIL}, {"x"}),  # the factor forgotten
     "mlfs-dense-optimizer": bug({FAIL}, {"W"}, {"X", "w0"}),  # grad_w averaged
+    "mlfs-reshape": bug({FAIL}, {"X"}),  # reshaped back in another element order
 }
 
 
