@@ -46,6 +46,8 @@ class Selection(Adapter):
         self.onehot = [i for i, t in enumerate(self.spec.inputs) if t.name in self.spec.options.get("onehot", ())]
         self.widths: dict[int, int] = {}
         self.outputs = 1
+        packed = [i for i, t in enumerate(self.spec.inputs) if t.name in self.spec.options.get("pack", ())]
+        self.packed = (packed[0], len(packed)) if packed else None
         self.setup = self.spec.options.get("setup")
         if self.setup:  # the adapter constructs through _build, which makes the setup calls
             self._target, self.env = self.spec.target, {}
@@ -88,6 +90,9 @@ class Selection(Adapter):
     def forward(self, inputs, params, seed):
         if self.onehot:
             inputs = [self._rows(i, x) if i in self.widths else x for i, x in enumerate(inputs)]
+        if self.packed:  # the packed inputs go in as one list, where the first of them stands
+            first, count = self.packed
+            inputs = [*inputs[:first], list(inputs[first:first + count]), *inputs[first + count:]]
         outputs, handle = self.inner.forward(inputs, params, seed)
         self.outputs = len(outputs)
         if self.positions is None:

@@ -25,7 +25,7 @@ DEFAULT_KEYS = ("examples", "rtol", "atol", "eps", "timeout")
 COMMON_KEYS = (
     "name", "impl", "style", "inputs", "dims", "where", "args", "batch", "batch_independent",
     "examples", "rtol", "atol", "eps", "xfail", "timeout", "description",
-    "onehot",  # see registry_styles
+    "onehot", "pack",  # see registry_styles
 )
 STYLE_KEYS = {
     "class": ("init", "params", "params_at", "grads", "forward", "backward", "grad_outputs", "setup"),  # registry_styles

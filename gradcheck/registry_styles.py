@@ -37,6 +37,8 @@ def read_options(reader, raw, style: str, inputs, params) -> dict[str, Any]:
         options = _loss_object_options(reader, raw, inputs)
     if "onehot" in raw:
         options["onehot"] = _onehot(reader, raw, inputs)
+    if "pack" in raw:
+        options["pack"] = _pack(reader, raw, inputs)
     if "grad_outputs" in raw:
         options["grad_outputs"] = _grad_outputs(reader, raw)
     if "setup" in raw:
@@ -74,6 +76,22 @@ def _onehot(reader, raw, inputs) -> tuple[str, ...]:
             reader.error(raw.line_of("onehot"), f"onehot: {name!r} is not an input declared with integers: [0, C - 1]"
                                                 f"{_suggest(name, integers)}")
     return tuple(n for n in names if n in integers)
+
+
+def _pack(reader, raw, inputs) -> tuple[str, ...]:
+    """Inputs passed together as one Python list argument (numpy-ml's Add.forward([X1, X2]))."""
+    names, known = raw["pack"], [t.name for t in inputs]
+    if not isinstance(names, list) or len(names) < 2:
+        reader.error(raw.line_of("pack"), f"'pack' must list two or more inputs passed as one list, got {names!r}")
+        return ()
+    for name in names:
+        if name not in known:
+            reader.error(raw.line_of("pack"), f"pack: {name!r} is not an input{_suggest(name, known)}")
+    positions = [known.index(n) for n in names if n in known]
+    if positions and positions != list(range(positions[0], positions[0] + len(positions))):
+        reader.error(raw.line_of("pack"), "pack: the packed inputs must be written next to each other, in order, "
+                                          "in 'inputs'")
+    return tuple(names)
 
 
 def _grad_outputs(reader, raw) -> tuple[int, ...]:

@@ -290,3 +290,23 @@ def test_tuple_tag_passes_a_tuple_where_a_list_would_break_the_layer(tmp_path):
 def test_tuple_tag_on_a_scalar_is_a_yaml_error_with_its_line(tmp_path):
     message = one_problem(tmp_path, TUPLE.replace("!tuple [$C, $H]", "!tuple 3"), 6)
     assert "!tuple must tag a list" in message
+
+
+PACK = f"""\
+layers:
+  - name: multiply
+    impl: {FIXTURES}/list_layers.py:Multiply
+    pack: [A, B]
+    inputs: {{A: [N, D], B: [N, D], C: [N, D]}}
+    dims: {{N: [1, 3], D: [1, 3]}}
+"""
+
+
+@pytest.mark.parametrize("old, new, words", [
+    ("pack: [A, B]", "pack: [A, BB]", ["did you mean 'B'"]),
+    ("pack: [A, B]", "pack: [A]", ["two or more"]),
+    ("pack: [A, B]", "pack: [A, C]", ["next to each other"]),
+])
+def test_pack_mistakes(tmp_path, old, new, words):
+    message = one_problem(tmp_path, PACK.replace(old, new), 4)
+    assert all(word in message for word in words), message

@@ -44,6 +44,7 @@ BUGS = {
     "factory-scale": bug({FAIL}, {"x"}),  # the factor forgotten
     "mlfs-dense-optimizer": bug({FAIL}, {"W"}, {"X", "w0"}),  # grad_w averaged
     "mlfs-reshape": bug({FAIL}, {"X"}),  # reshaped back in another element order
+    "numpy-ml-multiply": bug({FAIL}, {"B", "C"}, {"A"}),  # always leaves out the first input
 }
 
 
