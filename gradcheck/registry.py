@@ -28,7 +28,7 @@ COMMON_KEYS = (
     "onehot", "pack",  # see registry_styles
 )
 STYLE_KEYS = {
-    "class": ("init", "params", "params_at", "grads", "forward", "backward", "grad_outputs", "setup"),  # registry_styles
+    "class": ("init", "params", "params_at", "grads", "forward", "backward", "grad_outputs", "setup", "factory"),  # registry_styles
     "functions": ("forward", "backward", "params", "grad_outputs"),
     "loss": ("function",),
     **registry_styles.STYLE_KEYS,

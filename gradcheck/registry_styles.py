@@ -332,7 +332,17 @@ def factory_shim(reader, raw, target: Any) -> Any:
     """A factory function as a class layer's impl (anything callable returning the layer object): a
     stand-in class whose construction returns what the factory returns; the class itself otherwise."""
     if isinstance(target, type):
+        if "factory" in raw:
+            reader.error(raw.line_of("factory"), f"factory: {target.__name__} is a class; 'factory' is for a function "
+                                                 "that returns the layer object")
+            return None
         return target
+    if raw.get("factory") is not True:
+        name = getattr(target, "__name__", str(target))
+        reader.error(raw.line_of("impl"), f"impl {raw['impl']!r}: {name} has no forward() method (style class needs "
+                                          "forward and backward); if it is a function that returns the layer object, "
+                                          "add factory: true")
+        return None
     for key in ("forward", "backward"):
         if key in raw:
             reader.error(raw.line_of(key), f"{key!r}: renaming methods needs impl to be the class itself, "
