@@ -1,10 +1,12 @@
-"""Adapters for the model and elementwise styles: whole models and f / f' pairs, one interface.
+"""Adapters for the styles real code comes in beyond the original three, behind the same interface.
 
 A model is one scalar-valued function of its parameters: its loss on drawn data (regularisation
 and all). Its gradients come back as a dict, named after the parameters by a template (W1 is
 grads["W1"] or grads["dW1"]). An elementwise pair (fn, its derivative) is checked as the layer
 out = fn(z) whose backward is dout * fn'(z), or dout contracted with the Jacobian when the
-derivative returns one per row (softmax).
+derivative returns one per row (softmax). A loss object is loss(y, y_pred) with gradient(y, y_pred).
+`Selection` wraps any adapter for the keys every style may use: one-hot and packed inputs, outputs
+without gradient, setup calls after construction, and gradients handed to an optimizer.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def adapter_for_style(spec: LayerSpec) -> Adapter:
         adapter = ModelObjectAdapter(spec)
     else:
         adapter = ModelFunctionsAdapter(spec)
-    return Selection(adapter) if spec.options.get("onehot") else adapter
+    return Selection(adapter) if spec.options.get("onehot") or spec.options.get("pack") else adapter
 
 
 class Selection(Adapter):
