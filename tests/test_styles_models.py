@@ -61,8 +61,11 @@ def test_example_cli_exit_codes(tmp_path):
     assert invoke("run", "all", "--config", config, "--examples", 3, "--seed", 0).exit_code == 1
 
 
+BIG = Path(__file__).resolve().parent / "fixtures" / "styles2" / "big.yaml"
+
+
 def test_a_model_of_a_hundred_thousand_parameters_needs_few_forwards():
-    res = check_layer("two-layer-net-mnist-size", config=CS231N / "layers.yaml", examples=1, seed=0)
+    res = check_layer("dlfs-mnist-size", config=BIG, examples=1, seed=0)
     assert res.status is Status.PASS, describe_failure(res)
     sizes = {t.name: int(__import__("numpy").prod(t.shape)) for t in res.tensors}
     assert sum(sizes.values()) > 10**5
