@@ -163,10 +163,12 @@ def list_layers(config):
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.option("--force", is_flag=True, help="Overwrite layers.yaml and mylayers.py if they exist.")
-def init(directory, force):
+@click.option("--style", "starter", type=click.Choice(["layers", "model"]), default="layers", show_default=True,
+              help="Start from layers (mylayers.py) or from a whole model (mymodel.py).")
+def init(directory, force, starter):
     """Write a commented starter layers.yaml and a passing mylayers.py into DIRECTORY (default: here)."""
     try:
-        written = write_starter(directory, force=force)
+        written = write_starter(directory, force=force, style=starter)
     except GradcheckError as exc:
         raise Failure(str(exc)) from None
     for path in written:
