@@ -43,7 +43,7 @@ class Selection(Adapter):
     gradients than forward has outputs gets a hint toward grad_outputs."""
 
     def __init__(self, inner: Adapter):
-        self.inner, self.spec = inner, inner.spec
+        self.inner = inner
         self.positions = self.spec.options.get("grad_outputs")
         self.onehot = [i for i, t in enumerate(self.spec.inputs) if t.name in self.spec.options.get("onehot", ())]
         self.widths: dict[int, int] = {}
@@ -67,6 +67,10 @@ class Selection(Adapter):
             else:
                 call_layer(f"setup: {method}()", function, *arguments)
         return obj
+
+    @property
+    def spec(self) -> LayerSpec:  # the wrapped adapter's: it adds the undeclared parameters it finds
+        return self.inner.spec
 
     def __getattr__(self, name: str) -> Any:  # read(), args...: the wrapped adapter's
         if name == "inner":  # not set yet (a copy being built): no recursion
