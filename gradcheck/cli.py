@@ -101,7 +101,7 @@ def shared_options(command):
         click.option("--mode", type=click.Choice(MODES),
                      help="How gradients are compared: full (every element), fast (random directions, every "
                           "element on any doubt) or auto [default: auto, full up to 4096 elements while an "
-                          "example's full checks take at most 1 s]."),
+                          "example's full checks fit a budget of forwards]."),
         click.option("--format", "fmt", type=click.Choice(list(REPORTERS)), default="table", show_default=True,
                      help="Report format: printed, or written to --output while the table prints."),
         click.option("--output", type=click.Path(dir_okay=False, path_type=Path),

@@ -8,7 +8,7 @@ from gradcheck.errors import GradcheckError
 
 LAYERS_YAML = """\
 # layers.yaml: the layers `gradcheck run all` checks. Paths are relative to this file.
-# Every key is described in the gradcheck README; `gradcheck check NAME` explains a failure.
+# Every key is described in gradcheck's docs/layers.md; `gradcheck check NAME` explains a failure.
 
 defaults:
   examples: 20          # property-based examples per layer (sizes and values drawn at random)
