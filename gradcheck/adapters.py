@@ -1,4 +1,4 @@
-"""Adapters give the three layer styles of SPEC §3 one interface: forward, then backward."""
+"""Adapters give the layer styles one interface: forward, then backward."""
 
 from __future__ import annotations
 

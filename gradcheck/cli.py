@@ -86,7 +86,7 @@ CONFIG_OPTION = click.option(
 
 
 def shared_options(command):
-    """Options that `run` and `check` share (SPEC §5)."""
+    """Options that `run` and `check` share."""
     options = [
         CONFIG_OPTION,
         click.option("--examples", type=int, callback=_setting,

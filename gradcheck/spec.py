@@ -36,7 +36,7 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class Location:
-    """Where a parameter or its gradient lives on an object (SPEC §3)."""
+    """Where a parameter or its gradient lives on an object: attr:, dict:, list:, update: or optimizer:."""
 
     kind: str  # "attr", "dict", "list" or "update"
     target: str  # attribute template, dictionary/list attribute, or backward argument
