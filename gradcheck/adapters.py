@@ -1,4 +1,4 @@
-"""Adapters give the three layer styles of SPEC §3 one interface: forward, then backward."""
+"""Adapters give the layer styles one interface: forward, then backward."""
 
 from __future__ import annotations
 
@@ -44,6 +44,8 @@ def resolve(value: Any, env: dict[str, Any]) -> Any:
         return {k: resolve(v, env) for k, v in value.items()}
     if isinstance(value, list):
         return [resolve(v, env) for v in value]
+    if type(value) is tuple:  # !tuple in layers.yaml
+        return tuple(resolve(v, env) for v in value)
     return value
 
 
@@ -470,6 +472,14 @@ ADAPTERS = {"class": ClassAdapter, "functions": FunctionsAdapter, "loss": LossAd
 
 def adapter_for(spec: LayerSpec) -> Adapter:
     """The adapter for a layer's style."""
+    if spec.style not in ADAPTERS:  # model, elementwise: imported here, as they build on this module
+        from gradcheck.adapters_styles import adapter_for_style
+
+        return adapter_for_style(spec)
+    if spec.style != "loss" or spec.options:  # one-hot inputs, outputs without gradient, hints: adapters_styles
+        from gradcheck.adapters_styles import Selection
+
+        return Selection(ADAPTERS[spec.style](spec))
     return ADAPTERS[spec.style](spec)
 
 

@@ -1,4 +1,4 @@
-"""The Python API: check layers from a layers.yaml without the command line (SPEC §8)."""
+"""The Python API: check layers from a layers.yaml without the command line."""
 
 from __future__ import annotations
 

@@ -103,7 +103,7 @@ def shared_options(command):
         click.option("--mode", type=click.Choice(MODES),
                      help="How gradients are compared: full (every element), fast (random directions, every "
                           "element on any doubt) or auto [default: auto, full up to 4096 elements while an "
-                          "example's full checks take at most 1 s]."),
+                          "example's full checks fit a budget of forwards]."),
         click.option("--format", "fmt", type=click.Choice(list(REPORTERS)), default="table", show_default=True,
                      help="Report format: printed, or written to --output while the table prints."),
         click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
@@ -178,10 +178,12 @@ def list_layers(config):
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.option("--force", is_flag=True, help="Overwrite layers.yaml and mylayers.py if they exist.")
-def init(directory, force):
+@click.option("--style", "starter", type=click.Choice(["layers", "model"]), default="layers", show_default=True,
+              help="Start from layers (mylayers.py) or from a whole model (mymodel.py).")
+def init(directory, force, starter):
     """Write a commented starter layers.yaml and a passing mylayers.py into DIRECTORY (default: here)."""
     try:
-        written = write_starter(directory, force=force)
+        written = write_starter(directory, force=force, style=starter)
     except GradcheckError as exc:
         raise Failure(str(exc)) from None
     for path in written:

@@ -52,7 +52,7 @@ class CheckResult(LayerResult):
 
     @property
     def passed(self) -> bool:
-        """Whether the layer passed (PASS, XFAIL, SKIP or WARN: nothing that fails a run)."""
+        """Whether the layer passed (PASS, XFAIL or WARN: nothing that fails a run; SKIP checked nothing, so not)."""
         return self.ok
 
     def tensor(self, name: str) -> TensorResult:

@@ -112,7 +112,7 @@ class Counter:
 
 def check_example(spec: LayerSpec, example: Example, tol: Tolerances, counter: Counter | None = None,
                   mode: str = "auto") -> ExampleOutcome:
-    """Run every check of SPEC §6 on one drawn example; a misbehaving layer is a verdict."""
+    """Run every check on one drawn example; a misbehaving layer is a verdict."""
     counter = counter or Counter()
     rng = np.random.default_rng(example.seed)  # one generator per example: the arrays, then R, probes, directions
     arrays = draw_arrays(spec, example, rng)

@@ -3,7 +3,7 @@
 Off unless `--gradcheck` is given. Each layers.yaml under the paths pytest collects (and each
 `--gradcheck-config PATH`) becomes one item per layer, `layers.yaml::NAME`, so -k, -x, -n and
 --junitxml apply. FAIL and ERROR are failures whose text is the layer's account, XFAIL is xfail
-(XPASS an unexpected pass), WARN a warning, SKIP a skip.
+(XPASS an unexpected pass), WARN a warning, SKIP (nothing checked) a failure.
 """
 
 from __future__ import annotations
@@ -113,8 +113,8 @@ def _outcome(result: LayerResult) -> None:
         raise LayerErrored(describe_failure(result))
     if status in (Status.FAIL, Status.XFAIL):  # the xfail mark turns XFAIL into xfailed
         raise LayerFailed(describe_failure(result))
-    if status is Status.SKIP:
-        pytest.skip(result.message or "skipped")
+    if status is Status.SKIP:  # nothing could be checked: that must not pass the gate
+        raise LayerFailed(f"{result.name}: SKIP, nothing was checked: {result.message or 'no reason given'}")
     if status is Status.WARN:
         for message in result.warnings or (result.message,):
             warnings.warn(GradcheckWarning(f"{result.name}: {message}"), stacklevel=1)

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from gradcheck import importing
+from gradcheck import importing, registry_styles
 from gradcheck.errors import ConfigError, UserImportError
 from gradcheck.expr import Expression, ExpressionError, parse
 from gradcheck.expr import bounds as value_bounds
@@ -31,11 +31,14 @@ DEFAULT_KEYS = ("examples", "rtol", "atol", "eps", "timeout")
 COMMON_KEYS = (
     "name", "impl", "style", "inputs", "dims", "where", "args", "batch", "batch_independent",
     "examples", "rtol", "atol", "eps", "xfail", "timeout", "description",
+    "onehot", "pack",  # see registry_styles
 )
 STYLE_KEYS = {
-    "class": ("init", "params", "params_at", "grads", "discover"),
-    "functions": ("forward", "backward", "params"),
+    "class": ("init", "params", "params_at", "grads", "discover", "forward", "backward", "grad_outputs", "setup",
+              "factory"),  # registry_styles
+    "functions": ("forward", "backward", "params", "grad_outputs"),
     "loss": ("function",),
+    **registry_styles.STYLE_KEYS,
 }
 TENSOR_KEYS = ("shape", "integers", "values", "range")
 MAX_NAME = 200  # characters in a layer name: it heads a table row and names a test case
@@ -151,6 +154,7 @@ def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
 _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+_Loader.add_constructor("!tuple", registry_styles.construct_tuple)  # pool_shape: !tuple [2, 2]
 
 
 @dataclass
@@ -346,7 +350,7 @@ class _Reader:
                 other = [s for s in STYLES if key in STYLE_KEYS[s]]
                 hint = f" (it belongs to style {other[0]!r})" if other else suggest(key, allowed)
                 self.error(raw.line_of(key), f"unknown key {key!r} for a layer of style {style!r}{hint}")
-        for key in ("impl", "inputs") + {"functions": ("forward", "backward"), "loss": (), "class": ()}[style]:
+        for key in ("impl", "inputs") + {"functions": ("forward", "backward")}.get(style, ()):
             if key not in raw:
                 self.error(raw.line, f"layer {name!r}: missing key {key!r}")
         dims = self.read_dims(raw)
@@ -359,7 +363,7 @@ class _Reader:
         init = self.read_refs(raw, "init", set(dims) | arrays)
         args = self.read_refs(raw, "args", set(dims) | arrays)
         params_at = self.read_location(raw, "params_at", "attr:{name}", ("attr", "dict", "list"))
-        grads = self.read_location(raw, "grads", "attr:d{name}", ("attr", "dict", "list", "update"))
+        grads = self.read_location(raw, "grads", "attr:d{name}", ("attr", "dict", "list", "update", "optimizer"))
         batch = raw.get("batch")
         if batch is not None and batch not in dims:
             self.error(raw.line_of("batch"), f"batch {batch!r} is not a dim{suggest(batch, dims)}")
@@ -377,6 +381,7 @@ class _Reader:
         discover = raw.get("discover", True)
         if not isinstance(discover, bool):
             self.error(raw.line_of("discover"), "'discover' must be true or false")
+        options = registry_styles.read_options(self, raw, style, inputs, params)
         if len(self.problems) > before:
             return None
         targets = self.import_targets(raw, style)
@@ -387,7 +392,7 @@ class _Reader:
             init=init, args=args, params_at=params_at, grads=grads, where=where, batch=batch,
             batch_independent=batch_independent, examples=examples, tolerances=tolerances,
             xfail=("expected failure" if xfail is True else xfail) or None, timeout=timeout,
-            source=f"{self.path}:{raw.line}", discover=discover is not False, **targets,
+            source=f"{self.path}:{raw.line}", discover=discover is not False, options=options, **targets,
         )
 
     def read_name(self, raw: LineDict, line: int) -> str:
@@ -558,6 +563,8 @@ class _Reader:
                 return Ref(ref)
             if isinstance(value, LineDict):
                 return {k: walk(v, value.line_of(k)) for k, v in value.items()}
+            if isinstance(value, tuple):
+                return tuple(walk(v, line) for v in value)
             if isinstance(value, list):
                 lines = getattr(value, "item_lines", [line] * len(value))
                 return [walk(v, ln) for v, ln in zip(value, lines)]
@@ -591,11 +598,14 @@ class _Reader:
         module = self.import_module(module_part, line)
         if module is None:
             return None
+        if style in registry_styles.STYLE_KEYS:
+            return registry_styles.import_targets(self, raw, style, module, object_name)
         if style == "class":
             if not object_name:
                 self.error(line, f"impl {impl!r}: name the class, as file.py:Class or package.module:Class")
                 return None
             target = self.lookup(module, object_name, impl, line)
+            target = None if target is None else registry_styles.class_target(self, raw, target)
             if target is None:
                 return None
             for method in ("forward", "backward"):

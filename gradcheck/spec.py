@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from gradcheck.expr import Expression
 
-STYLES = ("class", "functions", "loss")
+STYLES = ("class", "functions", "loss", "model", "elementwise", "loss-object")  # the last three: adapters_styles
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class Location:
-    """Where a parameter or its gradient lives on an object (SPEC §3)."""
+    """Where a parameter or its gradient lives on an object: attr:, dict:, list:, update: or optimizer:."""
 
     kind: str  # "attr", "dict", "list" or "update"
     target: str  # attribute template, dictionary/list attribute, or backward argument
@@ -103,11 +103,16 @@ class LayerSpec:
     timeout: float | None = None
     source: str = ""  # "layers.yaml:LINE"
     discover: bool = True  # class style: name float arrays the object holds that look like undeclared parameters
+    options: Any = field(default_factory=dict)  # style-specific settings (registry_styles)
 
     @functools.cached_property  # asked for several times per example
     def differentiable_inputs(self) -> tuple[TensorSpec, ...]:
         """Float inputs that are perturbed; a loss differentiates only its first input."""
         floats = tuple(t for t in self.inputs if t.differentiable)
+        if self.style == "model":  # a whole model's inputs are its data: only its parameters are checked
+            return ()
+        if self.style == "loss-object":  # the argument its gradient() is taken with respect to
+            return tuple(t for t in self.inputs if t.name == self.options.get("differentiate"))
         if self.style == "loss":
             return tuple(t for t in self.inputs[:1] if t.differentiable)
         return floats

@@ -27,7 +27,7 @@ SEED = 0
 FAIL, ERROR = Status.FAIL, Status.ERROR
 
 
-# Wrong shapes and None are ERROR, wrong values and a changed parameter FAIL (SPEC §5, §6).
+# Wrong shapes and None are ERROR, wrong values and a changed parameter FAIL.
 BUGS = {
     "transposed-weight": bug({ERROR}, {"W"}, {"x", "b"}),
     "transposed-weight-square": bug({FAIL}, {"W"}, {"x", "b"}),

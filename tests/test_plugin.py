@@ -179,3 +179,12 @@ def test_a_warning_is_a_pytest_warning(tmp_path):
 
     with pytest.warns(pytest_plugin.GradcheckWarning, match="unsteady: forward is not repeatable"):
         pytest_plugin._outcome(LayerResult("unsteady", Status.WARN, warnings=("forward is not repeatable",)))
+
+
+def test_a_layer_of_which_nothing_was_checked_fails_its_test_item():
+    """SKIP must not pass a gate, under pytest as under `gradcheck run`."""
+    from gradcheck.pytest_plugin import LayerFailed, _outcome
+    from gradcheck.results import LayerResult, Status
+
+    with pytest.raises(LayerFailed, match="nothing was checked: x had no elements"):
+        _outcome(LayerResult("empty", Status.SKIP, message="x had no elements in any example"))
