@@ -10,7 +10,7 @@ import numpy as np
 from gradcheck.adapters import UPDATE_LEARNING_RATE, Adapter, LayerProblem, adapter_for
 from gradcheck import finite_diff
 from gradcheck.finite_diff import (
-    MAX_STRETCH, Estimate, centred_difference, coloured_gradient, directions_agree, is_steady, numerical_gradient,
+    MAX_STRETCH, Estimate, Kinks, centred_difference, coloured_gradient, directions_agree, is_steady, numerical_gradient,
     tolerance,
 )
 from gradcheck.results import Status
@@ -251,7 +251,7 @@ class _ExampleRun:
             points = {n: self.arrays[n] for n in eligible}
             found = directions_agree(self.evaluate_all, points, analytic, upstream, self.tol.eps, self.tol.rtol,
                                      self.tol.atol, self.rng, {n: self._natural(n) for n in points}, stretch=stretch,
-                                     weight=self._output_weight)
+                                     weight=self._output_weight, kinks=self._kinks(eligible, upstream))
             if found.agree:
                 return {n: (found.error, found.units[n]) for n in eligible}
             if not found.rounding_only:
@@ -264,6 +264,21 @@ class _ExampleRun:
             else:
                 break
         return {}
+
+    def _kinks(self, names: list[str], upstream) -> Kinks:
+        """What the directions need to tell kinks from errors (see finite_diff.Kinks): per sample
+        where the layer's samples proved independent (the probe rides in the directions' first
+        stacked forward) and only batch-leading inputs move."""
+        size = self.batch_size
+
+        def samples() -> int:
+            independent = self._batching is not None and set(names) <= self._batching[0]
+            return size if independent and size > 1 else 1
+
+        if size < 2 or any(out.shape[:1] != (size,) for out in self.base):
+            return Kinks(self.base)
+        weights = sum(np.abs(np.multiply(r, out)).reshape(size, -1).sum(axis=1) for r, out in zip(upstream, self.base))
+        return Kinks(self.base, samples, weights)
 
     def _directions_first(self, names: list[str]) -> list[str]:
         """The tensors that start with the random directions: all in mode fast; in mode auto those
