@@ -110,8 +110,11 @@ class Counter:
 
 
 def check_example(spec: LayerSpec, example: Example, tol: Tolerances, counter: Counter | None = None,
-                  mode: str = "auto") -> ExampleOutcome:
-    """Run every check of SPEC §6 on one drawn example; a misbehaving layer is a verdict."""
+                  mode: str = "auto", only: frozenset[str] | None = None) -> ExampleOutcome:
+    """Run every check of SPEC §6 on one drawn example; a misbehaving layer is a verdict.
+
+    `only`: the tensors whose gradients are compared (all if None); forward's and backward's own
+    checks run whatever it holds."""
     counter = counter or Counter()
     rng = np.random.default_rng(example.seed)  # one generator per example: the arrays, then R, probes, directions
     arrays = draw_arrays(spec, example, rng)
@@ -119,6 +122,7 @@ def check_example(spec: LayerSpec, example: Example, tol: Tolerances, counter: C
     try:
         with np.errstate(all="ignore"), finite_diff.rounding_unit():  # a layer's overflow warnings are its verdict's business, not the console's
             run = _ExampleRun(spec, example, arrays, tol, counter, mode, rng)
+            run.only = only
             tensors = run.check()
     except LayerProblem as problem:
         return ExampleOutcome(example, problem.status, problem.message, shapes=shapes, tensor=problem.tensor)
@@ -144,6 +148,7 @@ class _ExampleRun:
     def __init__(self, spec, example, arrays, tol, counter, mode, rng):
         self.spec, self.example, self.arrays, self.tol, self.counter = spec, example, arrays, tol, counter
         self.mode, self.rng = mode, rng
+        self.only: frozenset[str] | None = None  # the tensors to compare, if not all (see check_example)
         self.adapter: Adapter = adapter_for(spec)
         self.warnings: list[str] = []
         self.seed = example.seed
@@ -179,6 +184,8 @@ class _ExampleRun:
         self._precision(base)
         tensors = [(t.name, "input") for t in self.spec.differentiable_inputs] + [(p.name, "param") for p in self.spec.params
                                                                                   if p.name in analytic]
+        if self.only is not None:
+            tensors = [(name, kind) for name, kind in tensors if name in self.only]
         quick = self._fast_pass([name for name, _ in tensors], analytic, upstream)
         outcomes = []
         for name, kind in tensors:
