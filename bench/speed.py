@@ -17,6 +17,7 @@ Run from the repository root, with torch 2.13.0 installed (see bench/README.md):
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
@@ -82,10 +83,12 @@ def compare_fast(torch, cases, spec, dims, seeds, repeats) -> dict:
     for attempt in range(repeats + 1):  # the first round warms up and is not counted
         spent = dict.fromkeys(totals, 0.0)
         for seed, function, tensors in runs:
+            gc.collect()  # another tool's garbage is collected outside the timings (12 ms stalls otherwise)
             start = time.perf_counter()
             verdicts.add(torch.autograd.gradcheck(function, tensors, fast_mode=True, raise_exception=False))
             spent["torch fast"] += time.perf_counter() - start
             for mode in ("fast", "auto"):
+                gc.collect()
                 start = time.perf_counter()
                 outcome = check_example(spec, Example(tuple(dims.items()), seed, 1.0), DEFAULT_TOLERANCES.merged(
                     spec.tolerances), Counter(), mode)
@@ -145,9 +148,11 @@ def bench_red(torch, F, specs, repeats, seed) -> list[dict]:
         function, tensors = cases[twin](arrays, dims)
         times = {"gradcheck": [], "torch slow": []}
         for attempt in range(repeats + 1):
+            gc.collect()
             start = time.perf_counter()
             result = check_layer(spec, Options(seed=seed))
             ours = time.perf_counter() - start
+            gc.collect()
             start = time.perf_counter()
             torch.autograd.gradcheck(function, tensors, fast_mode=False, raise_exception=False)
             if attempt:
