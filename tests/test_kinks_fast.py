@@ -102,3 +102,17 @@ def test_a_kink_crossed_within_the_step_is_drawn_again_and_a_wrong_gradient_is_n
     without = directions_agree(evaluate, {"x": x}, {"x": np.sign(x)}, upstream, 1e-6, 1e-5, 1e-7, 0,
                                weight=float(np.abs(x).sum()) * 1e6)
     assert not without.agree and len(calls) == 1
+
+
+def test_an_error_spread_over_every_sample_still_fails_when_weighed_per_sample():
+    """Per sample, a direction sees only that sample's share of a diffuse error: still many
+    tolerances wide when every element is off by a few."""
+    spec = BUILTINS.get("tanh")
+
+    class AllSlightlyOff(spec.target):
+        def backward(self, dout):
+            return super().backward(dout) * (1 + 3e-5)  # three times rtol everywhere
+
+    for seed in range(2):
+        outcome, _ = _run(replace(spec, target=AllSlightlyOff), "fast", seed, {"N": 16, "D": 256})
+        assert outcome.status is Status.FAIL
