@@ -272,10 +272,10 @@ class _Search:
         return _guarded_check(self.spec, example, self.tol, self.counter, self.mode)
 
 
-def _guarded_check(spec, example, tol, counter, mode) -> ExampleOutcome:
+def _guarded_check(spec, example, tol, counter, mode, only: frozenset[str] | None = None) -> ExampleOutcome:
     """check_example, with whatever escapes it made that example's ERROR (only a time limit or Ctrl-C go on)."""
     try:
-        return check_example(spec, example, tol, counter, mode)
+        return check_example(spec, example, tol, counter, mode, only)
     except (KeyboardInterrupt, _Timeout):
         raise
     except Exception as exc:  # a bug in gradcheck itself: say so rather than blame the layer silently
@@ -334,7 +334,8 @@ def _gather_evidence(spec, outcomes, tol, counter, mode, deadline: float | None 
     larger = _larger_dims(spec, dims, hypers)
     if larger is not None:
         _expire(deadline)
-        outcome = _guarded_check(spec, replace(example, dims=tuple(larger.items())), tol, counter, mode)
+        failing = frozenset(t.name for t in smallest.tensors if t.failing.any())  # only they are diagnosed from it
+        outcome = _guarded_check(spec, replace(example, dims=tuple(larger.items())), tol, counter, mode, failing)
         evidence.larger = outcome if outcome.failed and outcome.tensors else None
     for name in sorted(hypers):
         lo = spec.dims[name][0]

@@ -10,7 +10,7 @@ import numpy as np
 from gradcheck.adapters import UPDATE_LEARNING_RATE, Adapter, LayerProblem, adapter_for
 from gradcheck import finite_diff
 from gradcheck.finite_diff import (
-    MAX_STRETCH, Estimate, centred_difference, coloured_gradient, directions_agree, is_steady, numerical_gradient,
+    MAX_STRETCH, Estimate, Kinks, centred_difference, coloured_gradient, directions_agree, is_steady, numerical_gradient,
     tolerance,
 )
 from gradcheck.diagnosis import float_errors, nonfinite_cause, output_label, upstream_label
@@ -111,8 +111,11 @@ class Counter:
 
 
 def check_example(spec: LayerSpec, example: Example, tol: Tolerances, counter: Counter | None = None,
-                  mode: str = "auto") -> ExampleOutcome:
-    """Run every check on one drawn example; a misbehaving layer is a verdict."""
+                  mode: str = "auto", only: frozenset[str] | None = None) -> ExampleOutcome:
+    """Run every check on one drawn example; a misbehaving layer is a verdict.
+
+    `only`: the tensors whose gradients are compared (all if None); forward's and backward's own
+    checks run whatever it holds."""
     counter = counter or Counter()
     rng = np.random.default_rng(example.seed)  # one generator per example: the arrays, then R, probes, directions
     arrays = draw_arrays(spec, example, rng)
@@ -120,6 +123,7 @@ def check_example(spec: LayerSpec, example: Example, tol: Tolerances, counter: C
     try:
         with np.errstate(all="ignore"), finite_diff.rounding_unit():  # a layer's overflow warnings are its verdict's business, not the console's
             run = _ExampleRun(spec, example, arrays, tol, counter, mode, rng)
+            run.only = only
             tensors = run.check()
     except LayerProblem as problem:
         return ExampleOutcome(example, problem.status, problem.message, shapes=shapes, tensor=problem.tensor)
@@ -145,6 +149,7 @@ class _ExampleRun:
     def __init__(self, spec, example, arrays, tol, counter, mode, rng):
         self.spec, self.example, self.arrays, self.tol, self.counter = spec, example, arrays, tol, counter
         self.mode, self.rng = mode, rng
+        self.only: frozenset[str] | None = None  # the tensors to compare, if not all (see check_example)
         self.adapter: Adapter = adapter_for(spec)
         self.warnings: list[str] = []
         self.seed = example.seed
@@ -180,6 +185,8 @@ class _ExampleRun:
         self._precision(base)
         tensors = [(t.name, "input") for t in self.spec.differentiable_inputs] + [(p.name, "param") for p in self.spec.params
                                                                                   if p.name in analytic]
+        if self.only is not None:
+            tensors = [(name, kind) for name, kind in tensors if name in self.only]
         quick = self._fast_pass([name for name, _ in tensors], analytic, upstream)
         outcomes = []
         for name, kind in tensors:
@@ -252,7 +259,7 @@ class _ExampleRun:
             points = {n: self.arrays[n] for n in eligible}
             found = directions_agree(self.evaluate_all, points, analytic, upstream, self.tol.eps, self.tol.rtol,
                                      self.tol.atol, self.rng, {n: self._natural(n) for n in points}, stretch=stretch,
-                                     weight=self._output_weight)
+                                     weight=self._output_weight, kinks=self._kinks(eligible, upstream))
             if found.agree:
                 return {n: (found.error, found.units[n]) for n in eligible}
             if not found.rounding_only:
@@ -265,6 +272,21 @@ class _ExampleRun:
             else:
                 break
         return {}
+
+    def _kinks(self, names: list[str], upstream) -> Kinks:
+        """What the directions need to tell kinks from errors (see finite_diff.Kinks): per sample
+        where the layer's samples proved independent (the probe rides in the directions' first
+        stacked forward) and only batch-leading inputs move."""
+        size = self.batch_size
+
+        def samples() -> int:
+            independent = self._batching is not None and set(names) <= self._batching[0]
+            return size if independent and size > 1 else 1
+
+        if size < 2 or any(out.shape[:1] != (size,) for out in self.base):
+            return Kinks(self.base)
+        weights = sum(np.abs(np.multiply(r, out)).reshape(size, -1).sum(axis=1) for r, out in zip(upstream, self.base))
+        return Kinks(self.base, samples, weights)
 
     def _directions_first(self, names: list[str]) -> list[str]:
         """The tensors that start with the random directions: all in mode fast; in mode auto those
