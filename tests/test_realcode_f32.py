@@ -1,4 +1,4 @@
-"""Real code as it is (issue 14, items 1-3): float32 layers checked at float32 precision, parameters
+"""Real code as it is: float32 layers checked at float32 precision, parameters
 moved where the layer reads them (aliases), and weights a class draws itself never silently skipped.
 
 Fixture layers under tests/fixtures/realcode imitate those styles; each right one has a bugged twin.
