@@ -162,3 +162,39 @@ def test_a_dotted_location_that_reaches_nothing_is_an_error_naming_it(tmp_path):
     path = write(tmp_path, BASE.replace("dict:_base_layer.parameters", "dict:_base_layer.params"))
     res = check_layer("wrapped", config=str(path), examples=2, seed=SEED)
     assert res.status is Status.ERROR and "self._base_layer.params['W']" in res.message
+
+
+@pytest.mark.parametrize("module, status", [("wrapped_layers", Status.PASS), ("wrapped_layers_buggy", FAIL)])
+def test_a_layer_argument_nests(tmp_path, module, status):
+    """Dropout(Scaled([Dense(M)])): the dotted path reads through Scaled's `parameters` property."""
+    inner = f"!layer {{impl: {FIXTURES}/{module}.py:Dense, init: {{n_out: $M}}}}"
+    text = BASE.replace(f"!layer {{impl: {FIXTURES}/wrapped_layers.py:Dense, init: {{n_out: $M}}}}",
+                        f"!layer {{impl: {FIXTURES}/{module}.py:Scaled, init: {{layers: [{inner}]}}}}")
+    res = check_layer("wrapped", config=str(write(tmp_path, text)), examples=4, seed=SEED)
+    assert res.status is status, describe_failure(res)
+    assert {t.name for t in res.tensors} == {"X", "W", "b"}
+    assert ({t.name for t in res.tensors if t.failed} == {"W", "b"}) is (status is FAIL)
+
+
+SET_UP = """\
+layers:
+  - name: scaled-stack
+    impl: {folder}/{module}.py:Scaled
+    init:
+      layers: [!layer {{impl: {folder}/{module}.py:Stack, setup: {{{method}: [!layer {{impl: {folder}/{module}.py:Tanh}}]}}}}]
+    inputs: {{X: [N, D]}}
+    dims: {{N: [1, 3], D: [1, 3]}}
+"""
+
+
+@pytest.mark.parametrize("module, status", [("wrapped_layers", Status.PASS), ("wrapped_layers_buggy", FAIL)])
+def test_a_layer_argument_is_set_up_by_its_own_setup_calls(tmp_path, module, status):
+    text = SET_UP.format(folder=FIXTURES, module=module, method="add")
+    res = check_layer("scaled-stack", config=str(write(tmp_path, text)), examples=4, seed=SEED)
+    assert res.status is status and {t.name for t in res.tensors} == {"X"}, describe_failure(res)
+
+
+def test_a_setup_call_the_layer_argument_lacks_is_an_error_naming_it(tmp_path):
+    text = SET_UP.format(folder=FIXTURES, module="wrapped_layers", method="append")
+    res = check_layer("scaled-stack", config=str(write(tmp_path, text)), examples=2, seed=SEED)
+    assert res.status is Status.ERROR and "append()" in res.message and "Stack" in res.message
