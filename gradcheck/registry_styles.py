@@ -250,6 +250,9 @@ class LayerNode:
     def __init__(self, raw):
         self.raw = raw
 
+    def __repr__(self) -> str:  # as a message shows one written where no layer object belongs
+        return f"!layer {dict(self.raw)!r}"
+
 
 def construct_layer(loader, node) -> LayerNode:
     """`!layer {impl: file.py:Class, init: {...}}` in layers.yaml: another layer object as an argument."""

@@ -198,3 +198,9 @@ def test_a_setup_call_the_layer_argument_lacks_is_an_error_naming_it(tmp_path):
     text = SET_UP.format(folder=FIXTURES, module="wrapped_layers", method="append")
     res = check_layer("scaled-stack", config=str(write(tmp_path, text)), examples=2, seed=SEED)
     assert res.status is Status.ERROR and "append()" in res.message and "Stack" in res.message
+
+
+def test_a_layer_argument_where_no_object_belongs_is_shown_as_written(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_registry(write(tmp_path, BASE.replace("inputs: {X: [N, D]}", "inputs: {X: !layer {impl: a.py:B}}")))
+    assert "layers.yaml:10:" in caught.value.problems[0] and "!layer {'impl': 'a.py:B'}" in caught.value.problems[0]
