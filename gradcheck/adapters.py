@@ -11,7 +11,7 @@ import numpy as np
 
 from gradcheck.diagnosis import output_label, user_traceback
 from gradcheck.results import Status
-from gradcheck.spec import LayerSpec, Location, Ref, TensorSpec
+from gradcheck.spec import LayerArg, LayerSpec, Location, Ref, TensorSpec
 
 UPDATE_LEARNING_RATE = 2.0**-10  # exact in binary, so (p0 - p1) / lr loses nothing to the division
 
@@ -46,7 +46,17 @@ def resolve(value: Any, env: dict[str, Any]) -> Any:
         return [resolve(v, env) for v in value]
     if type(value) is tuple:  # !tuple in layers.yaml
         return tuple(resolve(v, env) for v in value)
+    if isinstance(value, LayerArg):  # !layer in layers.yaml: a fresh object each time
+        from gradcheck.adapters_styles import build_layer_arg
+        return build_layer_arg(value, env)
     return value
+
+
+def get_path(obj: Any, path: str) -> Any:
+    """obj.a.b for the dotted path "a.b" (a location inside an object the layer holds); None if absent."""
+    for attr in path.split("."):
+        obj = getattr(obj, attr, None)
+    return obj
 
 
 def call_layer(what: str, function, *args, **kwargs):
@@ -288,8 +298,8 @@ class ClassAdapter(Adapter):
         name = self.spec.params[position].name
         try:
             if where.kind == "attr":
-                return getattr(obj, where.target.format(name=name), None)
-            container = getattr(obj, where.target, None)
+                return get_path(obj, where.target.format(name=name))
+            container = get_path(obj, where.target)
             if container is None:
                 return None
             return container[name] if where.kind == "dict" else container[position]
@@ -364,9 +374,10 @@ class ClassAdapter(Adapter):
                 continue
             value = params[param.name]
             if where.kind == "attr":
-                setattr(obj, where.target.format(name=param.name), value)
+                owner, _, attr = where.target.format(name=param.name).rpartition(".")
+                setattr(get_path(obj, owner) if owner else obj, attr, value)
             else:
-                getattr(obj, where.target)[param.name if where.kind == "dict" else position] = value
+                get_path(obj, where.target)[param.name if where.kind == "dict" else position] = value
 
     def forward(self, inputs, params, seed):
         try:

@@ -21,7 +21,7 @@ from gradcheck.adapters import (
 )
 from gradcheck.registry_styles import DERIVATIVE_NAMES
 from gradcheck.results import Status
-from gradcheck.spec import LayerSpec
+from gradcheck.spec import LayerArg, LayerSpec
 
 
 def adapter_for_style(spec: LayerSpec) -> Adapter:
@@ -327,3 +327,17 @@ def recorder(method: str) -> GradientRecorder:
     """A GradientRecorder whose recording method has the name the layer calls (update, step...)."""
     cls = type("GradientRecorder", (GradientRecorder,), {method: GradientRecorder.record})
     return cls()
+
+
+def build_layer_arg(arg: LayerArg, env: dict[str, Any]) -> Any:
+    """A `!layer` argument's object, freshly built: its constructor, then its setup calls in order."""
+    who = f"the constructor of !layer {arg.impl}"
+    layer = call_layer(who, arg.target, **resolve(arg.init or {}, env))
+    for method, arguments in (arg.setup or {}).items():
+        bound = getattr(layer, method, None)
+        if not callable(bound):
+            raise LayerProblem(Status.ERROR, f"!layer {arg.impl} has no {method}() method (named in its setup)")
+        values = resolve(arguments, env)
+        args, kwargs = (values, {}) if isinstance(values, list) else ([], values)
+        call_layer(f"!layer {arg.impl}: {method}()", bound, *args, **kwargs)
+    return layer

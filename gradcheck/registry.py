@@ -155,6 +155,7 @@ _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 _Loader.add_constructor("!tuple", registry_styles.construct_tuple)  # pool_shape: !tuple [2, 2]
+_Loader.add_constructor("!layer", registry_styles.construct_layer)  # wrapped_layer: !layer {impl: ...}
 
 
 @dataclass
@@ -561,6 +562,8 @@ class _Reader:
                 if ref not in names:
                     self.error(line, f"{key}: {value!r} names no dim, input or parameter{suggest(ref, names)}")
                 return Ref(ref)
+            if isinstance(value, registry_styles.LayerNode):  # another layer object, as an argument
+                return registry_styles.read_layer_arg(self, value.raw, key, names)
             if isinstance(value, LineDict):
                 return {k: walk(v, value.line_of(k)) for k, v in value.items()}
             if isinstance(value, tuple):
@@ -588,6 +591,7 @@ class _Reader:
                 target.format(name="x")
             except (KeyError, IndexError, ValueError):
                 self.error(raw.line_of(key), f"{key!r}: template {target!r} may only use {{name}}")
+        registry_styles.check_path(self, raw, key, kind, target)
         return Location(kind, target)
 
     # -- imports ----------------------------------------------------------------------------

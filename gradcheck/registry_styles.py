@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradcheck.spec import Location
+from gradcheck.spec import LayerArg, Location
 
 STYLE_KEYS = {
     "model": ("init", "params", "params_at", "loss", "gradient", "grad_names", "forward", "cost", "backward",
@@ -239,6 +239,64 @@ def construct_tuple(loader, node) -> tuple:
         raise yaml.constructor.ConstructorError(None, None, "!tuple must tag a list, e.g. !tuple [2, 2]",
                                                 node.start_mark)
     return tuple(loader.construct_object(child, deep=True) for child in node.value)
+
+
+LAYER_ARG_KEYS = ("impl", "init", "setup")  # of a `!layer {...}` argument
+
+
+class LayerNode:
+    """A `!layer {impl: ..., init: ...}` mapping as read from YAML, before the registry checks it."""
+
+    def __init__(self, raw):
+        self.raw = raw
+
+    def __repr__(self) -> str:  # as a message shows one written where no layer object belongs
+        return f"!layer {dict(self.raw)!r}"
+
+
+def construct_layer(loader, node) -> LayerNode:
+    """`!layer {impl: file.py:Class, init: {...}}` in layers.yaml: another layer object as an argument."""
+    import yaml  # here: the rest of this module needs no YAML
+
+    if not isinstance(node, yaml.MappingNode):
+        raise yaml.constructor.ConstructorError(None, None, "!layer must tag a mapping, e.g. "
+                                                "!layer {impl: layers.py:Dense, init: {n_out: 4}}", node.start_mark)
+    plain = yaml.MappingNode(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, node.value, node.start_mark,
+                             node.end_mark, node.flow_style)
+    return LayerNode(loader.construct_object(plain, deep=True))
+
+
+def read_layer_arg(reader, raw, key: str, names: set[str]) -> LayerArg:
+    """A `!layer` argument checked like a layer's own keys: its class imported, its `$` references
+    and setup calls read; built afresh for each example (gradcheck's resolve)."""
+    for unknown in [k for k in raw if k not in LAYER_ARG_KEYS]:
+        reader.error(raw.line_of(unknown), f"{key}: unknown key {unknown!r} in !layer (expected "
+                                           f"{', '.join(LAYER_ARG_KEYS)}){_suggest(unknown, LAYER_ARG_KEYS)}")
+    init = reader.read_refs(raw, "init", names) if "init" in raw else {}
+    setup = reader.read_refs(raw, "setup", names) if "setup" in raw else {}
+    for method, arguments in setup.items():
+        if not str(method).isidentifier() or not isinstance(arguments, (list, dict)):
+            reader.error(raw.line_of("setup"), f"!layer setup: {method!r} must map a method name to a list of "
+                                               f"positional arguments or a mapping of keyword arguments")
+    impl, line = str(raw.get("impl", "")), raw.line_of("impl") if "impl" in raw else raw.line
+    module_part, _, object_name = impl.partition(":")
+    if not object_name:
+        reader.error(line, f"{key}: !layer needs impl: file.py:Class (the class, or a function returning "
+                           f"the layer object), got {raw.get('impl')!r}")
+        return LayerArg(impl, None, init, setup)
+    module = reader.import_module(module_part, line)
+    target = None if module is None else reader.lookup(module, object_name, impl, line)
+    return LayerArg(impl, target, init, setup)
+
+
+def check_path(reader, raw, key: str, kind: str, target: str) -> None:
+    """A dotted location (dict:_base_layer.parameters) must be a path of attribute names."""
+    if kind in ("update", "optimizer") or "." not in target:
+        return
+    path = target.replace("{name}", "x") if kind == "attr" else target
+    if not all(part.isidentifier() for part in path.split(".")):
+        reader.error(raw.line_of(key), f"{key!r}: {target!r} is not a dotted path of attribute names "
+                                       f"(e.g. {kind}:_base_layer.{'{name}' if kind == 'attr' else 'parameters'})")
 
 
 # -- imports --------------------------------------------------------------------------------

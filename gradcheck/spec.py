@@ -19,6 +19,17 @@ class Ref:
 
 
 @dataclass(frozen=True)
+class LayerArg:
+    """A `!layer {impl: file.py:Class, init: {...}, setup: {...}}` argument: another layer object
+    (the layer a wrapper such as Dropout(wrapped_layer, p) delegates to), built afresh per example."""
+
+    impl: str
+    target: Any  # the class or function that builds it
+    init: Any = None
+    setup: Any = None
+
+
+@dataclass(frozen=True)
 class TensorSpec:
     """An input or parameter: its shape as expressions over dims, and how its values are drawn."""
 
@@ -39,7 +50,8 @@ class Location:
     """Where a parameter or its gradient lives on an object: attr:, dict:, list:, update: or optimizer:."""
 
     kind: str  # "attr", "dict", "list" or "update"
-    target: str  # attribute template, dictionary/list attribute, or backward argument
+    target: str  # attribute template, dictionary/list attribute, or backward argument; a dotted
+    # path (`_base_layer.parameters`) reaches into an object the layer holds
 
     def describe(self, name: str, position: int) -> str:
         """Human-readable place, e.g. `self.gradients['W']`."""
