@@ -201,10 +201,12 @@ def user_traceback(exc: BaseException) -> tuple[str, str]:
 
 
 def _is_user_file(path: str) -> bool:
+    if path.startswith("<"):  # generated code: <string>, numpy < 1.25's <__array_function__ internals>
+        return False
     path = os.path.abspath(path)
     if path.startswith(_PACKAGE + os.sep):  # gradcheck's own built-in layers are the user's code here
         return path.startswith(os.path.join(_PACKAGE, "layers") + os.sep)
-    return not path.startswith(_LIBRARIES) and not path.startswith("<")
+    return not path.startswith(_LIBRARIES)
 
 
 def _shown_path(path: str) -> str:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from gradcheck.diagnosis import user_traceback
 from gradcheck.engine import Options, check_layer
 from gradcheck.registry import load_registry
 from gradcheck.reporters.json import render_json
@@ -35,6 +36,19 @@ def test_an_error_below_a_numpy_call_points_at_the_users_line(results):
              f" > crash.py:{_line('np.stack([x[:, i:i + k]')} in _im2col")
     assert chain in result.message
     assert "adapters.py" not in result.message and "numpy" not in result.message
+
+
+def test_generated_code_below_the_users_call_is_not_the_users_line():
+    """numpy < 1.25 runs np.stack through a frame of '<__array_function__ internals>': not the user's."""
+    internals: dict = {}
+    exec(compile("def stack(arrays):\n    raise ValueError('need at least one array to stack')\n",
+                 "<__array_function__ internals>", "exec"), internals)
+    try:
+        internals["stack"]([])
+    except ValueError as exc:
+        where, chain = user_traceback(exc)
+    assert where.startswith(f"{os.path.relpath(__file__)}:"), where
+    assert "internals" not in chain and "test_diagnosis_user_code.py:" in chain
 
 
 def test_an_error_in_backward_names_backwards_helper(results):
