@@ -10,8 +10,8 @@ import numpy as np
 from gradcheck.adapters import UPDATE_LEARNING_RATE, Adapter, LayerProblem, adapter_for
 from gradcheck import finite_diff
 from gradcheck.finite_diff import (
-    MAX_STRETCH, Estimate, Kinks, centred_difference, coloured_gradient, directions_agree, is_steady, numerical_gradient,
-    tolerance,
+    MAX_STRETCH, Estimate, Kinks, centred_difference, coloured_gradient, directions_agree, element_differences, is_steady,
+    numerical_gradient, tolerance,
 )
 from gradcheck.diagnosis import float_errors, nonfinite_cause, output_label, upstream_label
 from gradcheck.results import Status
@@ -29,6 +29,11 @@ TINY = 1e-300
 FULL_MAX = 4096
 CALL_COST = 1000  # a forward's fixed cost (Python calls, copies), in elements
 FULL_BUDGET = 5e7  # element-forwards per example
+# A tensor above FULL_MAX that the shared directions doubted is checked in groups of at most FULL_MAX
+# elements (see _by_groups); a group whose gaps rounding alone explains passes while that rounding
+# stays under this many tolerance units.
+GROUP_NOISE = 1.0
+CONFIRM_CHUNK = 256  # a doubted group's elements get the per-element check this many at a time
 MODES = ("auto", "full", "fast")
 METHODS = ("full", "coloured", "fast")  # how a tensor was checked in one example (TensorOutcome.method)
 
@@ -191,6 +196,9 @@ class _ExampleRun:
         outcomes = []
         for name, kind in tensors:
             x, a = self.arrays[name], analytic[name]
+            if name not in quick and x.size > FULL_MAX and self.mode != "full" and name not in self.batch_leading:
+                outcomes.append(self._by_groups(name, kind, x, a, base, upstream))
+                continue
             if name in quick:
                 error, unit = quick[name]
                 outcomes.append(TensorOutcome(name, kind, a, a.copy(), np.full(x.shape, unit), np.zeros(x.shape, bool),
@@ -272,6 +280,53 @@ class _ExampleRun:
             else:
                 break
         return {}
+
+    def _by_groups(self, name, kind, x, analytic, base, upstream) -> TensorOutcome:
+        """A tensor above FULL_MAX that the shared directions doubted: its elements in disjoint groups
+        of at most FULL_MAX, each checked by directions of its own (its own tolerance unit, step and
+        rounding: a group moves fewer elements, so crosses fewer kinks); only the groups those doubt
+        get the per-element check, one group at a time, until one confirms a failure. The forwards
+        stay bounded by the groups that doubt, never the whole tensor's two per element."""
+        flat_a = analytic.reshape(-1)
+        groups = np.array_split(np.arange(x.size), -(-x.size // FULL_MAX))
+        doubted, directional, bound = [], 0.0, np.empty(x.size)
+        for group in groups:
+            found = self._group_directions(name, x, flat_a[group], group, upstream)
+            bound[group] = found.units["part"]
+            if found.agree:
+                directional = max(directional, found.error * found.units["part"])
+            else:
+                doubted.append(group)
+        if not doubted:
+            return TensorOutcome(name, kind, analytic, analytic.copy(), bound.reshape(x.shape), np.zeros(x.shape, bool),
+                                 directional=directional, method="fast")
+        return self.compare(name, kind, x, analytic, base, upstream, doubted)
+
+    def _group_directions(self, name, x, analytic, group, upstream):
+        """The random directions through one group of a tensor's elements (the others stay put).
+        They agree, or rounding alone explains every gap while it stays under GROUP_NOISE tolerance
+        units: no looser than the per-element check, whose bound holds each element's own rounding
+        (larger than the directions' for the same output). The step is not stretched ahead of the
+        rounding (a long step crosses kinks and curvature); only as far as GROUP_NOISE needs."""
+        def evaluate(moved):
+            part = moved["part"]
+            copies = np.empty((len(part),) + x.shape)
+            copies[...] = x
+            copies.reshape(len(part), -1)[:, group] = part
+            return self.evaluate_all({name: copies})
+
+        point, natural, stretch = {"part": x.reshape(-1)[group]}, {"part": self._natural(name)}, 1.0
+        for _ in range(2):
+            found = directions_agree(evaluate, point, {"part": analytic}, upstream, self.tol.eps, self.tol.rtol,
+                                     self.tol.atol, self.rng, natural, stretch=stretch,
+                                     kinks=self._kinks([name], upstream))
+            if found.agree or not found.rounding_only:
+                return found
+            if found.rounding <= GROUP_NOISE:
+                found.agree, found.error = True, found.error
+                return found
+            stretch = min(MAX_STRETCH, stretch * 2 * found.rounding / GROUP_NOISE)
+        return found
 
     def _kinks(self, names: list[str], upstream) -> Kinks:
         """What the directions need to tell kinks from errors (see finite_diff.Kinks): per sample
@@ -629,11 +684,32 @@ class _ExampleRun:
         return array.astype(np.float64)
 
     # -- comparison -------------------------------------------------------------------------
-    def compare(self, name, kind, x, analytic, base, upstream) -> TensorOutcome:
-        """Numeric against analytic; elements that fail are re-examined for kinks and noise."""
+    def compare(self, name, kind, x, analytic, base, upstream, groups=None) -> TensorOutcome:
+        """Numeric against analytic; elements that fail are re-examined for kinks and noise.
+        `groups`: only these groups of flat indices, one at a time until one fails (see _by_groups)."""
+        if groups is not None:
+            return self._compare_groups(name, kind, x, analytic, base, upstream, groups)
+        estimate, coloured = self._numerical(name, x, upstream)
+        return self._confirm(name, kind, x, analytic, base, upstream, estimate, coloured)
+
+    def _compare_groups(self, name, kind, x, analytic, base, upstream, groups) -> TensorOutcome:
+        """compare for some groups of a tensor's elements; the others count as agreeing (their
+        directions did), with the group's numeric set to analytic."""
+        numeric, noise = analytic.copy(), np.zeros(x.shape)
+        outcome = None
+        for group in (chunk for g in groups for chunk in np.array_split(g, -(-len(g) // CONFIRM_CHUNK))):
+            part = element_differences(self._evaluate_each(name), x, group, upstream, self.tol.eps, self.hidden)
+            numeric.reshape(-1)[group], noise.reshape(-1)[group] = part.value, part.noise
+            outcome = self._confirm(name, kind, x, analytic, base, upstream, Estimate(numeric.copy(), noise.copy()),
+                                    False)
+            if outcome.status is Status.FAIL:
+                break
+        return outcome
+
+    def _confirm(self, name, kind, x, analytic, base, upstream, estimate, coloured) -> TensorOutcome:
+        """The verdict on a numerical estimate: suspects re-derived and swept for steadiness."""
         eps, rtol, atol = self.tol.eps, self.tol.rtol, self.tol.atol
         evaluate = self._evaluate_one(name)
-        estimate, coloured = self._numerical(name, x, upstream)
         numeric, noise = estimate.value, estimate.noise
         bound = tolerance(estimate, analytic, rtol, atol, self._natural(name))
         unreliable = ~np.isfinite(numeric)

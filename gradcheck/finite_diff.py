@@ -109,6 +109,32 @@ def numerical_gradient(evaluate: Evaluate, x: np.ndarray, upstream: Sequence, ep
     return Estimate(value.reshape(x.shape), noise.reshape(x.shape))
 
 
+def element_differences(each: EvaluateEach, x: np.ndarray, indices: np.ndarray, upstream: Sequence, eps: float,
+                        hidden: float = 0.0) -> Estimate:
+    """The plain per-element centred differences (and their rounding) of the flat `indices` of x only,
+    their moved copies evaluated in blocks of about BLOCK_ELEMENTS (see _column_differences)."""
+    flat = x.reshape(-1)
+    h = steps(flat[indices], eps)
+    value, noise = np.empty(len(indices)), np.empty(len(indices))
+    outputs_size = sum(int(np.size(r)) for r in upstream)
+    width = max(1, BLOCK_ELEMENTS // (2 * max(x.size, outputs_size, 1)))
+    for start in range(0, len(indices), width):
+        part = indices[start:start + width]
+        count = len(part)
+        copies = np.empty((count, 2, x.size))
+        copies[...] = flat
+        rows = np.arange(count)
+        copies[rows, 0, part] += h[start:start + count]
+        copies[rows, 1, part] -= h[start:start + count]
+        taken = copies[rows, 0, part] - copies[rows, 1, part]
+        outputs = [out.reshape((count, 2) + out.shape[1:]) for out in each(copies.reshape((2 * count,) + x.shape))]
+        total, rounding = weigh_per_sample(upstream, [out[:, 0] for out in outputs], [out[:, 1] for out in outputs],
+                                           1, hidden)
+        value[start:start + count] = total[:, 0] / taken
+        noise[start:start + count] = rounding[:, 0] / taken
+    return Estimate(value, noise)
+
+
 def centred_difference(evaluate: Evaluate, x: np.ndarray, upstream: Sequence, eps: float, index: int,
                        hidden: float = 0.0) -> tuple[float, float]:
     """The plain one-element centred difference and its rounding, for re-checking a suspect."""
