@@ -323,7 +323,7 @@ class _ExampleRun:
             if found.agree or not found.rounding_only:
                 return found
             if found.rounding <= GROUP_NOISE:
-                found.agree, found.error = True, found.error
+                found.agree = True
                 return found
             stretch = min(MAX_STRETCH, stretch * 2 * found.rounding / GROUP_NOISE)
         return found
