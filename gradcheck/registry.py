@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import difflib
-import hashlib
-import importlib
-import importlib.util
 import inspect
 import math
 import os
-import sys
 import unicodedata
 from collections.abc import Hashable
 from dataclasses import dataclass, field

@@ -5,7 +5,6 @@ with a message naming the key that would fix it."""
 from __future__ import annotations
 
 from pathlib import Path
-from textwrap import dedent
 
 import pytest
 from click.testing import CliRunner
