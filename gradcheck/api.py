@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 
-from gradcheck.engine import Options
 from gradcheck.engine import check_layer as _check_spec
 from gradcheck.errors import UnknownLayerError
 from gradcheck.failures import save_failures
 from gradcheck.limits import check_settings
 from gradcheck.parallel import run_layers
-from gradcheck.registry import load_registry, suggest
+from gradcheck.registry import load_registry
 from gradcheck.results import LayerResult, RunResult
-from gradcheck.spec import LayerSpec, Tolerances
+from gradcheck.spec import LayerSpec, Options, Tolerances
 
 
 def _options(config, examples, seed, rtol, atol, eps, timeout=None, **rest) -> Options:

@@ -21,25 +21,23 @@ from rich.markup import escape
 from rich.text import Text
 
 from gradcheck import importing
-from gradcheck.engine import Options
-from gradcheck.errors import ConfigError, GradcheckError, SettingError
+from gradcheck.errors import ConfigError, GradcheckError, SettingError, suggest
 from gradcheck.failures import replay_raises, save_failures, user_traceback_text
 from gradcheck.importing import stdout_to_stderr
 from gradcheck.parallel import Terminated, max_jobs, run_layers
-from gradcheck.registry import Registry, load_registry, suggest
+from gradcheck.registry import Registry, load_registry
 from gradcheck.reporters import REPORTERS, render
 from gradcheck.reporters.common import printable
 from gradcheck.reporters.github import annotation
 from gradcheck.reporters.progress import ProgressDisplay
 from gradcheck.reporters.table import print_run
 from gradcheck.results import RunResult, Status
-from gradcheck.examples import MODES
 from gradcheck.limits import check_setting
 from gradcheck.memory import default_limit, keep_freed_memory, parse_size
 from gradcheck.settings import Settings, load_settings, with_settings
 from gradcheck.sharding import parse_shard, select_shard
 from gradcheck.sources import backward_locations, code_files
-from gradcheck.spec import LayerSpec, Tolerances
+from gradcheck.spec import MODES, LayerSpec, Options, Tolerances
 from gradcheck.starter import write_starter
 
 DEFAULT_CONFIG = Path("layers.yaml")

@@ -16,13 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.engine import Options
 from gradcheck.engine import check_layer as _check_spec
-from gradcheck.errors import ConfigError
-from gradcheck.examples import MODES
-from gradcheck.registry import LineDict, LineList, _Reader, suggest
+from gradcheck.errors import ConfigError, suggest
+from gradcheck.registry import LineDict, LineList, _Reader
 from gradcheck.results import LayerResult, RunResult, Status, TensorResult
-from gradcheck.spec import LayerSpec, Tolerances, TensorSpec
+from gradcheck.spec import MODES, LayerSpec, Options, Tolerances, TensorSpec
 
 WHERE = Path("gradcheck.check()")  # how the reader names this "file" in its messages
 BATCH = "N"  # the dim of the first input's leading axis, when the arrays are given

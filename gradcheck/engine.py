@@ -22,33 +22,15 @@ from typing import Callable
 
 from gradcheck.diagnosis import hyperparameter_dims
 from gradcheck.errors import GradcheckError
-from gradcheck.examples import MODES, Counter, ExampleOutcome, check_example
+from gradcheck.examples import Counter, ExampleOutcome, check_example
 from gradcheck.results import LayerResult, Status
 from gradcheck.sampling import Example, draw_examples, examples_strategy, satisfies
-from gradcheck.spec import DEFAULT_EXAMPLES, DEFAULT_TOLERANCES, LayerSpec, Tolerances
+from gradcheck.spec import DEFAULT_EXAMPLES, DEFAULT_TOLERANCES, MODES, LayerSpec, Options, Tolerances
 from gradcheck.summary import Evidence, apply_xfail, size, summarise
 
 SHRINK_BUDGET = 40  # examples hypothesis may check, after a failure, looking for a smaller one
 REDRAWS = 2  # an example with points skipped at kinks is drawn again, with new values, this often at most
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True)
-class Options:
-    """How to run checks; None means 'the layer's own setting, else the default'."""
-
-    examples: int | None = None
-    seed: int | None = None
-    tolerances: Tolerances = field(default_factory=Tolerances)
-    fail_fast: bool = False
-    timeout: float | None = None
-    config: str | None = None  # shown in the reproduce command
-    # "full": every element; "fast": random directions, full check on any doubt; "auto": full up to
-    # 4096 elements while the example's full checks fit a budget of forwards (see examples.FULL_MAX)
-    mode: str = "auto"
-
-    def resolved_seed(self) -> int:
-        return self.seed if self.seed is not None else random.randrange(2**31)
 
 
 class _ExampleFailed(Exception):

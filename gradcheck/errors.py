@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 
 class GradcheckError(Exception):
     """Base class: a usage or configuration problem, reported without a traceback."""
@@ -27,3 +29,13 @@ class SettingError(GradcheckError, ValueError):
 
 class UserImportError(GradcheckError):
     """The user's layer code could not be imported (it raised, exited, hung or is missing): one line."""
+
+
+def suggest(name: str, choices) -> str:
+    """A ' (did you mean X?)' suffix when `name` is close to one of `choices`."""
+    choices = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.6)
+    if not close:  # ReLU for Relu: compare without case too
+        lowered = {c.lower(): c for c in choices}
+        close = [lowered[c] for c in difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.6)]
+    return f" (did you mean {close[0]!r}?)" if close else ""

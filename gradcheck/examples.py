@@ -34,8 +34,6 @@ FULL_BUDGET = 5e7  # element-forwards per example
 # stays under this many tolerance units.
 GROUP_NOISE = 1.0
 CONFIRM_CHUNK = 256  # a doubted group's elements get the per-element check this many at a time
-MODES = ("auto", "full", "fast")
-METHODS = ("full", "coloured", "fast")  # how a tensor was checked in one example (TensorOutcome.method)
 
 
 @dataclass

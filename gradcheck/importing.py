@@ -87,7 +87,7 @@ def _load(text: str, base: Path) -> ModuleType:
 
 
 def _close_file(missing: str, text: str, base: Path) -> str:
-    from gradcheck.registry import suggest  # registry imports this module: look up its helper late
+    from gradcheck.errors import suggest
 
     return "" if missing != text else suggest(text, [p.stem for p in base.glob("*.py")])
 

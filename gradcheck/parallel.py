@@ -11,11 +11,11 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
 from typing import Callable
 
-from gradcheck.engine import Options, Progress, check_layer, warm_up
+from gradcheck.engine import Progress, check_layer, warm_up
 from gradcheck.importing import default_signals, held_signals, stdout_to_stderr
 from gradcheck.memory import describe_size, limit_memory
 from gradcheck.results import LayerResult, RunResult, Status
-from gradcheck.spec import LayerSpec
+from gradcheck.spec import LayerSpec, Options
 
 POLL_SECONDS = 0.1  # longest wait for news from the workers before checking deadlines again
 OnResult = Callable[[LayerResult], None]

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from gradcheck.engine import Options
-from gradcheck.engine import check_layer as _check_spec
-from gradcheck.errors import GradcheckError
-from gradcheck.registry import load_registry
-from gradcheck.results import LayerResult, Status, describe_failure
-from gradcheck.settings import load_settings, with_settings
-from gradcheck.spec import LayerSpec
+if TYPE_CHECKING:  # the checker is imported when a layer is collected: every pytest run loads this plugin
+    from gradcheck.results import LayerResult
+    from gradcheck.spec import LayerSpec, Options
 
 CONFIG_NAME = "layers.yaml"
 
@@ -71,6 +68,11 @@ class LayersFile(pytest.File):
     """A layers.yaml: its layers are the items; a broken file is one collection error, its message only."""
 
     def collect(self):
+        from gradcheck.errors import GradcheckError
+        from gradcheck.registry import load_registry
+        from gradcheck.settings import load_settings, with_settings
+        from gradcheck.spec import Options
+
         try:
             registry = load_registry(self.path)
             settings = load_settings(self.config.rootpath / "pyproject.toml")
@@ -92,7 +94,9 @@ class LayerItem(pytest.Item):
         self.spec, self.options = spec, options
 
     def runtest(self) -> None:
-        result = _check_spec(self.spec, self.options)
+        from gradcheck.engine import check_layer
+
+        result = check_layer(self.spec, self.options)
         self.user_properties.append(("gradcheck_status", result.status.value))
         self.user_properties.append(("gradcheck_seed", str(result.seed)))
         _outcome(result)
@@ -108,6 +112,8 @@ class LayerItem(pytest.Item):
 
 def _outcome(result: LayerResult) -> None:
     """The layer's verdict as pytest's: return (pass), raise, skip or warn."""
+    from gradcheck.results import Status, describe_failure
+
     status = result.status
     if status is Status.ERROR:
         raise LayerErrored(describe_failure(result))

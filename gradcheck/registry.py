@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 import os
@@ -15,7 +14,7 @@ from typing import Any
 import yaml
 
 from gradcheck import importing, registry_styles
-from gradcheck.errors import ConfigError, UserImportError
+from gradcheck.errors import ConfigError, UserImportError, suggest
 from gradcheck.expr import Expression, ExpressionError, parse
 from gradcheck.expr import bounds as value_bounds
 from gradcheck.limits import setting_problem, shown
@@ -167,16 +166,6 @@ class Registry:
 
     def get(self, name: str) -> LayerSpec | None:
         return next((layer for layer in self.layers if layer.name == name), None)
-
-
-def suggest(name: str, choices) -> str:
-    """A ' (did you mean X?)' suffix when `name` is close to one of `choices`."""
-    choices = [str(c) for c in choices]
-    close = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.6)
-    if not close:  # ReLU for Relu: compare without case too
-        lowered = {c.lower(): c for c in choices}
-        close = [lowered[c] for c in difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.6)]
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def load_registry(path: str | os.PathLike) -> Registry:

@@ -422,6 +422,6 @@ def _public(owner) -> list[str]:
 
 
 def _suggest(name, choices) -> str:
-    from gradcheck.registry import suggest  # here, not at the top: the registry imports this module
+    from gradcheck.errors import suggest
 
     return suggest(name, choices)

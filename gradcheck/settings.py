@@ -7,11 +7,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from gradcheck.errors import GradcheckError
-from gradcheck.examples import MODES
+from gradcheck.errors import GradcheckError, suggest
 from gradcheck.limits import RULES, check_setting, setting_problem, shown
-from gradcheck.registry import suggest
-from gradcheck.spec import DEFAULT_LAYER_TIMEOUT, LayerSpec, Tolerances
+from gradcheck.spec import DEFAULT_LAYER_TIMEOUT, MODES, LayerSpec, Tolerances
 
 PYPROJECT = Path("pyproject.toml")
 

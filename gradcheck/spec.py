@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import functools
+import random
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from gradcheck.expr import Expression
 
 STYLES = ("class", "functions", "loss", "model", "elementwise", "loss-object")  # the last three: adapters_styles
+MODES = ("auto", "full", "fast")  # how a run checks tensors: chosen per tensor, every element, random directions
+METHODS = ("full", "coloured", "fast")  # how a tensor was checked in one example (TensorOutcome.method)
 
 
 @dataclass(frozen=True)
@@ -139,3 +142,21 @@ class LayerSpec:
             if len(first.names) == 1 and first.source in first.names:
                 return first.source
         return None
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to run checks; None means 'the layer's own setting, else the default'."""
+
+    examples: int | None = None
+    seed: int | None = None
+    tolerances: Tolerances = field(default_factory=Tolerances)
+    fail_fast: bool = False
+    timeout: float | None = None
+    config: str | None = None  # shown in the reproduce command
+    # "full": every element; "fast": random directions, full check on any doubt; "auto": full up to
+    # 4096 elements while the example's full checks fit a budget of forwards (see examples.FULL_MAX)
+    mode: str = "auto"
+
+    def resolved_seed(self) -> int:
+        return self.seed if self.seed is not None else random.randrange(2**31)

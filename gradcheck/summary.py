@@ -7,9 +7,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from gradcheck.diagnosis import diagnose
-from gradcheck.examples import METHODS, ExampleOutcome, TensorOutcome
+from gradcheck.examples import ExampleOutcome, TensorOutcome
 from gradcheck.results import LayerResult, Status, TensorResult, worst
-from gradcheck.spec import LayerSpec
+from gradcheck.spec import METHODS, LayerSpec
 
 
 def size(outcome: ExampleOutcome) -> tuple:
