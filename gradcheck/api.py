@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from gradcheck.engine import check_layer as _check_spec
-from gradcheck.errors import UnknownLayerError
+from gradcheck.errors import UnknownLayerError, suggest
 from gradcheck.failures import save_failures
 from gradcheck.limits import check_settings
 from gradcheck.parallel import run_layers

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from gradcheck import api
 from gradcheck.cli import cli
-from gradcheck.errors import ConfigError
+from gradcheck.errors import ConfigError, UnknownLayerError
 from gradcheck.expr import ExpressionError, bounds, parse
 from gradcheck.registry import load_registry
 from gradcheck.results import Status
@@ -226,3 +226,9 @@ def test_bounds_over_ranges():
     assert bounds(parse("min(N, D) - abs(D - 5)"), ranges) == (-5, 1)
     assert bounds(parse("N % 3"), ranges) == (0, 2)
     assert bounds(parse("N // D"), ranges) is None  # D may be 0: unknown, never a guess
+
+
+def test_run_config_names_an_unknown_layer_with_a_suggestion(project):
+    (project / "layers.yaml").write_text(MERGED)
+    with pytest.raises(UnknownLayerError, match=r"no layer named 'afine'.*did you mean 'affine'"):
+        api.run_config("layers.yaml", names=["afine"], examples=1, seed=1)
