@@ -20,13 +20,14 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from gradcheck.diagnosis import hyperparameter_dims
+from gradcheck.diagnosis import Evidence, gather_evidence
 from gradcheck.errors import GradcheckError
 from gradcheck.examples import Counter, ExampleOutcome, check_example
 from gradcheck.results import LayerResult, Status
-from gradcheck.sampling import Example, draw_examples, examples_strategy, satisfies
+from gradcheck.sampling import Example, draw_examples, examples_strategy
+from gradcheck.smallest import smallest_failure
 from gradcheck.spec import DEFAULT_EXAMPLES, DEFAULT_TOLERANCES, MODES, LayerSpec, Options, Tolerances
-from gradcheck.summary import Evidence, apply_xfail, size, summarise
+from gradcheck.summary import apply_xfail, summarise
 
 SHRINK_BUDGET = 40  # examples hypothesis may check, after a failure, looking for a smaller one
 REDRAWS = 2  # an example with points skipped at kinks is drawn again, with new values, this often at most
@@ -70,20 +71,11 @@ def check_layer(spec: LayerSpec, options: Options = Options(), progress: Progres
         source=spec.source, impl=spec.impl, style=spec.style, xfail=spec.xfail,
         calls={"forward": counter.forward, "backward": counter.backward},
         examples=search.examples(), redrawn=search.redrawn,
-        example=_smallest_failure(search.evaluated.values()),
+        example=smallest_failure(search.evaluated.values()),
         trail=tuple((o.example.dim_values, o.example.seed, o.example.scale, o.status.value)
                     for o in search.evaluated.values()),
     )
     return apply_xfail(result, spec)
-
-
-def _smallest_failure(outcomes) -> dict | None:
-    """The smallest failing example as plain data (its arrays are drawn again from it), or None."""
-    failures = [o for o in outcomes if o.failed and o.example.dims]
-    if not failures:
-        return None
-    example = min(failures, key=size).example
-    return {"dims": example.dim_values, "seed": example.seed, "scale": example.scale}
 
 
 def reproduce(name: str, options: Options, seed: int | None, timed_out: float | None = None) -> str:
@@ -305,46 +297,10 @@ def _alarms() -> bool:
 
 
 def _gather_evidence(spec, outcomes, tol, counter, mode, deadline: float | None = None) -> Evidence:
-    """Run a larger example and trivial-hyperparameter examples around the smallest failure."""
-    failures = [o for o in outcomes if o.failed and o.tensors]
-    if not failures:
-        return Evidence()
-    smallest = min(failures, key=size)
-    dims, example = smallest.example.dim_values, smallest.example
-    hypers = hyperparameter_dims(spec) - {spec.batch_dim}
-    evidence = Evidence()
-    larger = _larger_dims(spec, dims, hypers)
-    if larger is not None:
+    """The extra examples diagnosis asks for around the smallest failure, run within the layer's deadline."""
+
+    def run(example: Example) -> ExampleOutcome:
         _expire(deadline)
-        # every tensor, not only those failing at the smallest dims: a bug seen only at a batch above 1
-        # (a bias averaged where the smallest failure had N=1) is found here and reported too
-        outcome = _guarded_check(spec, replace(example, dims=tuple(larger.items())), tol, counter, mode)
-        evidence.larger = outcome if outcome.failed and outcome.tensors else None
-    for name in sorted(hypers):
-        lo = spec.dims[name][0]
-        trivial = {**dims, name: lo}
-        if dims[name] == lo or not satisfies(spec, trivial):
-            continue
-        _expire(deadline)
-        if not _guarded_check(spec, replace(example, dims=tuple(trivial.items())), tol, counter, mode).failed:
-            evidence.needs[name] = dims[name]
-    return evidence
+        return _guarded_check(spec, example, tol, counter, mode)
 
-
-def _larger_dims(spec, dims: dict[str, int], fixed: set[str]) -> dict[str, int] | None:
-    """The failing dims raised to distinct sizes (batch 3, then 4, 5, ...), `where` permitting.
-
-    Distinct sizes keep a factor of the batch apart from a factor of another dim.
-    """
-    for shrink in (0, 1, 2):
-        larger, target = {}, 4
-        for name, value in dims.items():
-            if name in fixed:
-                larger[name] = value
-                continue
-            wanted = 3 if name == spec.batch_dim else target
-            target += name != spec.batch_dim
-            larger[name] = max(value, min(wanted - shrink, spec.dims[name][1]))
-        if larger != dims and satisfies(spec, larger):
-            return larger
-    return None
+    return gather_evidence(spec, outcomes, run)

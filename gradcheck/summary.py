@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 
-from gradcheck.diagnosis import diagnose
+from gradcheck.diagnosis import Evidence, probable_cause
 from gradcheck.examples import ExampleOutcome, TensorOutcome
 from gradcheck.results import LayerResult, Status, TensorResult, worst
+from gradcheck.smallest import ordered_dims, smallness
 from gradcheck.spec import METHODS, LayerSpec
-
-
-def size(outcome: ExampleOutcome) -> tuple:
-    dims = outcome.example.dim_values
-    return (sum(dims.values()), tuple(dims.values()), outcome.example.scale != 1.0, outcome.example.seed)
-
-
-@dataclass
-class Evidence:
-    """Extra examples run after a failure, only to diagnose it."""
-
-    larger: ExampleOutcome | None = None  # the same failure on larger shapes
-    needs: dict[str, int] = field(default_factory=dict)  # hyperparameters whose trivial value passes
 
 
 def summarise(spec: LayerSpec, outcomes: list[ExampleOutcome], seconds: float, timed_out: float | None,
@@ -35,7 +23,7 @@ def summarise(spec: LayerSpec, outcomes: list[ExampleOutcome], seconds: float, t
         return LayerResult(status=Status.ERROR, message=f"timed out after {timed_out:g} s (a hang, or far too slow?)", **base)
     failures = [o for o in outcomes if o.failed]
     if failures:
-        smallest = min(failures, key=size)
+        smallest = min(failures, key=smallness)
         evidence = evidence or Evidence()
         tensors = tuple(replace(_tensor_result(spec, t, seen, failures, evidence), checked_by=_checked_by(t.name, outcomes))
                         for t, seen in _own_failures(spec, smallest, failures + [o for o in [evidence.larger] if o]))
@@ -43,7 +31,7 @@ def summarise(spec: LayerSpec, outcomes: list[ExampleOutcome], seconds: float, t
         message = (f"{smallest.message}; wrong gradient for {wrong} too" if wrong else smallest.message) \
             if smallest.message else "wrong gradient for " + wrong
         return LayerResult(status=smallest.status, tensors=(_problem_tensor(spec, smallest) if not smallest.tensors else ()) + tensors,
-                           message=message, failing_dims=_ordered(spec, smallest.example.dim_values),
+                           message=message, failing_dims=ordered_dims(spec, smallest.example.dim_values),
                            warnings=_warnings(outcomes), shapes=dict(smallest.shapes), **base)
     tensors = _passing_tensors(spec, outcomes)
     warnings = _warnings(outcomes)
@@ -52,7 +40,7 @@ def summarise(spec: LayerSpec, outcomes: list[ExampleOutcome], seconds: float, t
     message = unchecked or (warnings[0] if warnings else "")
     if skipped:
         message = message or f"{skipped} point(s) skipped where the function is not smooth (kinks) or the reference is unsteady; examples with such points were drawn again"
-    largest = max(outcomes, key=size, default=None)
+    largest = max(outcomes, key=smallness, default=None)
     return LayerResult(status=status, tensors=tensors, message=message, warnings=warnings,
                        shapes=dict(largest.shapes) if largest else {}, **base)
 
@@ -64,7 +52,7 @@ def _own_failures(spec, smallest: ExampleOutcome, pool: list[ExampleOutcome]) ->
     example shows only one (a db averaged over the batch cannot fail at batch size 1).
     """
     failed: dict[str, tuple[TensorOutcome, ExampleOutcome]] = {}
-    for outcome in sorted(pool, key=size):
+    for outcome in sorted(pool, key=smallness):
         for tensor in outcome.tensors:
             if tensor.status is Status.FAIL and tensor.name not in failed:
                 failed[tensor.name] = (tensor, outcome)
@@ -76,7 +64,7 @@ def _own_failures(spec, smallest: ExampleOutcome, pool: list[ExampleOutcome]) ->
 
 def _example(outcome: ExampleOutcome, spec: LayerSpec) -> dict:
     example = outcome.example
-    return {"dims": _ordered(spec, example.dim_values), "seed": example.seed, "scale": example.scale}
+    return {"dims": ordered_dims(spec, example.dim_values), "seed": example.seed, "scale": example.scale}
 
 
 def _unchecked(spec: LayerSpec, tensors: tuple[TensorResult, ...]) -> str:
@@ -96,11 +84,6 @@ def _checked_by(name: str, outcomes: list[ExampleOutcome]) -> tuple[tuple[str, i
     return tuple((method, methods.count(method)) for method in METHODS if method in methods)
 
 
-def _ordered(spec: LayerSpec, dims: dict[str, int]) -> dict[str, int]:
-    """Dims in the order layers.yaml lists them."""
-    return {name: dims[name] for name in spec.dims if name in dims}
-
-
 def _warnings(outcomes: list[ExampleOutcome]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(w for o in outcomes for w in o.warnings))
 
@@ -116,8 +99,8 @@ def _tensor_result(spec, tensor: TensorOutcome, example: ExampleOutcome, failure
         max_abs_error=tensor.max_abs_error, max_rel_error=tensor.max_rel_error,
         worst_index=index, analytic=analytic, numeric=numeric,
         message=f"{int(np.sum(tensor.abs_error > tensor.bound))} of {tensor.analytic.size} elements outside tolerance" if failed else "",
-        diagnosis=_diagnosis(spec, tensor, example, failures, evidence) if failed else "",
-        failing_dims=_ordered(spec, example.example.dim_values) if failed else None,
+        diagnosis=probable_cause(spec, tensor, example, failures, evidence) if failed else "",
+        failing_dims=ordered_dims(spec, example.example.dim_values) if failed else None,
         error_map=tensor.abs_error if failed else None, example=_example(example, spec),
     )
 
@@ -128,31 +111,7 @@ def _problem_tensor(spec: LayerSpec, outcome: ExampleOutcome) -> tuple[TensorRes
         return ()
     kind = "param" if outcome.tensor in {p.name for p in spec.params} else "input"
     return (TensorResult(outcome.tensor, kind, outcome.status, shape=outcome.shapes.get(outcome.tensor, ()),
-                         message=outcome.message, failing_dims=_ordered(spec, outcome.example.dim_values)),)
-
-
-def _diagnosis(spec, tensor: TensorOutcome, example: ExampleOutcome, failures, evidence: Evidence) -> str:
-    """Diagnose from a larger run of the same failure when there is one (one element fits any
-    factor), else from the example shown, else from the largest failing example."""
-    candidates = []
-    if evidence.larger is not None:
-        candidates += [(t, evidence.larger) for t in evidence.larger.tensors if t.name == tensor.name and t.status is Status.FAIL]
-    candidates += [(tensor, example)] + [pair for pair in [_largest_failure(tensor.name, failures)] if pair]
-    seen = [(t, o) for o in failures + [o for o in [evidence.larger] if o]
-            for t in o.tensors if t.name == tensor.name and t.status is Status.FAIL]
-    for candidate, outcome in candidates:
-        guess = diagnose(spec, candidate, outcome, others=[(t, o) for t, o in seen if t is not candidate])
-        if guess and outcome is not example:  # the numbers shown are another example's: say where it was seen
-            dims = ", ".join(f"{k}={v}" for k, v in _ordered(spec, outcome.example.dim_values).items())
-            return f"{guess} (seen at {dims})"
-        if guess:
-            return guess
-    return diagnose(spec, tensor, example, needs=evidence.needs)
-
-
-def _largest_failure(name: str, failures: list[ExampleOutcome]) -> tuple[TensorOutcome, ExampleOutcome] | None:
-    pairs = [(t, o) for o in failures for t in o.tensors if t.name == name and t.status is Status.FAIL]
-    return max(pairs, key=lambda pair: pair[0].analytic.size, default=None)  # None: it failed in the evidence run only
+                         message=outcome.message, failing_dims=ordered_dims(spec, outcome.example.dim_values)),)
 
 
 def _passing_tensors(spec: LayerSpec, outcomes: list[ExampleOutcome]) -> tuple[TensorResult, ...]:

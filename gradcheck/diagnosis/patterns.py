@@ -2,35 +2,40 @@
 
 from __future__ import annotations
 
-import inspect
 import itertools
-import os
-import sysconfig
-import traceback
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from gradcheck.spec import LayerSpec
 
+if TYPE_CHECKING:
+    from gradcheck.examples import ExampleOutcome, TensorOutcome
+
 FIT = 1e-3  # relative residual below which a pattern "fits clearly"
 RESIDUAL = 0.02  # a fitted ratio must explain all but this fraction of the error
 FAR_FROM_ONE = 0.05  # a ratio closer to 1 is reported as measured, not named a factor
+SAME_RATIO = 1e-3  # two fitted ratios closer than this (relatively) are one factor
+FEWEST_FOR_CONSTANT = 3  # with fewer nonzero elements any constant factor fits: no guess
+MOST_PERMUTATIONS = 24  # axis orders tried when looking for a transposed gradient
+EPS_SCALE = 100  # inputs of at least this magnitude push a probability below a `+ eps` inside log
+TINY = 1e-300  # keeps a scale of all-zero numbers from dividing by zero
 
 
-def diagnose(spec: LayerSpec, tensor, example, needs: dict[str, int] | None = None, others=()) -> str:
+Others = Sequence[tuple["TensorOutcome", "ExampleOutcome"]]
+
+
+def diagnose(spec: LayerSpec, tensor: TensorOutcome, example: ExampleOutcome,
+             needs: dict[str, int] | None = None, others: Others = ()) -> str:
     """A one-sentence guess at the bug, or '' when no pattern fits clearly.
 
     `needs` holds hyperparameter dims (stride, pad) whose trivial value was tried and passed;
-    `others` the same tensor failing in other examples, (TensorOutcome, ExampleOutcome) pairs:
-    a factor is named only if every one of them shows it too.
+    `others` the same tensor failing in other examples: a factor is named only if every one shows it too.
     """
-    a, n = tensor.analytic, tensor.numeric
-    ok = np.isfinite(n)
-    a, n = np.where(ok, a, 0.0), np.where(ok, n, 0.0)
+    a, n = _finite(tensor)
     batch = example.example.dim_values.get(spec.batch_dim or "", None)
     for check in (_zeros, _swapped, _transposed, _factor, _later_samples, _ignored_eps):
-        guess = check(spec, tensor, example, a, n, batch, others) if check in (_factor, _ignored_eps) else \
-            check(spec, tensor, example, a, n, batch)
+        guess = check(spec, tensor, example, a, n, batch, others)
         if guess:
             return guess
     if needs:
@@ -41,11 +46,11 @@ def diagnose(spec: LayerSpec, tensor, example, needs: dict[str, int] | None = No
 
 
 def _close(a: np.ndarray, b: np.ndarray) -> bool:
-    scale = max(float(np.max(np.abs(b), initial=0.0)), 1e-300)
+    scale = max(float(np.max(np.abs(b), initial=0.0)), TINY)
     return float(np.max(np.abs(a - b), initial=0.0)) <= FIT * scale
 
 
-def _zeros(spec, tensor, example, a, n, batch) -> str:
+def _zeros(spec, tensor, example, a, n, batch, others=()) -> str:
     if not np.any(a) and np.any(n):
         return f"d{tensor.name} is all zeros: the gradient is never written (or written to a copy)"
     return ""
@@ -66,15 +71,15 @@ def _factor(spec, tensor, example, a, n, batch, others=()) -> str:
         other_batch = outcome.example.dim_values.get(spec.batch_dim or "", None)
         ratios.append(c_other)
         keys.add(_named_factor(spec, outcome, c_other, other_batch)[0])
-    if all(abs(r - c) <= 1e-3 * abs(c) for r in ratios):
+    if all(abs(r - c) <= SAME_RATIO * abs(c) for r in ratios):
         if len(keys) > 1:  # the same ratio at several batch sizes: not the batch's doing
             key, text = _named_factor(spec, example, c, None)
     elif len(keys) > 1 or key == "constant":
         return ""  # the ratio changes from example to example, and not as the batch size does
     if key != "constant":
         return text
-    if np.count_nonzero(n) < 3:
-        return ""  # with one or two elements any factor fits: no guess
+    if np.count_nonzero(n) < FEWEST_FOR_CONSTANT:
+        return ""
     if abs(c - 1.0) < FAR_FROM_ONE:
         return f"analytic = {c:.6g} x numeric in every element checked: off by {abs(c - 1) * 100:.2g}% throughout"
     return f"analytic = {c:.4g} x numeric in every element checked: a constant factor is off"
@@ -113,12 +118,12 @@ def _named_factor(spec, example, c: float, batch) -> tuple[str, str]:
     names += [(2.0, "twice", "analytic = 2 x numeric: a factor of 2 too many"),
               (0.5, "half", "analytic = numeric / 2: a factor of 2 missing")]
     for value, key, text in names:
-        if abs(c - value) <= 1e-3 * abs(value):
+        if abs(c - value) <= SAME_RATIO * abs(value):
             return key, text
     return "constant", ""
 
 
-def _transposed(spec, tensor, example, a, n, batch) -> str:
+def _transposed(spec, tensor, example, a, n, batch, others=()) -> str:
     if a.ndim == 2 and a.shape[0] == a.shape[1] and a.shape[0] > 1 and _close(a, n.T):
         return f"d{tensor.name} is the transpose of the right gradient"
     if a.ndim >= 2 and a.size > 1:
@@ -130,10 +135,10 @@ def _transposed(spec, tensor, example, a, n, batch) -> str:
 
 
 def _permutations(ndim: int):
-    return [p for p in itertools.permutations(range(ndim)) if p != tuple(range(ndim))][:24]
+    return [p for p in itertools.permutations(range(ndim)) if p != tuple(range(ndim))][:MOST_PERMUTATIONS]
 
 
-def _swapped(spec, tensor, example, a, n, batch) -> str:
+def _swapped(spec, tensor, example, a, n, batch, others=()) -> str:
     if np.count_nonzero(n) < 2:
         return ""
     for other in example.tensors:
@@ -143,12 +148,12 @@ def _swapped(spec, tensor, example, a, n, batch) -> str:
     return ""
 
 
-def _later_samples(spec, tensor, example, a, n, batch) -> str:
+def _later_samples(spec, tensor, example, a, n, batch, others=()) -> str:
     if tensor.kind != "input" or not batch or batch < 3 or a.shape[:1] != (batch,):
         return ""
     # every element of every later sample wrong (not just some: a wrong slope for negative
     # inputs leaves a first sample of positive inputs right by chance)
-    wrong = np.abs(a - n) > FIT * max(float(np.max(np.abs(n), initial=0.0)), 1e-300)
+    wrong = np.abs(a - n) > FIT * max(float(np.max(np.abs(n), initial=0.0)), TINY)
     if not wrong[:1].any() and wrong[1:].all():
         return "only samples after the first are wrong: backward mixes samples across the batch"
     return ""
@@ -159,7 +164,7 @@ def _ignored_eps(spec, tensor, example, a, n, batch, others=()) -> str:
     the loss flattens where a probability falls below an eps added inside log, and backward's
     p - y does not know it."""
     scales = [example.example.scale] + [o.example.scale for _, o in others]
-    if tensor.kind != "input" or a.ndim < 2 or min(scales) < 100:
+    if tensor.kind != "input" or a.ndim < 2 or min(scales) < EPS_SCALE:
         return ""
     rows = [(ra, rn) for ra, rn in zip(a.reshape(len(a), -1), n.reshape(len(n), -1)) if not _close(ra, rn)]
     for ra, rn in rows:
@@ -171,89 +176,3 @@ def _ignored_eps(spec, tensor, example, a, n, batch, others=()) -> str:
         return ""
     return ("numeric = r x analytic with 0 <= r < 1 in each failing sample, only at inputs of magnitude >= 1e2: "
             "backward ignores a `+ eps` (or a clip) inside log, as in log(p + 1e-7), which flattens the loss where p < eps")
-
-
-def hyperparameter_dims(spec: LayerSpec) -> set[str]:
-    """Dims used in args/init (stride, pad, ...) rather than in array shapes."""
-    used_in_shapes = {n for t in spec.inputs + spec.params for e in t.shape for n in e.names}
-    return set(spec.dims) - used_in_shapes
-
-
-_PACKAGE = os.path.dirname(os.path.abspath(__file__))
-_LIBRARIES = tuple({os.path.abspath(sysconfig.get_paths()[key]) for key in ("stdlib", "platstdlib", "purelib", "platlib")})
-USER_FRAMES = 3  # frames of the user's traceback shown with an exception
-
-
-def user_traceback(exc: BaseException) -> tuple[str, str]:
-    """Where user code raised: ('path/to/file.py:LINE', 'file.py:10 in forward > file.py:22 in _norm').
-
-    The location is the innermost frame in the user's code (not gradcheck's, not numpy's or the
-    standard library's: a ValueError from np.concatenate is the caller's line); the second part
-    its last USER_FRAMES frames, innermost last. ('', '') when no frame is the user's.
-    """
-    frames = [(frame.f_code, line) for frame, line in traceback.walk_tb(exc.__traceback__)]
-    mine = [(code, line) for code, line in frames if _is_user_file(code.co_filename)]
-    if not mine:
-        return "", ""
-    code, line = mine[-1]
-    chain = " > ".join(f"{os.path.basename(c.co_filename)}:{n} in {c.co_name}" for c, n in mine[-USER_FRAMES:])
-    return f"{_shown_path(code.co_filename)}:{line}", chain
-
-
-def _is_user_file(path: str) -> bool:
-    if path.startswith("<"):  # generated code: <string>, numpy < 1.25's <__array_function__ internals>
-        return False
-    path = os.path.abspath(path)
-    if path.startswith(_PACKAGE + os.sep):  # gradcheck's own built-in layers are the user's code here
-        return path.startswith(os.path.join(_PACKAGE, "layers") + os.sep)
-    return not path.startswith(_LIBRARIES)
-
-
-def _shown_path(path: str) -> str:
-    """The path relative to the working directory when it is below it, else absolute."""
-    relative = os.path.relpath(path)
-    return path if relative.startswith("..") else relative
-
-
-def float_errors(call) -> set[str]:
-    """The numpy floating-point errors ('overflow', 'divide by zero', 'underflow', 'invalid value')
-    that `call()` raises flags for; what `call` returns or raises is ignored."""
-    seen: set[str] = set()
-    with np.errstate(all="call", call=lambda kind, flag: seen.add(kind)):
-        try:
-            call()
-        except Exception:  # the flags raised before it stopped are the evidence
-            pass
-    return seen
-
-
-def nonfinite_cause(errors: set[str]) -> str:
-    """Why a forward returned inf/nan, told from the floating-point errors it raised."""
-    if "overflow" in errors:
-        return "exp of a large input? subtract the max before exp"  # the overflow flag was raised
-    if "divide by zero" in errors and "underflow" in errors:
-        return ("log(0) of a value that underflowed to 0, as a softmax probability of a very negative score "
-                "does: take log-probabilities as x - max - log(sum(exp(x - max))) instead of log(softmax)")
-    if "divide by zero" in errors:
-        return "a division by zero or log(0)"
-    if "invalid value" in errors:
-        return "an invalid operation (log or sqrt of a negative number, inf - inf, 0/0): an input outside the " \
-               "layer's domain? declare it with range: [lo, hi] in layers.yaml"
-    return "an input outside the layer's domain? declare it with range: [lo, hi] in layers.yaml"
-
-
-def output_label(position: int, count: int) -> str:
-    """'output 2 of 3', counting from 1 as a user reads forward's return value."""
-    return f"output {position + 1} of {count}"
-
-
-def upstream_label(spec: LayerSpec, position: int, count: int) -> str:
-    """Backward's own name for an upstream gradient, e.g. 'dnext_c (the upstream gradient of output 2 of 2)'."""
-    label = f"the upstream gradient of {output_label(position, count)}"
-    backward = spec.backward if spec.style == "functions" else getattr(spec.target, "backward", None)
-    try:
-        names = [p.name for p in inspect.signature(backward).parameters.values()
-                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"]
-    except (TypeError, ValueError):  # not introspectable (a builtin, a C extension)
-        return label
-    return f"{names[position]} ({label})" if position < len(names) and count <= len(names) else label
