@@ -112,13 +112,13 @@ class LayerItem(pytest.Item):
 
 def _outcome(result: LayerResult) -> None:
     """The layer's verdict as pytest's: return (pass), raise, skip or warn."""
-    from gradcheck.results import Status, describe_failure
+    from gradcheck.results import Status
 
     status = result.status
     if status is Status.ERROR:
-        raise LayerErrored(describe_failure(result))
+        raise LayerErrored(result.account.text())
     if status in (Status.FAIL, Status.XFAIL):  # the xfail mark turns XFAIL into xfailed
-        raise LayerFailed(describe_failure(result))
+        raise LayerFailed(result.account.text())
     if status is Status.SKIP:  # nothing could be checked: that must not pass the gate
         raise LayerFailed(f"{result.name}: SKIP, nothing was checked: {result.message or 'no reason given'}")
     if status is Status.WARN:

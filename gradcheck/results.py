@@ -105,6 +105,11 @@ class LayerResult:
     def ok(self) -> bool:
         return not self.status.is_failure()
 
+    @property
+    def account(self) -> FailureAccount:
+        """Why this layer did not pass, as every report tells it."""
+        return FailureAccount.of(self)
+
     def assert_ok(self, strict: bool = False) -> None:
         """Raise a readable AssertionError if this layer did not pass."""
         if self.status.is_failure(strict):
@@ -129,27 +134,109 @@ class RunResult:
         return int(any(layer.status.is_failure(strict) for layer in self.layers))
 
 
+def dims_text(dims: dict[str, int]) -> str:
+    """'N=2, D=3': dims as every report writes them."""
+    return ", ".join(f"{k}={v}" for k, v in dims.items())
+
+
+@dataclass(frozen=True)
+class WorstElement:
+    """The element of a gradient furthest outside its tolerance, with both of its values."""
+
+    tensor: str
+    index: tuple[int, ...]
+    analytic: float
+    numeric: float
+
+    def __str__(self) -> str:
+        return f"{self.tensor}{list(self.index)}"
+
+    @property
+    def values(self) -> str:
+        return f"analytic {self.analytic:.6g}, numeric {self.numeric:.6g}"
+
+
+@dataclass(frozen=True)
+class TensorAccount:
+    """Why one input or parameter did not pass."""
+
+    name: str
+    shape: tuple[int, ...]
+    status: Status
+    message: str
+    worst: WorstElement | None
+    max_abs_error: float
+    max_rel_error: float
+    cause: str  # the probable bug, or "" when no pattern fits clearly
+    failing_dims: dict[str, int] | None  # the smallest dims at which it failed
+    value_seed: int | None  # the value seed of that example
+    elsewhere: bool  # it failed at other dims than the layer's smallest failing ones
+    error_map: Any = None  # element-wise |a - n| there (ndarray)
+
+    @classmethod
+    def of(cls, tensor: TensorResult, layer_dims: dict[str, int] | None) -> TensorAccount:
+        """The account of a tensor of a layer whose smallest failing dims are `layer_dims`."""
+        worst = None
+        if tensor.worst_index is not None and tensor.analytic is not None and tensor.numeric is not None:
+            worst = WorstElement(tensor.name, tensor.worst_index, tensor.analytic, tensor.numeric)
+        return cls(
+            name=tensor.name, shape=tensor.shape, status=tensor.status, message=tensor.message, worst=worst,
+            max_abs_error=tensor.max_abs_error, max_rel_error=tensor.max_rel_error, cause=tensor.diagnosis,
+            failing_dims=tensor.failing_dims, value_seed=tensor.example["seed"] if tensor.example else None,
+            elsewhere=bool(tensor.failing_dims) and tensor.failing_dims != layer_dims, error_map=tensor.error_map,
+        )
+
+
+@dataclass(frozen=True)
+class FailureAccount:
+    """What every report says about a layer that did not pass: built once, rendered by each reporter."""
+
+    layer: str
+    status: Status
+    message: str
+    tensors: tuple[TensorAccount, ...]  # the failing (FAIL or ERROR) ones
+    smallest_dims: dict[str, int] | None
+    warnings: tuple[str, ...]
+    reproduce: str
+
+    @classmethod
+    def of(cls, layer: LayerResult) -> FailureAccount:
+        tensors = tuple(TensorAccount.of(t, layer.failing_dims) for t in layer.tensors
+                        if t.status not in (Status.PASS, Status.SKIP))
+        return cls(layer.name, layer.status, layer.message, tensors, layer.failing_dims, layer.warnings, layer.repro)
+
+    def headline(self) -> str:
+        """One line: the layer's message and, for a wrong gradient, its worst element."""
+        text = self.message or self.status.value
+        for tensor in self.tensors:
+            if tensor.status is Status.FAIL and tensor.worst is not None:
+                return f"{text}: {tensor.worst} {tensor.worst.values}"
+        return text
+
+    def text(self) -> str:
+        """The account as plain text, one fact a line."""
+        lines = [f"{self.layer}: {self.status.value}" + (f" - {self.message}" if self.message else "")]
+        for tensor in self.tensors:
+            lines += _tensor_lines(tensor)
+        lines += [f"  warning: {w}" for w in self.warnings]
+        if self.reproduce:
+            lines.append(f"  reproduce: {self.reproduce}")
+        return "\n".join(lines)
+
+
+def _tensor_lines(tensor: TensorAccount) -> list[str]:
+    lines = [f"  {tensor.name} {tensor.shape}: {tensor.status.value} {tensor.message}".rstrip()]
+    if tensor.worst is not None:
+        lines.append(f"    worst element {tensor.worst}: {tensor.worst.values} (max abs error "
+                     f"{tensor.max_abs_error:.3g}, max rel error {tensor.max_rel_error:.3g})")
+    if tensor.cause:
+        lines.append(f"    probable cause: {tensor.cause}")
+    if tensor.failing_dims:
+        seed = f" (value seed {tensor.value_seed})" if tensor.value_seed is not None else ""
+        lines.append(f"    smallest failing dims of {tensor.name}: {dims_text(tensor.failing_dims)}{seed}")
+    return lines
+
+
 def describe_failure(layer: LayerResult) -> str:
     """A multi-line plain-text account of why a layer did not pass."""
-    lines = [f"{layer.name}: {layer.status.value}" + (f" - {layer.message}" if layer.message else "")]
-    for t in layer.tensors:
-        if t.status in (Status.PASS, Status.SKIP):
-            continue
-        lines.append(f"  {t.name} {t.shape}: {t.status.value} {t.message}".rstrip())
-        if t.worst_index is not None:
-            lines.append(
-                f"    worst element {t.name}{list(t.worst_index)}: analytic {t.analytic:.6g}, "
-                f"numeric {t.numeric:.6g} (max abs error {t.max_abs_error:.3g}, "
-                f"max rel error {t.max_rel_error:.3g})"
-            )
-        if t.diagnosis:
-            lines.append(f"    probable cause: {t.diagnosis}")
-        if t.failing_dims:
-            dims = ", ".join(f"{k}={v}" for k, v in t.failing_dims.items())
-            seed = f" (value seed {t.example['seed']})" if t.example else ""
-            lines.append(f"    smallest failing dims of {t.name}: {dims}{seed}")
-    for w in layer.warnings:
-        lines.append(f"  warning: {w}")
-    if layer.repro:
-        lines.append(f"  reproduce: {layer.repro}")
-    return "\n".join(lines)
+    return layer.account.text()

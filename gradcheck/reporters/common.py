@@ -1,4 +1,4 @@
-"""What several reporters share: where a layer's report points, and its one-line headline."""
+"""What several reporters share: where a layer's report points, and text made safe to print."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Mapping
 
-from gradcheck.results import LayerResult, RunResult, Status
+from gradcheck.results import LayerResult, RunResult
 
 Locations = Mapping[str, str]  # layer name -> "/abs/path/file.py:LINE" of its backward (or class)
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
@@ -50,16 +50,6 @@ def anchor(layer: LayerResult, locations: Locations | None, base: Path | None = 
 def workspace() -> Path:
     """The folder CI paths are relative to: $GITHUB_WORKSPACE on GitHub Actions, else the current one."""
     return Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd())
-
-
-def headline(layer: LayerResult) -> str:
-    """One line for a layer that did not pass: its message and, for a gradient, the worst element."""
-    text = layer.message or layer.status.value
-    for tensor in layer.tensors:
-        if tensor.status is Status.FAIL and tensor.worst_index is not None and tensor.analytic is not None:
-            return (f"{text}: {tensor.name}{list(tensor.worst_index)} analytic {tensor.analytic:.6g}, "
-                    f"numeric {tensor.numeric:.6g}")
-    return text
 
 
 def xml_text(text: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gradcheck.reporters.common import Locations, anchor, printable_run, workspace
-from gradcheck.results import RunResult, Status, describe_failure
+from gradcheck.results import RunResult, Status
 
 
 def escape_data(text: str) -> str:
@@ -34,7 +34,7 @@ def render_github(run: RunResult, strict: bool = False, locations: Locations | N
             continue
         level = "error" if layer.status.is_failure(strict) else "warning"
         title = f"gradcheck {layer.name}: {layer.status.value}"
-        lines.append(annotation(level, describe_failure(layer), title, anchor(layer, locations, base)))
+        lines.append(annotation(level, layer.account.text(), title, anchor(layer, locations, base)))
     counts = run.counts()
     summary = ", ".join(f"{n} {s.lower()}" for s, n in counts.items() if n) or "no layers checked"
     lines.append(f"::notice title=gradcheck::{escape_data(summary)} (seed {run.seed})")

@@ -107,21 +107,22 @@ def _example(example: dict | None) -> dict | None:
 
 
 def layer_dict(layer: LayerResult, locations: Locations | None = None) -> dict:
-    """One layer, as LAYER_SCHEMA describes."""
+    """One layer, as LAYER_SCHEMA describes; what explains a failure comes from its account."""
+    account = layer.account
     return {
         "name": layer.name,
         "status": layer.status.value,
-        "message": layer.message,
+        "message": account.message,
         "tensors": [tensor_dict(t) for t in layer.tensors],
         "examples": layer.examples,
         "seconds": round(layer.seconds, 4),
         "seed": layer.seed,
-        "failing_dims": {k: int(v) for k, v in layer.failing_dims.items()} if layer.failing_dims else None,
-        "warnings": list(layer.warnings),
+        "failing_dims": {k: int(v) for k, v in account.smallest_dims.items()} if account.smallest_dims else None,
+        "warnings": list(account.warnings),
         "kinks_skipped": layer.kinks,
         "examples_redrawn": layer.redrawn,
         "calls": {k: int(v) for k, v in layer.calls.items()},
-        "repro": layer.repro or None,
+        "repro": account.reproduce or None,
         "source": layer.source or None,
         "code": code_at(layer, locations),
         "impl": layer.impl,

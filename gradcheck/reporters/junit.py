@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from gradcheck.reporters.common import Locations, anchor, code_at, headline, xml_text
-from gradcheck.results import LayerResult, RunResult, Status, describe_failure
+from gradcheck.reporters.common import Locations, anchor, code_at, xml_text
+from gradcheck.results import LayerResult, RunResult, Status
 
 
 def verdict(layer: LayerResult, strict: bool = False) -> str | None:
@@ -47,14 +47,14 @@ def _testcase(suite: ET.Element, layer: LayerResult, kind: str | None, locations
     if kind == "skipped":
         ET.SubElement(case, "skipped", message=xml_text(f"{layer.status.value}: {layer.message or layer.xfail or ''}"))
     elif kind:
-        element = ET.SubElement(case, kind, message=xml_text(headline(layer)), type=layer.status.value)
+        element = ET.SubElement(case, kind, message=xml_text(layer.account.headline()), type=layer.status.value)
         element.text = text
     elif layer.status is not Status.PASS:  # WARN or XPASS without --strict: passed, with something to say
         ET.SubElement(case, "system-out").text = text
 
 
 def _details(layer: LayerResult, locations: Locations | None) -> str:
-    lines = [describe_failure(layer)]
+    lines = [layer.account.text()]
     if code_at(layer, locations):
         lines.append(f"  code at {code_at(layer, locations)}")
     if layer.source:

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gradcheck.reporters.common import Locations, code_at, printable, printable_run
-from gradcheck.results import LayerResult, RunResult, Status, TensorResult
+from gradcheck.results import LayerResult, RunResult, Status, TensorAccount, TensorResult, dims_text
 
 STYLES = {
     Status.PASS: "green", Status.XFAIL: "yellow", Status.SKIP: "dim", Status.WARN: "yellow",
@@ -62,46 +62,55 @@ def _tensor_label(tensor: TensorResult | None, shapes: dict | None = None) -> st
 
 
 def layer_details(layer: LayerResult, heatmap: bool = False, code: str | None = None) -> Group:
-    """Why a layer did not pass: message, worst element, diagnosis, smallest dims, reproduce; and
-    which tensors passed by random directions only."""
-    parts = [Text.assemble((f"{layer.name}", "bold"), " ", _status(layer.status), f"  {layer.message}")]
-    for tensor in layer.tensors:
-        if tensor.status is Status.ERROR:
-            parts.append(Text(f"  {tensor.name}: {tensor.message}"))
-        if tensor.status is not Status.FAIL:
-            continue
-        if tensor.analytic is None or tensor.numeric is None:
-            parts.append(Text(f"  {tensor.name}: {tensor.message}"))
-        else:
-            index = list(tensor.worst_index) if tensor.worst_index is not None else []
-            parts.append(Text(
-                f"  {tensor.name}{index}: analytic {tensor.analytic:.6g}, numeric {tensor.numeric:.6g}  "
-                f"({tensor.message}; max rel error {tensor.max_rel_error:.2e}){_seen_at(tensor, layer)}"
-            ))
-        if tensor.diagnosis:
-            parts.append(Text(f"  probable cause: {tensor.diagnosis}", style="yellow"))
-        if heatmap and tensor.error_map is not None:
-            parts.extend(_heatmap(tensor))
-    directions = [f"{t.name} in {t.by_directions} of {sum(n for _, n in t.checked_by)}" for t in layer.tensors
-                  if t.by_directions]
-    if directions:
-        parts.append(Text(f"  passed along random directions, not element by element: {', '.join(directions)} "
-                          "example(s) (--mode full checks every element)", style="dim"))
-    if layer.failing_dims:
-        dims = ", ".join(f"{k}={v}" for k, v in layer.failing_dims.items())
-        parts.append(Text(f"  smallest failing dims: {dims}"))
-    for warning in layer.warnings:
-        parts.append(Text(f"  warning: {warning}", style="yellow"))
+    """Why a layer did not pass (its failure account), and what else a closer look shows: which
+    tensors passed by random directions only, points skipped at kinks, where the layer is defined."""
+    account = layer.account
+    parts = [Text.assemble((f"{layer.name}", "bold"), " ", _status(layer.status), f"  {account.message}")]
+    for tensor in account.tensors:
+        parts += _tensor_details(tensor, heatmap)
+    parts += _directions(layer)
+    if account.smallest_dims:
+        parts.append(Text(f"  smallest failing dims: {dims_text(account.smallest_dims)}"))
+    parts += [Text(f"  warning: {warning}", style="yellow") for warning in account.warnings]
     if layer.kinks:
         redrawn = f"; {layer.redrawn} example(s) drawn again with fresh values" if layer.redrawn else ""
-        parts.append(Text(f"  {layer.kinks} point(s) skipped: the function is not smooth there (kink) or the reference was unsteady{redrawn}", style="dim"))
-    if layer.repro:
+        parts.append(Text(f"  {layer.kinks} point(s) skipped: the function is not smooth there (kink) or the "
+                          f"reference was unsteady{redrawn}", style="dim"))
+    if account.reproduce:
         parts.append(repro_line(layer))
     if layer.source:
         parts.append(Text(f"  defined at {layer.source}", style="dim"))
     if code:
         parts.append(Text(f"  code at {code}", style="dim"))
     return Group(*parts)
+
+
+def _tensor_details(tensor: TensorAccount, heatmap: bool) -> list[Text]:
+    """A failing tensor: its worst element (or what is wrong with it), the probable cause, a heat-map."""
+    if tensor.status is Status.ERROR:
+        return [Text(f"  {tensor.name}: {tensor.message}")]
+    if tensor.status is not Status.FAIL:
+        return []
+    if tensor.worst is None:
+        parts = [Text(f"  {tensor.name}: {tensor.message}")]
+    else:
+        parts = [Text(f"  {tensor.worst}: {tensor.worst.values}  ({tensor.message}; max rel error "
+                      f"{tensor.max_rel_error:.2e}){_seen_at(tensor)}")]
+    if tensor.cause:
+        parts.append(Text(f"  probable cause: {tensor.cause}", style="yellow"))
+    if heatmap and tensor.error_map is not None:
+        parts.extend(_heatmap(tensor))
+    return parts
+
+
+def _directions(layer: LayerResult) -> list[Text]:
+    """Which tensors passed along random directions in some examples, not element by element."""
+    directions = [f"{t.name} in {t.by_directions} of {sum(n for _, n in t.checked_by)}" for t in layer.tensors
+                  if t.by_directions]
+    if not directions:
+        return []
+    return [Text(f"  passed along random directions, not element by element: {', '.join(directions)} "
+                 "example(s) (--mode full checks every element)", style="dim")]
 
 
 def repro_line(layer: LayerResult) -> Text:
@@ -119,22 +128,22 @@ def trail_lines(layer: LayerResult) -> list[Text]:
     return lines
 
 
-def _seen_at(tensor: TensorResult, layer: LayerResult) -> str:
+def _seen_at(tensor: TensorAccount) -> str:
     """Where a tensor failed, when not at the layer's smallest failing dims (each bug at its own example)."""
-    if not tensor.failing_dims or tensor.failing_dims == layer.failing_dims:
+    if not tensor.elsewhere or not tensor.failing_dims:
         return ""
-    dims = ", ".join(f"{k}={v}" for k, v in tensor.failing_dims.items())
     shape = "x".join(str(s) for s in tensor.shape) or "scalar"
-    return f"\n    failed at {dims} ({tensor.name} of shape {shape}), not at the smallest failing dims"
+    return (f"\n    failed at {dims_text(tensor.failing_dims)} ({tensor.name} of shape {shape}), "
+            "not at the smallest failing dims")
 
 
-def _heatmap(tensor: TensorResult) -> list[Text]:
+def _heatmap(tensor: TensorAccount) -> list[Text]:
     """Element-wise |a - n| of a small tensor as coloured cells: the pattern shows the bug."""
     errors = np.asarray(tensor.error_map, dtype=float)
     label = tensor.name
-    if errors.ndim > 2 and tensor.worst_index is not None:
+    if errors.ndim > 2 and tensor.worst is not None:
         # the 2-D slice (last two axes) through the worst element: a conv's x[n, c, :, :]
-        lead = tuple(tensor.worst_index[: errors.ndim - 2])
+        lead = tuple(tensor.worst.index[: errors.ndim - 2])
         errors = errors[lead]
         label = f"{tensor.name}[{', '.join(map(str, lead))}, :, :]"
     if errors.ndim == 1:
