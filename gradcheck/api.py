@@ -18,15 +18,28 @@ def _options(config, examples, seed, rtol, atol, eps, timeout=None, **rest) -> O
     checked = check_settings(examples=examples, rtol=rtol, atol=atol, eps=eps, timeout=timeout)
     examples, rtol, atol, eps, timeout = checked.values()
     return Options(
-        examples=examples, seed=seed, tolerances=Tolerances(rtol=rtol, atol=atol, eps=eps),
-        config=str(config) if config else None, timeout=timeout, **rest,
+        examples=examples,
+        seed=seed,
+        tolerances=Tolerances(rtol=rtol, atol=atol, eps=eps),
+        config=str(config) if config else None,
+        timeout=timeout,
+        **rest,
     )
 
 
-def check_layer(layer: str | LayerSpec, config: str | os.PathLike = "layers.yaml", *,
-                examples: int | None = None, seed: int | None = None, rtol: float | None = None,
-                atol: float | None = None, eps: float | None = None, timeout: float | None = None,
-                mode: str = "auto", save_failures: str | os.PathLike | None = None) -> LayerResult:
+def check_layer(
+    layer: str | LayerSpec,
+    config: str | os.PathLike = "layers.yaml",
+    *,
+    examples: int | None = None,
+    seed: int | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    eps: float | None = None,
+    timeout: float | None = None,
+    mode: str = "auto",
+    save_failures: str | os.PathLike | None = None,
+) -> LayerResult:
     """Check one layer, named in `config` or given as a LayerSpec; `.assert_ok()` the result in pytest.
     `save_failures`: a folder to write the failing example (NAME.npz) and a script replaying it (NAME.py)."""
     options = _options(config, examples, seed, rtol, atol, eps, timeout=timeout, mode=mode)
@@ -35,29 +48,40 @@ def check_layer(layer: str | LayerSpec, config: str | os.PathLike = "layers.yaml
         check_settings(examples=spec.examples, timeout=spec.timeout, **vars(spec.tolerances))
     else:
         registry = load_registry(config)
-        spec = registry.get(layer)
-        if spec is None:
+        found = registry.get(layer)
+        if found is None:
             raise UnknownLayerError(f"no layer named {layer!r} in {config}{suggest(layer, registry.names())}")
+        spec = found
     result = _check_spec(spec, options)
     if save_failures is not None:
         _save([result], [spec], save_failures, options)
     return result
 
 
-def run_config(config: str | os.PathLike = "layers.yaml", names: list[str] | None = None, *,
-               examples: int | None = None, seed: int | None = None, rtol: float | None = None,
-               atol: float | None = None, eps: float | None = None, timeout: float | None = None,
-               mode: str = "auto", jobs: int = 1, save_failures: str | os.PathLike | None = None) -> RunResult:
+def run_config(
+    config: str | os.PathLike = "layers.yaml",
+    names: list[str] | None = None,
+    *,
+    examples: int | None = None,
+    seed: int | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    eps: float | None = None,
+    timeout: float | None = None,
+    mode: str = "auto",
+    jobs: int = 1,
+    save_failures: str | os.PathLike | None = None,
+) -> RunResult:
     """Check every layer of a layers.yaml (or the named ones) and return the run's results: in worker
     processes for jobs > 1 or a timeout (where fork exists), so that a hang is cut off too."""
     options = _options(config, examples, seed, rtol, atol, eps, timeout=timeout, mode=mode)
     registry = load_registry(config)
     specs = registry.layers
     if names:
-        specs = [registry.get(n) for n in names]
-        if None in specs:
-            missing = names[specs.index(None)]
+        missing = next((name for name in names if registry.get(name) is None), None)
+        if missing is not None:
             raise UnknownLayerError(f"no layer named {missing!r} in {config}{suggest(missing, registry.names())}")
+        specs = [spec for spec in map(registry.get, names) if spec is not None]
     result = run_layers(specs, options, jobs=jobs)
     if save_failures is not None:
         _save(list(result.layers), specs, save_failures, options)

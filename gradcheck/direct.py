@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import io
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from gradcheck.engine import check_layer as _check_spec
 from gradcheck.errors import ConfigError, suggest
 from gradcheck.registry import LineDict, LineList, _Reader
 from gradcheck.results import LayerResult, RunResult, Status, TensorResult
-from gradcheck.spec import MODES, LayerSpec, Options, Tolerances, TensorSpec
+from gradcheck.spec import MODES, LayerSpec, Options, TensorSpec, Tolerances
 
 WHERE = Path("gradcheck.check()")  # how the reader names this "file" in its messages
 BATCH = "N"  # the dim of the first input's leading axis, when the arrays are given
@@ -63,8 +64,9 @@ class CheckResult(LayerResult):
     __getitem__ = tensor
 
     def __rich__(self):
-        from gradcheck.reporters.table import layer_details, results_table, summary_line
         from rich.console import Group
+
+        from gradcheck.reporters.table import layer_details, results_table, summary_line
 
         run = RunResult((self,), self.seconds, self.seed)
         parts = [results_table(run)]
@@ -93,20 +95,30 @@ class CheckResult(LayerResult):
         printer.text(str(self))
 
 
-class _Discard:
+class _Discard(io.StringIO):
     """A file that forgets what is written (the console records it)."""
 
     def write(self, text: str) -> int:
         return len(text)
 
-    def flush(self) -> None:
-        pass
 
-
-def check(layer: Any, *arrays: Any, style: str | None = None, params: Any = None, inputs: dict | None = None,
-          dims: dict | None = None, examples: int | None = None, seed: int | None = None, mode: str = "auto",
-          rtol: float | None = None, atol: float | None = None, eps: float | None = None,
-          timeout: float | None = None, save_failures: str | Path | None = None, **keys: Any) -> CheckResult:
+def check(
+    layer: Any,
+    *arrays: Any,
+    style: str | None = None,
+    params: Any = None,
+    inputs: dict | None = None,
+    dims: dict | None = None,
+    examples: int | None = None,
+    seed: int | None = None,
+    mode: str = "auto",
+    rtol: float | None = None,
+    atol: float | None = None,
+    eps: float | None = None,
+    timeout: float | None = None,
+    save_failures: str | Path | None = None,
+    **keys: Any,
+) -> CheckResult:
     """Check a layer's backward against finite differences, at the given arrays or at drawn examples.
 
     `layer` is a layer object (or class, with `init=`), a (forward, backward) pair, or a loss
@@ -118,8 +130,13 @@ def check(layer: Any, *arrays: Any, style: str | None = None, params: Any = None
         raise ConfigError([f"{WHERE}: unknown mode {mode!r}{suggest(mode, MODES)}: expected one of {', '.join(MODES)}"])
     style = style or _style_of(layer)
     targets = _targets(layer, style)
-    raw = {"name": keys.pop("name", _name_of(layer)), "impl": _impl_of(layer), "style": style,
-           **{key: getattr(code, "__name__", key) for key, code in targets.items() if key != "target"}, **keys}
+    raw = {
+        "name": keys.pop("name", _name_of(layer)),
+        "impl": _impl_of(layer),
+        "style": style,
+        **{key: getattr(code, "__name__", key) for key, code in targets.items() if key != "target"},
+        **keys,
+    }
     given = {}
     if dims is None:
         given = _given(targets, style, arrays, params, raw)
@@ -130,18 +147,22 @@ def check(layer: Any, *arrays: Any, style: str | None = None, params: Any = None
     spec = _read(raw, targets)
     spec = _with_given(spec, given)
     count = examples or (1 if given else None)
-    options = Options(examples=count, seed=seed, mode=mode, timeout=timeout,
-                      tolerances=Tolerances(rtol=rtol, atol=atol, eps=eps))
+    options = Options(
+        examples=count, seed=seed, mode=mode, timeout=timeout, tolerances=Tolerances(rtol=rtol, atol=atol, eps=eps)
+    )
     result = _check_spec(spec, options)
     if save_failures is not None:  # the layer is an object here: the script shows the saved numbers
         from gradcheck.failures import save_failures as save
+
         save([result], {spec.name: spec}, save_failures, None, options.tolerances)
     return _wrapped(result, given)
 
 
 def _wrapped(result: LayerResult, given: dict) -> CheckResult:
     """The engine's result as a CheckResult; at given arrays, without the dims made up for them."""
-    changes = {"repro": f"gradcheck.check(..., seed={result.seed})" if result.repro and not given else ""}
+    changes: dict[str, Any] = {
+        "repro": f"gradcheck.check(..., seed={result.seed})" if result.repro and not given else ""
+    }
     if given:
         changes["failing_dims"] = None
         changes["tensors"] = tuple(replace(t, failing_dims=None) for t in result.tensors)
@@ -199,13 +220,15 @@ def _given(targets: dict, style: str, arrays: tuple, params: Any, raw: dict) -> 
     """Name -> array for the positional arrays (named as forward names them) and a class's parameters."""
     forward = targets.get("forward") or targets.get("function") or targets["target"].forward
     names = _argument_names(forward, len(arrays), skip_self=style == "class")
-    given = {name: _array(name, value) for name, value in zip(names, arrays)}
+    given = {name: _array(name, value) for name, value in zip(names, arrays, strict=True)}
     if not given:
         raise TypeError("gradcheck.check: give the arrays forward takes (or dims= and inputs= to draw them)")
     if _param_names(params):
         if style != "class" or isinstance(targets["target"], type):
-            raise TypeError("gradcheck.check: params= names the parameters of a layer object; "
-                            "a forward function's parameters are passed as arrays")
+            raise TypeError(
+                "gradcheck.check: params= names the parameters of a layer object; "
+                "a forward function's parameters are passed as arrays"
+            )
         location = raw.get("params_at", "attr:{name}")
         obj = targets["target"].obj
         for position, name in enumerate(_param_names(params)):
@@ -240,8 +263,10 @@ def _held(obj: Any, location: str, name: str, position: int) -> Any:
 def _array(name: str, value: Any) -> np.ndarray:
     array = np.asarray(value)
     if array.dtype.kind not in "fiub":
-        raise TypeError(f"gradcheck.check: {name!r} is {type(value).__name__}, not an array of numbers "
-                        "(pass other arguments of forward as args={...})")
+        raise TypeError(
+            f"gradcheck.check: {name!r} is {type(value).__name__}, not an array of numbers "
+            "(pass other arguments of forward as args={...})"
+        )
     return array.astype(np.float64) if array.dtype.kind == "f" else array.copy()
 
 
@@ -253,7 +278,9 @@ def _given_shapes(given: dict[str, np.ndarray], input_names: list[str]) -> tuple
     """
     first = given[input_names[0]] if input_names else None
     batch = first.shape[0] if first is not None and first.ndim else None
-    dims, inputs, params = {}, {}, {}
+    dims: dict[str, list[int]] = {}
+    inputs: dict[str, Any] = {}
+    params: dict[str, Any] = {}
     for name, array in given.items():
         shape = []
         for axis, length in enumerate(array.shape):
@@ -302,14 +329,17 @@ def _with_given(spec: LayerSpec, given: dict[str, np.ndarray]) -> LayerSpec:
         return spec
 
     def attach(tensors):
-        return tuple(GivenTensor(**{f.name: getattr(t, f.name) for f in fields(t)}, given=given[t.name])
-                     for t in tensors)
+        return tuple(
+            GivenTensor(**{f.name: getattr(t, f.name) for f in fields(t)}, given=given[t.name]) for t in tensors
+        )
 
     return replace(spec, inputs=attach(spec.inputs), params=attach(spec.params))
 
 
 def _code_location(targets: dict[str, Any]) -> str | None:
     code = targets.get("backward") or targets.get("function") or getattr(targets.get("target"), "backward", None)
+    if code is None:
+        return None
     try:
         code = inspect.unwrap(code)
         return f"{inspect.getsourcefile(code)}:{inspect.getsourcelines(code)[1]}"

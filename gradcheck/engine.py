@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import numbers
-import random
 import shlex
 import signal
 import threading
 import time
-from dataclasses import dataclass, field, replace
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import replace
 
 from gradcheck.diagnosis import Evidence, gather_evidence
 from gradcheck.errors import GradcheckError
@@ -26,7 +25,7 @@ from gradcheck.examples import Counter, ExampleOutcome, check_example
 from gradcheck.results import LayerResult, Status
 from gradcheck.sampling import Example, draw_examples, examples_strategy
 from gradcheck.smallest import smallest_failure
-from gradcheck.spec import DEFAULT_EXAMPLES, DEFAULT_TOLERANCES, MODES, LayerSpec, Options, Tolerances
+from gradcheck.spec import DEFAULT_EXAMPLES, DEFAULT_TOLERANCES, MODES, LayerSpec, Options
 from gradcheck.summary import apply_xfail, summarise
 
 SHRINK_BUDGET = 40  # examples hypothesis may check, after a failure, looking for a smaller one
@@ -42,8 +41,9 @@ class _Timeout(BaseException):
     """The layer used up its time budget (a BaseException, so the layer's own `except Exception` cannot swallow it)."""
 
 
-def check_layer(spec: LayerSpec, options: Options = Options(), progress: Progress | None = None) -> LayerResult:
+def check_layer(spec: LayerSpec, options: Options | None = None, progress: Progress | None = None) -> LayerResult:
     """Check one layer over property-based examples and return its verdict."""
+    options = Options() if options is None else options
     seed = options.resolved_seed()
     tol = DEFAULT_TOLERANCES.merged(spec.tolerances).merged(options.tolerances)
     count = next(c for c in (options.examples, spec.examples, DEFAULT_EXAMPLES) if c is not None)
@@ -62,20 +62,39 @@ def check_layer(spec: LayerSpec, options: Options = Options(), progress: Progres
     if outcomes is not None:
         with contextlib.suppress(_Timeout), _time_limit(deadline):  # past the deadline: the verdict stands, undiagnosed
             evidence = _gather_evidence(spec, outcomes, tol, counter, options.mode, deadline)
-    seconds = time.perf_counter() - started
-    result = summarise(spec, outcomes if outcomes is not None else list(search.evaluated.values()), seconds,
-                        timeout if outcomes is None else None, evidence)
-    repro = reproduce(spec.name, options, seed, timeout if outcomes is None else None)
-    result = replace(
-        result, seed=seed, repro=repro if result.status not in (Status.PASS,) else "",
-        source=spec.source, impl=spec.impl, style=spec.style, xfail=spec.xfail,
+    timed_out = timeout if outcomes is None else None
+    checked = outcomes if outcomes is not None else list(search.evaluated.values())
+    result = summarise(spec, checked, time.perf_counter() - started, timed_out, evidence)
+    return apply_xfail(_with_run_facts(result, spec, options, seed, search, counter, timed_out), spec)
+
+
+def _with_run_facts(
+    result: LayerResult,
+    spec: LayerSpec,
+    options: Options,
+    seed: int | None,
+    search: _Search,
+    counter: Counter,
+    timed_out: float | None,
+) -> LayerResult:
+    """The result with what the run itself knows: the seed, how to reproduce it, calls, every example checked."""
+    repro = reproduce(spec.name, options, seed, timed_out)
+    return replace(
+        result,
+        seed=seed,
+        repro=repro if result.status is not Status.PASS else "",
+        source=spec.source,
+        impl=spec.impl,
+        style=spec.style,
+        xfail=spec.xfail,
         calls={"forward": counter.forward, "backward": counter.backward},
-        examples=search.examples(), redrawn=search.redrawn,
+        examples=search.examples(),
+        redrawn=search.redrawn,
         example=smallest_failure(search.evaluated.values()),
-        trail=tuple((o.example.dim_values, o.example.seed, o.example.scale, o.status.value)
-                    for o in search.evaluated.values()),
+        trail=tuple(
+            (o.example.dim_values, o.example.seed, o.example.scale, o.status.value) for o in search.evaluated.values()
+        ),
     )
-    return apply_xfail(result, spec)
 
 
 def reproduce(name: str, options: Options, seed: int | None, timed_out: float | None = None) -> str:
@@ -189,9 +208,15 @@ class _Search:
         from hypothesis.errors import Flaky, Unsatisfiable
 
         @settings(
-            max_examples=self.count, database=None, deadline=None, derandomize=False,
-            suppress_health_check=list(HealthCheck), phases=(Phase.generate, Phase.shrink),
-            verbosity=Verbosity.quiet, print_blob=False, report_multiple_bugs=False,
+            max_examples=self.count,
+            database=None,
+            deadline=None,
+            derandomize=False,
+            suppress_health_check=list(HealthCheck),
+            phases=(Phase.generate, Phase.shrink),
+            verbosity=Verbosity.quiet,
+            print_blob=False,
+            report_multiple_bugs=False,
         )
         @given(examples_strategy(self.spec))
         def probe(example: Example) -> None:
@@ -206,7 +231,8 @@ class _Search:
         except Unsatisfiable:
             if not self.evaluated:
                 self.evaluated[Example((), seed)] = ExampleOutcome(
-                    Example((), seed), Status.ERROR, "no dims satisfy every 'where' clause within their ranges")
+                    Example((), seed), Status.ERROR, "no dims satisfy every 'where' clause within their ranges"
+                )
         except Exception as exc:  # hypothesis could not replay a flaky failure: our record stands
             if not any(o.failed for o in self.evaluated.values()) and not isinstance(exc, Flaky):
                 raise
@@ -256,8 +282,9 @@ def _guarded_check(spec, example, tol, counter, mode, only: frozenset[str] | Non
         return ExampleOutcome(example, Status.ERROR, f"internal error in gradcheck: {exc!r} (please report it)")
     except BaseException as exc:  # SystemExit & co. come from the layer's code (its own Exceptions are verdicts)
         hint = " (sys.exit() in the layer?)" if isinstance(exc, SystemExit) else ""
-        return ExampleOutcome(example, Status.ERROR, f"the layer raised {exc!r}{hint}: layer code must return "
-                                                     "or raise an Exception")
+        return ExampleOutcome(
+            example, Status.ERROR, f"the layer raised {exc!r}{hint}: layer code must return or raise an Exception"
+        )
 
 
 def _expire(deadline: float | None) -> None:
@@ -292,8 +319,11 @@ def _time_limit(deadline: float | None):
 
 def _alarms() -> bool:
     """Whether a timer signal can interrupt this thread: SIGALRM exists (not on Windows) and this is the main thread."""
-    return (hasattr(signal, "SIGALRM") and hasattr(signal, "setitimer")
-            and threading.current_thread() is threading.main_thread())
+    return (
+        hasattr(signal, "SIGALRM")
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
 
 
 def _gather_evidence(spec, outcomes, tol, counter, mode, deadline: float | None = None) -> Evidence:

@@ -25,7 +25,7 @@ from gradcheck.results import LayerResult
 from gradcheck.sampling import Example, draw_arrays, draw_upstream
 from gradcheck.spec import DEFAULT_TOLERANCES, LayerSpec, Tolerances
 
-TINY = 1e-300
+TINY = 1e-300  # keeps a tolerance of zero from dividing by zero
 
 
 class Replay:
@@ -54,21 +54,26 @@ class Replay:
         """The user's backward: name -> analytic gradient."""
         with user_exceptions():
             grads = self.adapter.backward(cache, list(upstream))
-        return {name: np.asarray(value, dtype=float) for name, value in {**grads.inputs, **grads.params}.items()
-                if value is not None}
+        return {
+            name: np.asarray(value, dtype=float)
+            for name, value in {**grads.inputs, **grads.params}.items()
+            if value is not None
+        }
 
     def numeric(self, name: str, upstream: list, eps: float) -> np.ndarray:
         """d sum(upstream * outputs) / d name by centred differences, element by element."""
         x = np.asarray(self.arrays[name], dtype=float)
         gradient = np.zeros_like(x)
         for index in np.ndindex(x.shape):
-            step = eps * max(1.0, abs(x[index]))
+            step = eps * max(1.0, float(abs(x[index])))
             values = []
             for sign in (1, -1):
                 moved = x.copy()
                 moved[index] += sign * step
                 outputs, _ = self.forward({name: moved})
-                values.append(sum(float(np.sum(np.multiply(r, out))) for r, out in zip(upstream, outputs)))
+                values.append(
+                    sum(float(np.sum(np.multiply(r, out))) for r, out in zip(upstream, outputs, strict=False))
+                )
             gradient[index] = (values[0] - values[1]) / (2 * step)
         return gradient
 
@@ -106,8 +111,13 @@ def replay(config: str | Path, name: str, data: str | Path) -> tuple[Replay, Any
     return Replay(spec, arrays, dims, int(saved["seed"])), saved
 
 
-def save_failures(layers: list[LayerResult], specs: dict[str, LayerSpec], directory: str | Path,
-                  config: str | Path | None, tolerances: Tolerances = Tolerances()) -> list[Saved]:
+def save_failures(
+    layers: list[LayerResult],
+    specs: dict[str, LayerSpec],
+    directory: str | Path,
+    config: str | Path | None,
+    tolerances: Tolerances | None = None,
+) -> list[Saved]:
     """For each layer that did not pass (and has a failing example), write NAME.npz and NAME.py."""
     directory = Path(directory)
     written = []
@@ -116,7 +126,7 @@ def save_failures(layers: list[LayerResult], specs: dict[str, LayerSpec], direct
         if layer.ok or layer.example is None or spec is None:
             continue
         directory.mkdir(parents=True, exist_ok=True)
-        written.append(save_one(layer, spec, directory, config, tolerances))
+        written.append(save_one(layer, spec, directory, config, tolerances or Tolerances()))
     return written
 
 
@@ -124,25 +134,36 @@ def save_one(layer: LayerResult, spec: LayerSpec, directory: Path, config, toler
     """Write one layer's failing example and its script."""
     stem = file_stem(layer.name)
     data, script = directory / f"{stem}.npz", directory / f"{stem}.py"
+    if layer.example is None:
+        raise ValueError(f"layer {layer.name!r} has no failing example to save")
     tol = DEFAULT_TOLERANCES.merged(spec.tolerances).merged(tolerances)
     arrays, problem = example_arrays(spec, layer.example, tol)
     with open(data, "wb") as file:
-        np.savez(file, **arrays)
-    script.write_text(script_text(layer, config, data.name, problem), encoding="utf-8")
+        np.savez(file, **arrays)  # type: ignore[arg-type]  # numpy's stub reads **arrays as its allow_pickle
+    script.write_text(script_text(layer, layer.example, config, data.name, problem), encoding="utf-8")
     return Saved(data, script, problem)
 
 
-def example_arrays(spec: LayerSpec, example: dict, tol: Tolerances) -> tuple[dict[str, np.ndarray], str]:
+def example_arrays(spec: LayerSpec, example: dict[str, Any], tol: Tolerances) -> tuple[dict[str, np.ndarray], str]:
     """The npz contents: inputs, parameters, dims, seed, tolerances, and (when the layer runs) the
     upstream gradient, analytic and numeric gradients; plus the problem that stopped it, if any."""
     drawn = Example(tuple(example["dims"].items()), example["seed"], example["scale"])
+    eps = tol.eps if tol.eps is not None else DEFAULT_TOLERANCES.eps
+    assert eps is not None  # the defaults name a step
     rng = np.random.default_rng(drawn.seed)
     arrays = draw_arrays(spec, drawn, rng)
-    out = {f"{'param' if name in {p.name for p in spec.params} else 'input'}/{name}": value
-           for name, value in arrays.items()}
+    out = {
+        f"{'param' if name in {p.name for p in spec.params} else 'input'}/{name}": value
+        for name, value in arrays.items()
+    }
     out.update({f"dims/{k}": np.array(v) for k, v in drawn.dim_values.items()})
-    out.update(seed=np.array(drawn.seed), scale=np.array(drawn.scale), rtol=np.array(tol.rtol),
-               atol=np.array(tol.atol), eps=np.array(tol.eps))
+    out.update(
+        seed=np.array(drawn.seed),
+        scale=np.array(drawn.scale),
+        rtol=np.array(tol.rtol),
+        atol=np.array(tol.atol),
+        eps=np.array(tol.eps),
+    )
     try:
         with np.errstate(all="ignore"):
             layer = Replay(spec, {k: v.copy() for k, v in arrays.items()}, drawn.dim_values, drawn.seed)
@@ -150,7 +171,7 @@ def example_arrays(spec: LayerSpec, example: dict, tol: Tolerances) -> tuple[dic
             upstream = draw_upstream(outputs, rng)
             out.update({f"upstream/{i}": np.asarray(r, dtype=float) for i, r in enumerate(upstream)})
             analytic = layer.backward(cache, upstream)
-            numeric = {name: layer.numeric(name, upstream, tol.eps) for name in layer.tensors}
+            numeric = {name: layer.numeric(name, upstream, eps) for name in layer.tensors}
     except (Exception, SystemExit) as exc:  # the layer raised (or exited): the script replays that
         return out, str(exc) or type(exc).__name__
     out.update({f"analytic/{k}": v for k, v in analytic.items()})
@@ -179,10 +200,16 @@ def replay_raises(spec: LayerSpec, example: dict) -> BaseException | None:
 def user_traceback_text(exc: BaseException) -> str:
     """The traceback of `exc` in the user's frames only (gradcheck's own frames left out)."""
     package = str(Path(__file__).resolve().parent)
-    frames = [frame for frame in traceback.extract_tb(exc.__traceback__)
-              if not str(Path(frame.filename).resolve()).startswith(package + os.sep)]
-    lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames),
-             *traceback.format_exception_only(type(exc), exc)]
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not str(Path(frame.filename).resolve()).startswith(package + os.sep)
+    ]
+    lines = [
+        "Traceback (most recent call last):\n",
+        *traceback.format_list(frames),
+        *traceback.format_exception_only(type(exc), exc),
+    ]
     return "".join(lines).rstrip("\n")
 
 
@@ -238,13 +265,21 @@ sys.exit(compare(analytic, saved))
 '''
 
 
-def script_text(layer: LayerResult, config, data: str, problem: str) -> str:
-    dims = ", ".join(f"{k}={v}" for k, v in layer.example["dims"].items()) or "none"
+def script_text(layer: LayerResult, example: dict[str, Any], config, data: str, problem: str) -> str:
+    """The replay script of `layer` at its failing `example`, whose arrays are saved in `data`."""
+    dims = ", ".join(f"{k}={v}" for k, v in example["dims"].items()) or "none"
     if config is None:
         return OBJECT_SCRIPT.format(status=layer.status.value, name=layer.name, impl=_safe(layer.impl), data=data)
-    text = SCRIPT.format(status=layer.status.value, name=layer.name, dims=dims, seed=layer.example["seed"],
-                         scale=layer.example["scale"], data=data, script=Path(data).with_suffix(".py").name,
-                         config=str(Path(config).resolve()))
+    text = SCRIPT.format(
+        status=layer.status.value,
+        name=layer.name,
+        dims=dims,
+        seed=example["seed"],
+        scale=example["scale"],
+        data=data,
+        script=Path(data).with_suffix(".py").name,
+        config=str(Path(config).resolve()),
+    )
     if problem:
         text = text.replace('"""\nimport sys', f'\nWhen saved, the layer raised: {_safe(problem)}\n"""\nimport sys', 1)
     return text
@@ -262,8 +297,10 @@ def compare(analytic: dict[str, np.ndarray], saved) -> int:
         name, numeric = key.split("/", 1)[1], saved[key]
         given = analytic.get(name)
         if given is None or np.shape(given) != numeric.shape:
-            print(f"{name}: MISMATCH: backward gave {'nothing' if given is None else np.shape(given)}, "
-                  f"expected shape {numeric.shape}")
+            print(
+                f"{name}: MISMATCH: backward gave {'nothing' if given is None else np.shape(given)}, "
+                f"expected shape {numeric.shape}"
+            )
             mismatched += 1
             continue
         given, numeric = np.asarray(given, dtype=float), np.asarray(numeric, dtype=float)
@@ -274,7 +311,9 @@ def compare(analytic: dict[str, np.ndarray], saved) -> int:
         bad = bool(ratio.size) and float(ratio[worst]) > 1
         mismatched += bad
         at = f"[{', '.join(str(int(i)) for i in worst)}]"
-        print(f"{name}: {'MISMATCH' if bad else 'ok'}: worst element {name}{at}: analytic "
-              f"{given[worst]:.6g}, numeric {numeric[worst]:.6g} (abs error {error[worst]:.3g}); "
-              f"{int((ratio > 1).sum())} of {ratio.size} element(s) outside tolerance")
+        print(
+            f"{name}: {'MISMATCH' if bad else 'ok'}: worst element {name}{at}: analytic "
+            f"{given[worst]:.6g}, numeric {numeric[worst]:.6g} (abs error {error[worst]:.3g}); "
+            f"{int((ratio > 1).sum())} of {ratio.size} element(s) outside tolerance"
+        )
     return int(mismatched > 0)

@@ -35,10 +35,19 @@ class LayerErrored(Exception):
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("gradcheck", "gradient checks of layers.yaml files")
-    group.addoption("--gradcheck", action="store_true", default=False,
-                    help="collect every layers.yaml under the test paths: one test per layer")
-    group.addoption("--gradcheck-config", action="append", default=[], metavar="PATH",
-                    help="also collect this layers.yaml (repeatable; implies --gradcheck)")
+    group.addoption(
+        "--gradcheck",
+        action="store_true",
+        default=False,
+        help="collect every layers.yaml under the test paths: one test per layer",
+    )
+    group.addoption(
+        "--gradcheck-config",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="also collect this layers.yaml (repeatable; implies --gradcheck)",
+    )
 
 
 def _enabled(config: pytest.Config) -> bool:

@@ -180,10 +180,18 @@ class TensorAccount:
         if tensor.worst_index is not None and tensor.analytic is not None and tensor.numeric is not None:
             worst = WorstElement(tensor.name, tensor.worst_index, tensor.analytic, tensor.numeric)
         return cls(
-            name=tensor.name, shape=tensor.shape, status=tensor.status, message=tensor.message, worst=worst,
-            max_abs_error=tensor.max_abs_error, max_rel_error=tensor.max_rel_error, cause=tensor.diagnosis,
-            failing_dims=tensor.failing_dims, value_seed=tensor.example["seed"] if tensor.example else None,
-            elsewhere=bool(tensor.failing_dims) and tensor.failing_dims != layer_dims, error_map=tensor.error_map,
+            name=tensor.name,
+            shape=tensor.shape,
+            status=tensor.status,
+            message=tensor.message,
+            worst=worst,
+            max_abs_error=tensor.max_abs_error,
+            max_rel_error=tensor.max_rel_error,
+            cause=tensor.diagnosis,
+            failing_dims=tensor.failing_dims,
+            value_seed=tensor.example["seed"] if tensor.example else None,
+            elsewhere=bool(tensor.failing_dims) and tensor.failing_dims != layer_dims,
+            error_map=tensor.error_map,
         )
 
 
@@ -201,8 +209,9 @@ class FailureAccount:
 
     @classmethod
     def of(cls, layer: LayerResult) -> FailureAccount:
-        tensors = tuple(TensorAccount.of(t, layer.failing_dims) for t in layer.tensors
-                        if t.status not in (Status.PASS, Status.SKIP))
+        tensors = tuple(
+            TensorAccount.of(t, layer.failing_dims) for t in layer.tensors if t.status not in (Status.PASS, Status.SKIP)
+        )
         return cls(layer.name, layer.status, layer.message, tensors, layer.failing_dims, layer.warnings, layer.repro)
 
     def headline(self) -> str:
@@ -227,8 +236,10 @@ class FailureAccount:
 def _tensor_lines(tensor: TensorAccount) -> list[str]:
     lines = [f"  {tensor.name} {tensor.shape}: {tensor.status.value} {tensor.message}".rstrip()]
     if tensor.worst is not None:
-        lines.append(f"    worst element {tensor.worst}: {tensor.worst.values} (max abs error "
-                     f"{tensor.max_abs_error:.3g}, max rel error {tensor.max_rel_error:.3g})")
+        lines.append(
+            f"    worst element {tensor.worst}: {tensor.worst.values} (max abs error "
+            f"{tensor.max_abs_error:.3g}, max rel error {tensor.max_rel_error:.3g})"
+        )
     if tensor.cause:
         lines.append(f"    probable cause: {tensor.cause}")
     if tensor.failing_dims:

@@ -13,7 +13,9 @@ import numpy as np
 from gradcheck.spec import LayerSpec
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
-_LIBRARIES = tuple({os.path.abspath(sysconfig.get_paths()[key]) for key in ("stdlib", "platstdlib", "purelib", "platlib")})
+_LIBRARIES = tuple(
+    {os.path.abspath(sysconfig.get_paths()[key]) for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+)
 USER_FRAMES = 3  # frames of the user's traceback shown with an exception
 
 
@@ -65,13 +67,17 @@ def nonfinite_cause(errors: set[str]) -> str:
     if "overflow" in errors:
         return "exp of a large input? subtract the max before exp"  # the overflow flag was raised
     if "divide by zero" in errors and "underflow" in errors:
-        return ("log(0) of a value that underflowed to 0, as a softmax probability of a very negative score "
-                "does: take log-probabilities as x - max - log(sum(exp(x - max))) instead of log(softmax)")
+        return (
+            "log(0) of a value that underflowed to 0, as a softmax probability of a very negative score "
+            "does: take log-probabilities as x - max - log(sum(exp(x - max))) instead of log(softmax)"
+        )
     if "divide by zero" in errors:
         return "a division by zero or log(0)"
     if "invalid value" in errors:
-        return "an invalid operation (log or sqrt of a negative number, inf - inf, 0/0): an input outside the " \
-               "layer's domain? declare it with range: [lo, hi] in layers.yaml"
+        return (
+            "an invalid operation (log or sqrt of a negative number, inf - inf, 0/0): an input outside the "
+            "layer's domain? declare it with range: [lo, hi] in layers.yaml"
+        )
     return "an input outside the layer's domain? declare it with range: [lo, hi] in layers.yaml"
 
 
@@ -84,9 +90,14 @@ def upstream_label(spec: LayerSpec, position: int, count: int) -> str:
     """Backward's own name for an upstream gradient, e.g. 'dnext_c (the upstream gradient of output 2 of 2)'."""
     label = f"the upstream gradient of {output_label(position, count)}"
     backward = spec.backward if spec.style == "functions" else getattr(spec.target, "backward", None)
+    if backward is None:
+        return label
     try:
-        names = [p.name for p in inspect.signature(backward).parameters.values()
-                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"]
+        names = [
+            p.name
+            for p in inspect.signature(backward).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"
+        ]
     except (TypeError, ValueError):  # not introspectable (a builtin, a C extension)
         return label
     return f"{names[position]} ({label})" if position < len(names) and count <= len(names) else label

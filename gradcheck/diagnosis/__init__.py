@@ -11,6 +11,15 @@ from gradcheck.diagnosis.patterns import diagnose
 from gradcheck.user_code import float_errors, nonfinite_cause, output_label, upstream_label, user_traceback
 
 __all__ = [
-    "Evidence", "gather_evidence", "hyperparameter_dims", "larger_dims", "probable_cause", "diagnose",
-    "float_errors", "nonfinite_cause", "output_label", "upstream_label", "user_traceback",
+    "Evidence",
+    "gather_evidence",
+    "hyperparameter_dims",
+    "larger_dims",
+    "probable_cause",
+    "diagnose",
+    "float_errors",
+    "nonfinite_cause",
+    "output_label",
+    "upstream_label",
+    "user_traceback",
 ]

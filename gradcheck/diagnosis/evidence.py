@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from gradcheck.diagnosis.patterns import diagnose
 from gradcheck.results import Status
@@ -84,8 +85,9 @@ def hyperparameter_dims(spec: LayerSpec) -> set[str]:
     return set(spec.dims) - used_in_shapes
 
 
-def probable_cause(spec: LayerSpec, tensor: TensorOutcome, shown: ExampleOutcome,
-                   failures: list[ExampleOutcome], evidence: Evidence) -> str:
+def probable_cause(
+    spec: LayerSpec, tensor: TensorOutcome, shown: ExampleOutcome, failures: list[ExampleOutcome], evidence: Evidence
+) -> str:
     """The diagnosis of a failing tensor shown at example `shown`.
 
     Read from a larger run of the same failure when there is one (one element fits any factor),
@@ -114,4 +116,3 @@ def _largest_failure(name: str, failures: list[ExampleOutcome]) -> tuple[TensorO
     """The example where tensor `name` failed with the most elements (None: it failed in the evidence run only)."""
     pairs = [(t, o) for o in failures for t in _failed(name, o)]
     return max(pairs, key=lambda pair: pair[0].analytic.size, default=None)
-

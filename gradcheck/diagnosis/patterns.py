@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,8 +26,13 @@ TINY = 1e-300  # keeps a scale of all-zero numbers from dividing by zero
 Others = Sequence[tuple["TensorOutcome", "ExampleOutcome"]]
 
 
-def diagnose(spec: LayerSpec, tensor: TensorOutcome, example: ExampleOutcome,
-             needs: dict[str, int] | None = None, others: Others = ()) -> str:
+def diagnose(
+    spec: LayerSpec,
+    tensor: TensorOutcome,
+    example: ExampleOutcome,
+    needs: dict[str, int] | None = None,
+    others: Others = (),
+) -> str:
     """A one-sentence guess at the bug, or '' when no pattern fits clearly.
 
     `needs` holds hyperparameter dims (stride, pad) whose trivial value was tried and passed;
@@ -41,7 +47,10 @@ def diagnose(spec: LayerSpec, tensor: TensorOutcome, example: ExampleOutcome,
     if needs:
         shown = ", ".join(f"{k}={v}" for k, v in needs.items())
         trivial = ", ".join(f"{k}={spec.dims[k][0]}" for k in needs)
-        return f"fails with {shown} but passes with {trivial} on the same values: the bug is in how that hyperparameter is handled"
+        return (
+            f"fails with {shown} but passes with {trivial} on the same values: "
+            "the bug is in how that hyperparameter is handled"
+        )
     return ""
 
 
@@ -111,12 +120,25 @@ def _named_factor(spec, example, c: float, batch) -> tuple[str, str]:
     if batch and batch >= 2:
         alike = [k for k, v in example.example.dim_values.items() if k != spec.batch_dim and v == batch]
         also = "".join(f", or by {k}={batch}" for k in alike) + (", or a plain factor of 2" if batch == 2 else "")
-        names.append((1.0 / batch, "batch-mean", f"analytic = numeric / {batch}: backward averages over the batch "
-                                                 f"(N={batch}) while forward sums{also}"))
-        names.append((float(batch), "batch-sum", f"analytic = {batch} x numeric: a mean over the batch (N={batch}) "
-                                                 f"in forward without the 1/N in backward{also}"))
-    names += [(2.0, "twice", "analytic = 2 x numeric: a factor of 2 too many"),
-              (0.5, "half", "analytic = numeric / 2: a factor of 2 missing")]
+        names.append(
+            (
+                1.0 / batch,
+                "batch-mean",
+                f"analytic = numeric / {batch}: backward averages over the batch (N={batch}) while forward sums{also}",
+            )
+        )
+        names.append(
+            (
+                float(batch),
+                "batch-sum",
+                f"analytic = {batch} x numeric: a mean over the batch (N={batch}) "
+                f"in forward without the 1/N in backward{also}",
+            )
+        )
+    names += [
+        (2.0, "twice", "analytic = 2 x numeric: a factor of 2 too many"),
+        (0.5, "half", "analytic = numeric / 2: a factor of 2 missing"),
+    ]
     for value, key, text in names:
         if abs(c - value) <= SAME_RATIO * abs(value):
             return key, text
@@ -166,7 +188,7 @@ def _ignored_eps(spec, tensor, example, a, n, batch, others=()) -> str:
     scales = [example.example.scale] + [o.example.scale for _, o in others]
     if tensor.kind != "input" or a.ndim < 2 or min(scales) < EPS_SCALE:
         return ""
-    rows = [(ra, rn) for ra, rn in zip(a.reshape(len(a), -1), n.reshape(len(n), -1)) if not _close(ra, rn)]
+    rows = [(ra, rn) for ra, rn in zip(a.reshape(len(a), -1), n.reshape(len(n), -1), strict=True) if not _close(ra, rn)]
     for ra, rn in rows:
         aa = float(np.sum(ra * ra))
         r = float(np.sum(ra * rn)) / aa if aa else -1.0
@@ -174,5 +196,7 @@ def _ignored_eps(spec, tensor, example, a, n, batch, others=()) -> str:
             return ""
     if not rows:
         return ""
-    return ("numeric = r x analytic with 0 <= r < 1 in each failing sample, only at inputs of magnitude >= 1e2: "
-            "backward ignores a `+ eps` (or a clip) inside log, as in log(p + 1e-7), which flattens the loss where p < eps")
+    return (
+        "numeric = r x analytic with 0 <= r < 1 in each failing sample, only at inputs of magnitude >= 1e2: "
+        "backward ignores a `+ eps` (or a clip) inside log, as in log(p + 1e-7), which flattens the loss where p < eps"
+    )

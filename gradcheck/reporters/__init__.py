@@ -6,7 +6,7 @@ layer's name to "path:LINE" of its code (sources.backward_location), so reports 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from gradcheck.reporters.common import Locations
 from gradcheck.reporters.github import render_github

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Mapping
 
 from gradcheck.results import LayerResult, RunResult
 
@@ -65,12 +65,23 @@ def printable(text: str) -> str:
 
 def printable_run(run: RunResult) -> RunResult:
     """The run with every text the user's code or files supplied made printable."""
+
     def layer(result: LayerResult) -> LayerResult:
-        tensors = tuple(replace(t, name=printable(t.name), message=printable(t.message),
-                                diagnosis=printable(t.diagnosis)) for t in result.tensors)
-        keys = ("name", "message", "repro", "source", "impl", "style")
-        texts = {key: printable(getattr(result, key)) for key in keys}
-        return replace(result, tensors=tensors, warnings=tuple(map(printable, result.warnings)),
-                       xfail=printable(result.xfail) if result.xfail else result.xfail, **texts)
+        tensors = tuple(
+            replace(t, name=printable(t.name), message=printable(t.message), diagnosis=printable(t.diagnosis))
+            for t in result.tensors
+        )
+        return replace(
+            result,
+            tensors=tensors,
+            warnings=tuple(map(printable, result.warnings)),
+            xfail=printable(result.xfail) if result.xfail else result.xfail,
+            name=printable(result.name),
+            message=printable(result.message),
+            repro=printable(result.repro),
+            source=printable(result.source),
+            impl=printable(result.impl),
+            style=printable(result.style),
+        )
 
     return replace(run, layers=tuple(layer(result) for result in run.layers))

@@ -17,59 +17,76 @@ _OPTIONAL_TEXT = {"type": ["string", "null"]}
 
 
 def _object(properties: dict, **extra) -> dict:
-    return {"type": "object", "properties": properties, "required": list(properties),
-            "additionalProperties": False, **extra}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+        **extra,
+    }
 
 
-TENSOR_SCHEMA = _object({
-    "name": _TEXT,
-    "kind": {"enum": ["input", "param"]},
-    "shape": {"type": "array", "items": _COUNT},
-    "status": _STATUS,
-    "max_abs_error": _ERROR,
-    "max_rel_error": _ERROR,
-    "worst_index": {"type": ["array", "null"], "items": _COUNT},
-    "analytic": {"type": ["number", "string", "null"]},
-    "numeric": {"type": ["number", "string", "null"]},
-    "message": _TEXT,
-    "diagnosis": _TEXT,
-    "checked_by": {"type": "object", "additionalProperties": _COUNT},
-    "example": {"type": ["object", "null"]},  # {"dims", "seed", "scale"} of the example shape and worst element are from
-})
-LAYER_SCHEMA = _object({
-    "name": _TEXT,
-    "status": _STATUS,
-    "message": _TEXT,
-    "tensors": {"type": "array", "items": TENSOR_SCHEMA},
-    "examples": _COUNT,
-    "seconds": {"type": "number", "minimum": 0},
-    "seed": {"type": ["integer", "null"]},
-    "failing_dims": {"type": ["object", "null"], "additionalProperties": {"type": "integer"}},
-    "warnings": {"type": "array", "items": _TEXT},
-    "kinks_skipped": _COUNT,
-    "examples_redrawn": _COUNT,
-    "calls": {"type": "object", "additionalProperties": _COUNT},
-    "repro": _OPTIONAL_TEXT,
-    "source": _OPTIONAL_TEXT,
-    "code": _OPTIONAL_TEXT,
-    "impl": _TEXT,
-    "style": _TEXT,
-    "xfail": _OPTIONAL_TEXT,
-    "precision": {"enum": ["float64", "float32", "float16"]},
-})
-SUMMARY_SCHEMA = _object({
-    **{s.value.lower(): _COUNT for s in Status},
-    "total": _COUNT,
-    "seconds": {"type": "number", "minimum": 0},
-    "seed": {"type": ["integer", "null"]},
-    "strict": {"type": "boolean"},
-    "exit_code": {"enum": [0, 1]},
-})
-SCHEMA = _object({
-    "schema_version": {"const": SCHEMA_VERSION},
-    "layers": {"type": "array", "items": LAYER_SCHEMA},
-    "summary": SUMMARY_SCHEMA,
-}, title="gradcheck --format json report", **{"$schema": "https://json-schema.org/draft/2020-12/schema"})
+TENSOR_SCHEMA = _object(
+    {
+        "name": _TEXT,
+        "kind": {"enum": ["input", "param"]},
+        "shape": {"type": "array", "items": _COUNT},
+        "status": _STATUS,
+        "max_abs_error": _ERROR,
+        "max_rel_error": _ERROR,
+        "worst_index": {"type": ["array", "null"], "items": _COUNT},
+        "analytic": {"type": ["number", "string", "null"]},
+        "numeric": {"type": ["number", "string", "null"]},
+        "message": _TEXT,
+        "diagnosis": _TEXT,
+        "checked_by": {"type": "object", "additionalProperties": _COUNT},
+        "example": {
+            "type": ["object", "null"]
+        },  # {"dims", "seed", "scale"} of the example shape and worst element are from
+    }
+)
+LAYER_SCHEMA = _object(
+    {
+        "name": _TEXT,
+        "status": _STATUS,
+        "message": _TEXT,
+        "tensors": {"type": "array", "items": TENSOR_SCHEMA},
+        "examples": _COUNT,
+        "seconds": {"type": "number", "minimum": 0},
+        "seed": {"type": ["integer", "null"]},
+        "failing_dims": {"type": ["object", "null"], "additionalProperties": {"type": "integer"}},
+        "warnings": {"type": "array", "items": _TEXT},
+        "kinks_skipped": _COUNT,
+        "examples_redrawn": _COUNT,
+        "calls": {"type": "object", "additionalProperties": _COUNT},
+        "repro": _OPTIONAL_TEXT,
+        "source": _OPTIONAL_TEXT,
+        "code": _OPTIONAL_TEXT,
+        "impl": _TEXT,
+        "style": _TEXT,
+        "xfail": _OPTIONAL_TEXT,
+        "precision": {"enum": ["float64", "float32", "float16"]},
+    }
+)
+SUMMARY_SCHEMA = _object(
+    {
+        **{s.value.lower(): _COUNT for s in Status},
+        "total": _COUNT,
+        "seconds": {"type": "number", "minimum": 0},
+        "seed": {"type": ["integer", "null"]},
+        "strict": {"type": "boolean"},
+        "exit_code": {"enum": [0, 1]},
+    }
+)
+SCHEMA = _object(
+    {
+        "schema_version": {"const": SCHEMA_VERSION},
+        "layers": {"type": "array", "items": LAYER_SCHEMA},
+        "summary": SUMMARY_SCHEMA,
+    },
+    title="gradcheck --format json report",
+    **{"$schema": "https://json-schema.org/draft/2020-12/schema"},
+)
 
 
 def _number(value):
@@ -102,8 +119,11 @@ def tensor_dict(tensor: TensorResult) -> dict:
 def _example(example: dict | None) -> dict | None:
     if example is None:
         return None
-    return {"dims": {k: int(v) for k, v in example["dims"].items()}, "seed": int(example["seed"]),
-            "scale": float(example["scale"])}
+    return {
+        "dims": {k: int(v) for k, v in example["dims"].items()},
+        "seed": int(example["seed"]),
+        "scale": float(example["scale"]),
+    }
 
 
 def layer_dict(layer: LayerResult, locations: Locations | None = None) -> dict:

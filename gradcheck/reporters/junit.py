@@ -22,23 +22,28 @@ def verdict(layer: LayerResult, strict: bool = False) -> str | None:
 def render_junit(run: RunResult, strict: bool = False, locations: Locations | None = None) -> str:
     """The run as a JUnit document; failures carry the worst element and the reproduce command."""
     verdicts = [verdict(layer, strict) for layer in run.layers]
-    totals = {"tests": str(len(run.layers)), "failures": str(verdicts.count("failure")),
-              "errors": str(verdicts.count("error")), "skipped": str(verdicts.count("skipped")),
-              "time": f"{run.seconds:.3f}"}
-    suites = ET.Element("testsuites", name="gradcheck", **{k: v for k, v in totals.items() if k != "skipped"})
-    suite = ET.SubElement(suites, "testsuite", name="gradcheck", **totals)
+    totals = {
+        "tests": str(len(run.layers)),
+        "failures": str(verdicts.count("failure")),
+        "errors": str(verdicts.count("error")),
+        "skipped": str(verdicts.count("skipped")),
+        "time": f"{run.seconds:.3f}",
+    }
+    suites = ET.Element("testsuites", {"name": "gradcheck", **{k: v for k, v in totals.items() if k != "skipped"}})
+    suite = ET.SubElement(suites, "testsuite", {"name": "gradcheck", **totals})
     properties = ET.SubElement(suite, "properties")
     ET.SubElement(properties, "property", name="seed", value=str(run.seed))
     ET.SubElement(properties, "property", name="strict", value=str(strict).lower())
-    for layer, kind in zip(run.layers, verdicts):
+    for layer, kind in zip(run.layers, verdicts, strict=True):
         _testcase(suite, layer, kind, locations)
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
 
 def _testcase(suite: ET.Element, layer: LayerResult, kind: str | None, locations: Locations | None) -> None:
-    case = ET.SubElement(suite, "testcase", classname="gradcheck", name=xml_text(layer.name),
-                         time=f"{layer.seconds:.3f}")
+    case = ET.SubElement(
+        suite, "testcase", classname="gradcheck", name=xml_text(layer.name), time=f"{layer.seconds:.3f}"
+    )
     where = anchor(layer, locations)
     if where:
         case.set("file", xml_text(where[0]))

@@ -6,7 +6,7 @@ import time
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from gradcheck.reporters.common import printable
 from gradcheck.results import LayerResult
@@ -18,19 +18,25 @@ class ProgressDisplay:
     """A transient rich progress display; use as a context manager, feeding `example` and `finished`."""
 
     def __init__(self, console: Console, layers: int):
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=console, transient=True, auto_refresh=False)
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            auto_refresh=False,
+        )
         self.overall = self.bar.add_task("layers", total=layers)
-        self.running: dict[str, int] = {}
+        self.running: dict[str, TaskID] = {}
         self.drawn = 0.0
 
     def __enter__(self) -> ProgressDisplay:
         self.bar.start()
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc: object) -> None:
         self.bar.stop()
-        return False
 
     def example(self, name: str, done: int, total: int) -> None:
         """A layer has checked `done` of its `total` examples."""

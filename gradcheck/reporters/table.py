@@ -13,8 +13,13 @@ from gradcheck.reporters.common import Locations, code_at, printable, printable_
 from gradcheck.results import LayerResult, RunResult, Status, TensorAccount, TensorResult, dims_text
 
 STYLES = {
-    Status.PASS: "green", Status.XFAIL: "yellow", Status.SKIP: "dim", Status.WARN: "yellow",
-    Status.XPASS: "magenta", Status.FAIL: "bold red", Status.ERROR: "bold red",
+    Status.PASS: "green",
+    Status.XFAIL: "yellow",
+    Status.SKIP: "dim",
+    Status.WARN: "yellow",
+    Status.XPASS: "magenta",
+    Status.FAIL: "bold red",
+    Status.ERROR: "bold red",
 }
 HEATMAP_MAX = 24  # rows/columns beyond which a heat-map would not fit a terminal
 
@@ -57,8 +62,7 @@ def _tensor_label(tensor: TensorResult | None, shapes: dict | None = None) -> st
     if tensor is None:
         return "-"
     shape = tuple((shapes or {}).get(tensor.name, tensor.shape))
-    shape = "x".join(str(s) for s in shape) if shape else "scalar"
-    return f"{tensor.name} ({shape})"
+    return f"{tensor.name} ({'x'.join(str(s) for s in shape) if shape else 'scalar'})"
 
 
 def layer_details(layer: LayerResult, heatmap: bool = False, code: str | None = None) -> Group:
@@ -74,8 +78,13 @@ def layer_details(layer: LayerResult, heatmap: bool = False, code: str | None = 
     parts += [Text(f"  warning: {warning}", style="yellow") for warning in account.warnings]
     if layer.kinks:
         redrawn = f"; {layer.redrawn} example(s) drawn again with fresh values" if layer.redrawn else ""
-        parts.append(Text(f"  {layer.kinks} point(s) skipped: the function is not smooth there (kink) or the "
-                          f"reference was unsteady{redrawn}", style="dim"))
+        parts.append(
+            Text(
+                f"  {layer.kinks} point(s) skipped: the function is not smooth there (kink) or the "
+                f"reference was unsteady{redrawn}",
+                style="dim",
+            )
+        )
     if account.reproduce:
         parts.append(repro_line(layer))
     if layer.source:
@@ -94,8 +103,12 @@ def _tensor_details(tensor: TensorAccount, heatmap: bool) -> list[Text]:
     if tensor.worst is None:
         parts = [Text(f"  {tensor.name}: {tensor.message}")]
     else:
-        parts = [Text(f"  {tensor.worst}: {tensor.worst.values}  ({tensor.message}; max rel error "
-                      f"{tensor.max_rel_error:.2e}){_seen_at(tensor)}")]
+        parts = [
+            Text(
+                f"  {tensor.worst}: {tensor.worst.values}  ({tensor.message}; max rel error "
+                f"{tensor.max_rel_error:.2e}){_seen_at(tensor)}"
+            )
+        ]
     if tensor.cause:
         parts.append(Text(f"  probable cause: {tensor.cause}", style="yellow"))
     if heatmap and tensor.error_map is not None:
@@ -105,12 +118,18 @@ def _tensor_details(tensor: TensorAccount, heatmap: bool) -> list[Text]:
 
 def _directions(layer: LayerResult) -> list[Text]:
     """Which tensors passed along random directions in some examples, not element by element."""
-    directions = [f"{t.name} in {t.by_directions} of {sum(n for _, n in t.checked_by)}" for t in layer.tensors
-                  if t.by_directions]
+    directions = [
+        f"{t.name} in {t.by_directions} of {sum(n for _, n in t.checked_by)}" for t in layer.tensors if t.by_directions
+    ]
     if not directions:
         return []
-    return [Text(f"  passed along random directions, not element by element: {', '.join(directions)} "
-                 "example(s) (--mode full checks every element)", style="dim")]
+    return [
+        Text(
+            f"  passed along random directions, not element by element: {', '.join(directions)} "
+            "example(s) (--mode full checks every element)",
+            style="dim",
+        )
+    ]
 
 
 def repro_line(layer: LayerResult) -> Text:
@@ -133,8 +152,10 @@ def _seen_at(tensor: TensorAccount) -> str:
     if not tensor.elsewhere or not tensor.failing_dims:
         return ""
     shape = "x".join(str(s) for s in tensor.shape) or "scalar"
-    return (f"\n    failed at {dims_text(tensor.failing_dims)} ({tensor.name} of shape {shape}), "
-            "not at the smallest failing dims")
+    return (
+        f"\n    failed at {dims_text(tensor.failing_dims)} ({tensor.name} of shape {shape}), "
+        "not at the smallest failing dims"
+    )
 
 
 def _heatmap(tensor: TensorAccount) -> list[Text]:
@@ -156,7 +177,15 @@ def _heatmap(tensor: TensorAccount) -> list[Text]:
         line = Text("    ")
         for value in row:
             level = 0 if peak == 0 or not np.isfinite(value) else value / peak
-            char, style = (".", "green") if level < 1e-6 else ("░", "yellow") if level < 0.1 else ("▒", "red") if level < 0.5 else ("█", "bold red")
+            char, style = (
+                (".", "green")
+                if level < 1e-6
+                else ("░", "yellow")
+                if level < 0.1
+                else ("▒", "red")
+                if level < 0.5
+                else ("█", "bold red")
+            )
             line.append(char * 2, style=style)
         lines.append(line)
     return lines
@@ -164,16 +193,18 @@ def _heatmap(tensor: TensorAccount) -> list[Text]:
 
 def precision_note(run: RunResult) -> Text | None:
     """Which layers were checked at float32 (float16) precision, and what that means."""
-    reduced = {}
+    reduced: dict[str, list[str]] = {}
     for layer in run.layers:
         if layer.precision != "float64":
             reduced.setdefault(layer.precision, []).append(layer.name)
     if not reduced:
         return None
-    lines = [f"checked at {dtype} precision: {', '.join(names)} (its outputs or gradients are {dtype}: step and "
-             "tolerances widened to what it supports, so errors under about 0.1% of a gradient cannot be told from "
-             "rounding; bugs such as a transposed weight, a missing term or a 1/N still fail)"
-             for dtype, names in reduced.items()]
+    lines = [
+        f"checked at {dtype} precision: {', '.join(names)} (its outputs or gradients are {dtype}: step and "
+        "tolerances widened to what it supports, so errors under about 0.1% of a gradient cannot be told from "
+        "rounding; bugs such as a transposed weight, a missing term or a 1/N still fail)"
+        for dtype, names in reduced.items()
+    ]
     return Text("\n".join(lines), style="dim")
 
 
@@ -188,9 +219,17 @@ def summary_line(run: RunResult, strict: bool = False) -> Text:
     return Text(", ".join(parts) + f" in {run.seconds:.2f}s (seed {run.seed})", style=style)
 
 
-def print_run(console: Console, run: RunResult, strict: bool = False, detail: bool = False,
-              locations: Locations | None = None, not_run: int = 0, verbose: bool = False, quiet: bool = False,
-              tracebacks: dict[str, str] | None = None) -> None:
+def print_run(
+    console: Console,
+    run: RunResult,
+    strict: bool = False,
+    detail: bool = False,
+    locations: Locations | None = None,
+    not_run: int = 0,
+    verbose: bool = False,
+    quiet: bool = False,
+    tracebacks: dict[str, str] | None = None,
+) -> None:
     """Print the table, the details of every layer that did not pass, and the summary. `quiet`: only
     the failures and the summary; `verbose`: also every example and the user's traceback (by layer name)."""
     names = [layer.name for layer in run.layers]
@@ -200,19 +239,26 @@ def print_run(console: Console, run: RunResult, strict: bool = False, detail: bo
         note = precision_note(run)
         if note:
             console.print(note)
-    for name, layer in zip(names, run.layers):
+    for name, layer in zip(names, run.layers, strict=True):
         if verbose:
             console.print(*trail_lines(layer), sep="\n")
-        shown = layer.status.is_failure(strict) if quiet else layer.status is not Status.PASS or (
-            detail and (layer.kinks or any(t.by_directions for t in layer.tensors)))
+        shown = (
+            layer.status.is_failure(strict)
+            if quiet
+            else layer.status is not Status.PASS
+            or (detail and (layer.kinks or any(t.by_directions for t in layer.tensors)))
+        )
         if shown:
             code = code_at(layer, locations)
             for part in layer_details(layer, heatmap=detail, code=code and printable(code)).renderables:
                 console.print(part, soft_wrap=getattr(part, "no_wrap", None) is True)  # the reproduce line, whole
-        if verbose and (tracebacks or {}).get(name):
-            console.print(*(Text(printable(line), style="red") for line in tracebacks[name].splitlines()), sep="\n")
+        user_traceback = (tracebacks or {}).get(name)
+        if verbose and user_traceback:
+            console.print(*(Text(printable(line), style="red") for line in user_traceback.splitlines()), sep="\n")
     if not_run:
-        console.print(Text(f"stopped at the first failure (--fail-fast): {not_run} layer(s) not checked", style="yellow"))
+        console.print(
+            Text(f"stopped at the first failure (--fail-fast): {not_run} layer(s) not checked", style="yellow")
+        )
     console.print(summary_line(run, strict))
 
 
