@@ -208,3 +208,65 @@ def _line_of(name):
     source = (FIXTURES / "cli_layers.py").read_text().splitlines()
     start = next(i for i, line in enumerate(source) if line.startswith(f"class {name}"))
     return next(i for i in range(start, len(source)) if "def backward" in source[i]) + 1
+
+
+# -- one failure account, rendered by every reporter ------------------------------------------
+def two_bug_layer():
+    """A layer failing in W at its smallest dims and in b at larger ones, with a passing x."""
+    w = TensorResult("W", "param", Status.FAIL, shape=(2, 3), max_abs_error=0.75, max_rel_error=0.6,
+                     worst_index=(1, 0), analytic=0.5, numeric=-0.25, message="6 of 6 elements outside tolerance",
+                     diagnosis="dW is the transpose of the right gradient", failing_dims={"N": 1, "D": 2},
+                     example={"dims": {"N": 1, "D": 2}, "seed": 11, "scale": 1.0})
+    b = TensorResult("b", "param", Status.FAIL, shape=(3,), max_abs_error=2.0, max_rel_error=0.5, worst_index=(2,),
+                     analytic=1.0, numeric=3.0, message="3 of 3 elements outside tolerance",
+                     failing_dims={"N": 3, "D": 2}, example={"dims": {"N": 3, "D": 2}, "seed": 12, "scale": 1.0})
+    x = TensorResult("x", "input", Status.PASS, shape=(1, 2), max_abs_error=1e-9, max_rel_error=1e-9,
+                     worst_index=(0, 1), analytic=0.1, numeric=0.1)
+    return LayerResult("affine", Status.FAIL, tensors=(x, w, b), message="wrong gradient for W, b",
+                       failing_dims={"N": 1, "D": 2}, seed=4, repro="gradcheck check affine --seed 4",
+                       source="layers.yaml:3", warnings=("backward modified dout in place",))
+
+
+def test_the_account_holds_each_failing_tensor_once():
+    account = two_bug_layer().account
+    assert [t.name for t in account.tensors] == ["W", "b"]  # the passing x has nothing to account for
+    w, b = account.tensors
+    assert (str(w.worst), w.worst.values) == ("W[1, 0]", "analytic 0.5, numeric -0.25")
+    assert w.cause == "dW is the transpose of the right gradient" and w.value_seed == 11
+    assert not w.elsewhere and b.elsewhere  # b failed at N=3, not at the layer's smallest N=1
+    assert account.smallest_dims == {"N": 1, "D": 2} and account.reproduce == "gradcheck check affine --seed 4"
+    assert account.headline() == "wrong gradient for W, b: W[1, 0] analytic 0.5, numeric -0.25"
+
+
+@pytest.mark.parametrize("fmt", sorted(REPORTERS))
+def test_every_report_tells_the_worst_element_the_cause_and_how_to_reproduce(fmt):
+    text = render(fmt, RunResult((two_bug_layer(),), 1.0, 4))
+    if fmt == "json":
+        layer = json.loads(text)["layers"][0]
+        assert layer["repro"] == "gradcheck check affine --seed 4" and layer["failing_dims"] == {"N": 1, "D": 2}
+        assert layer["tensors"][1]["worst_index"] == [1, 0] and "transpose" in layer["tensors"][1]["diagnosis"]
+        return
+    for fact in ("W[1, 0]", "analytic 0.5, numeric -0.25", "dW is the transpose", "gradcheck check affine --seed 4"):
+        assert fact in text, (fmt, fact)
+
+
+def test_every_renderer_renders_the_account_rather_than_the_fields(monkeypatch):
+    """Change the account only: every text report (and the plugin and assert_ok) must follow it."""
+    from gradcheck.pytest_plugin import LayerFailed, _outcome
+    from gradcheck.results import FailureAccount
+
+    layer = two_bug_layer()
+    told = FailureAccount.of(layer)
+    told = type(told)(told.layer, told.status, "as the account tells it", told.tensors[:1], {"N": 9},
+                      told.warnings, "gradcheck check affine --seed 99")
+    monkeypatch.setattr(LayerResult, "account", property(lambda self: told))
+    run = RunResult((layer,), 1.0, 4)
+    for fmt in ("table", "junit", "github"):
+        text = render(fmt, run)
+        assert "as the account tells it" in text and "--seed 99" in text, fmt
+    document = json.loads(render("json", run))["layers"][0]
+    assert document["repro"].endswith("--seed 99") and document["failing_dims"] == {"N": 9}
+    with pytest.raises(LayerFailed, match="as the account tells it"):
+        _outcome(layer)
+    with pytest.raises(AssertionError, match="--seed 99"):
+        layer.assert_ok()

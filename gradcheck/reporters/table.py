@@ -86,7 +86,7 @@ def layer_details(layer: LayerResult, heatmap: bool = False, code: str | None = 
             )
         )
     if account.reproduce:
-        parts.append(repro_line(layer))
+        parts.append(repro_line(account.reproduce))
     if layer.source:
         parts.append(Text(f"  defined at {layer.source}", style="dim"))
     if code:
@@ -132,10 +132,10 @@ def _directions(layer: LayerResult) -> list[Text]:
     ]
 
 
-def repro_line(layer: LayerResult) -> Text:
+def repro_line(command: str) -> Text:
     """The reproduce command: print it with soft_wrap=True, so that no width wraps or cuts it (a
     command broken over two lines fails when pasted back)."""
-    return Text(f"  reproduce: {layer.repro}", style="cyan", no_wrap=True, overflow="ignore")
+    return Text(f"  reproduce: {command}", style="cyan", no_wrap=True, overflow="ignore")
 
 
 def trail_lines(layer: LayerResult) -> list[Text]:
