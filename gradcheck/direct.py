@@ -34,7 +34,7 @@ class GivenTensor(TensorSpec):
     given: Any = field(default=None, compare=False, repr=False)
 
 
-class _Copies:
+class _FreshCopies:
     """Stands for a layer object's class: calling it gives a fresh copy of the object."""
 
     def __init__(self, obj: Any):
@@ -190,7 +190,7 @@ def _targets(layer: Any, style: str) -> dict[str, Any]:
     for method in ("forward", "backward"):
         if not callable(getattr(layer, method, None)):
             raise TypeError(f"gradcheck.check: {_name_of(layer)} has no {method}() method (style class)")
-    return {"target": layer if isinstance(layer, type) else _Copies(layer)}
+    return {"target": layer if isinstance(layer, type) else _FreshCopies(layer)}
 
 
 def _name_of(layer: Any) -> str:
