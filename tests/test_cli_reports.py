@@ -14,7 +14,7 @@ from gradcheck.cli import cli
 
 CLEAN_ENV = {"FORCE_COLOR": None, "NO_COLOR": None, "TTY_COMPATIBLE": None, "COLUMNS": None, "GITHUB_WORKSPACE": None}
 
-MODULE = '''\
+MODULE = """\
 import numpy as np
 
 
@@ -36,11 +36,12 @@ def raising_backward(dout, x):
 
 def helper(dout, x):
     raise ValueError("boom in backward")
-'''
+"""
 
 
 def layers_yaml(*names):
-    return "layers:\n" + "".join(f'''\
+    return "layers:\n" + "".join(
+        f"""\
   - name: {name}
     impl: mine.py
     style: functions
@@ -48,12 +49,15 @@ def layers_yaml(*names):
     backward: {name}_backward
     inputs: {{x: [N, D]}}
     dims: {{N: [1, 3], D: [1, 3]}}
-''' for name in names)
+"""
+        for name in names
+    )
 
 
 def invoke(*args, env=None, **kwargs):
-    return CliRunner(env={**CLEAN_ENV, **(env or {})}).invoke(cli, [str(a) for a in args], catch_exceptions=False,
-                                                              **kwargs)
+    return CliRunner(env={**CLEAN_ENV, **(env or {})}).invoke(
+        cli, [str(a) for a in args], catch_exceptions=False, **kwargs
+    )
 
 
 @pytest.fixture
@@ -94,13 +98,16 @@ def test_json_on_stdout_stays_one_document_with_junit_to_a_file(project):
     ET.parse(project / "j.xml")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--format", "json", "--github"], "--github and --format json would both print on stdout"),
-    (["--junit", "r.xml", "--json", "r.xml"], "two reports would be written to the same file"),
-    (["--junit", "layers.yaml"], "--junit layers.yaml is the config"),
-    (["--json", "mine.py"], "--json mine.py is a source file"),
-    (["-q", "-v"], "--verbose and --quiet contradict each other"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--format", "json", "--github"], "--github and --format json would both print on stdout"),
+        (["--junit", "r.xml", "--json", "r.xml"], "two reports would be written to the same file"),
+        (["--junit", "layers.yaml"], "--junit layers.yaml is the config"),
+        (["--json", "mine.py"], "--json mine.py is a source file"),
+        (["-q", "-v"], "--verbose and --quiet contradict each other"),
+    ],
+)
 def test_impossible_report_combinations_exit_2_before_running(project, args, message):
     before = (project / "layers.yaml").read_text()
     result = invoke("run", "all", *args)
@@ -132,8 +139,14 @@ def test_verbose_shows_every_example_and_the_users_traceback(project):
 
 
 def test_pdb_stops_at_the_users_frame(project):
-    result = subprocess.run([sys.executable, "-m", "gradcheck", "run", "raising", "--seed", "5", "--pdb"],
-                            input="p x.shape\nq\n", capture_output=True, text=True, cwd=project, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "gradcheck", "run", "raising", "--seed", "5", "--pdb"],
+        input="p x.shape\nq\n",
+        capture_output=True,
+        text=True,
+        cwd=project,
+        timeout=300,
+    )
     assert "--pdb: layer raising raised ValueError: boom in backward" in result.stderr
     assert "(Pdb)" in result.stdout
     assert "mine.py(21)helper()" in result.stdout  # the debugger's current frame is where the user raised
@@ -157,8 +170,13 @@ def test_the_reproduce_command_is_whole_at_40_columns(tmp_path, monkeypatch):
     config = "a-rather-long-folder-name/and-another-one/layers.yaml"
     expected = f"gradcheck check wrong --seed 5 --config {config}"
     in_process = invoke("run", "all", "--seed", 5, "--config", config, env={"COLUMNS": "40"})
-    alone = subprocess.run([sys.executable, "-m", "gradcheck", "run", "all", "--seed", "5", "--config", config],
-                           capture_output=True, text=True, env={**os.environ, "COLUMNS": "40"}, timeout=300)
+    alone = subprocess.run(
+        [sys.executable, "-m", "gradcheck", "run", "all", "--seed", "5", "--config", config],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "40"},
+        timeout=300,
+    )
     for output in (in_process.stdout, alone.stdout):
         assert f"  reproduce: {expected}" in output.splitlines()
     assert max(len(line) for line in in_process.stdout.splitlines() if "reproduce" not in line) <= 40

@@ -18,8 +18,9 @@ LINEAR = load_registry(ROOT / "layers.yaml").get("linear")
 def failing(analytic, numeric, n=4, d=3, m=5, seed=0):
     """A FAIL outcome of W in an example with dims N, D, M."""
     analytic, numeric = np.asarray(analytic, float), np.asarray(numeric, float)
-    tensor = TensorOutcome("W", "param", analytic, numeric, np.full(numeric.shape, 1e-9),
-                           np.abs(analytic - numeric) > 1e-9)
+    tensor = TensorOutcome(
+        "W", "param", analytic, numeric, np.full(numeric.shape, 1e-9), np.abs(analytic - numeric) > 1e-9
+    )
     example = ExampleOutcome(Example((("N", n), ("D", d), ("M", m)), seed), Status.FAIL, tensors=[tensor])
     return tensor, example
 

@@ -56,4 +56,5 @@ def test_a_raising_call_still_reports_the_flags_it_raised_first():
     def overflow_then_raise():
         np.exp(np.array([1000.0]))
         raise ValueError("late")
+
     assert "overflow" in float_errors(overflow_then_raise)

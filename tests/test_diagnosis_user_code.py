@@ -32,8 +32,10 @@ def test_an_error_below_a_numpy_call_points_at_the_users_line(results):
     where = f"{os.path.relpath(FIXTURE)}:{_line('np.stack([x[:, i:i + k]')}"
     assert result.message.startswith(f"{where}: forward raised ValueError"), result.message
     # the last frames of the user's traceback, innermost last; none of gradcheck's or numpy's
-    chain = (f"crash.py:{_line('return _pool(x)')} in forward > crash.py:{_line('return _im2col(x, 3)')} in _pool"
-             f" > crash.py:{_line('np.stack([x[:, i:i + k]')} in _im2col")
+    chain = (
+        f"crash.py:{_line('return _pool(x)')} in forward > crash.py:{_line('return _im2col(x, 3)')} in _pool"
+        f" > crash.py:{_line('np.stack([x[:, i:i + k]')} in _im2col"
+    )
     assert chain in result.message
     assert "adapters.py" not in result.message and "numpy" not in result.message
 
@@ -41,8 +43,14 @@ def test_an_error_below_a_numpy_call_points_at_the_users_line(results):
 def test_generated_code_below_the_users_call_is_not_the_users_line():
     """numpy < 1.25 runs np.stack through a frame of '<__array_function__ internals>': not the user's."""
     internals: dict = {}
-    exec(compile("def stack(arrays):\n    raise ValueError('need at least one array to stack')\n",
-                 "<__array_function__ internals>", "exec"), internals)
+    exec(
+        compile(
+            "def stack(arrays):\n    raise ValueError('need at least one array to stack')\n",
+            "<__array_function__ internals>",
+            "exec",
+        ),
+        internals,
+    )
     try:
         internals["stack"]([])
     except ValueError as exc:
@@ -54,8 +62,9 @@ def test_generated_code_below_the_users_call_is_not_the_users_line():
 def test_an_error_in_backward_names_backwards_helper(results):
     message = results["backward-typo"].message
     assert message.startswith(f"{os.path.relpath(FIXTURE)}:{_line('2 * dotu')}: backward raised NameError"), message
-    assert message.endswith(f"(traceback: crash.py:{_line('return self._grad(dout)')} in backward > "
-                            f"crash.py:{_line('2 * dotu')} in _grad)")
+    assert message.endswith(
+        f"(traceback: crash.py:{_line('return self._grad(dout)')} in backward > crash.py:{_line('2 * dotu')} in _grad)"
+    )
 
 
 def test_json_and_table_show_the_users_location_first(results):

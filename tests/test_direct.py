@@ -66,8 +66,13 @@ def softmax_loss_unaveraged(x, y):
 @pytest.fixture
 def arrays():
     rng = np.random.default_rng(0)
-    return {"x": rng.standard_normal((4, 3)), "W": rng.standard_normal((3, 3)), "b": rng.standard_normal(3),
-            "scores": rng.standard_normal((5, 4)), "y": rng.integers(0, 4, 5)}
+    return {
+        "x": rng.standard_normal((4, 3)),
+        "W": rng.standard_normal((3, 3)),
+        "b": rng.standard_normal(3),
+        "scores": rng.standard_normal((5, 4)),
+        "y": rng.integers(0, 4, 5),
+    }
 
 
 def test_the_three_calls_pass_on_right_layers(arrays):
@@ -135,21 +140,36 @@ def test_the_given_arrays_are_the_example(arrays):
 
 
 def test_dims_draw_examples_and_shrink():
-    result = gradcheck.check(softmax_loss_unaveraged, style="loss", seed=3,
-                             dims={"N": [1, 6], "C": [2, 5]},
-                             inputs={"x": ["N", "C"], "y": {"shape": ["N"], "integers": [0, "C - 1"]}})
+    result = gradcheck.check(
+        softmax_loss_unaveraged,
+        style="loss",
+        seed=3,
+        dims={"N": [1, 6], "C": [2, 5]},
+        inputs={"x": ["N", "C"], "y": {"shape": ["N"], "integers": [0, "C - 1"]}},
+    )
     assert result.status is Status.FAIL and result.examples > 1
     assert result.failing_dims["N"] == 2  # right at N = 1: the smallest failure is N = 2
     assert result.tensors[0].failing_dims["N"] == 2
     assert result.repro == "gradcheck.check(..., seed=3)"
-    passing = gradcheck.check(softmax_loss, style="loss", seed=3, dims={"N": [1, 6], "C": [2, 5]},
-                              inputs={"x": ["N", "C"], "y": {"shape": ["N"], "integers": [0, "C - 1"]}})
+    passing = gradcheck.check(
+        softmax_loss,
+        style="loss",
+        seed=3,
+        dims={"N": [1, 6], "C": [2, 5]},
+        inputs={"x": ["N", "C"], "y": {"shape": ["N"], "integers": [0, "C - 1"]}},
+    )
     assert passing.passed and passing.examples == 20
 
 
 def test_layers_yaml_keys_are_keywords(arrays):
-    xfailed = gradcheck.check(AffineBiasMean(arrays["W"], arrays["b"]), arrays["x"], params=["W", "b"],
-                              xfail="known: db averages", rtol=1e-6, name="affine")
+    xfailed = gradcheck.check(
+        AffineBiasMean(arrays["W"], arrays["b"]),
+        arrays["x"],
+        params=["W", "b"],
+        xfail="known: db averages",
+        rtol=1e-6,
+        name="affine",
+    )
     assert xfailed.status is Status.XFAIL and xfailed.name == "affine" and xfailed.passed
     with pytest.raises(ConfigError, match=r"unknown key 'grad' .*did you mean 'grads'"):
         gradcheck.check(Affine(arrays["W"], arrays["b"]), arrays["x"], params=["W", "b"], grad="attr:d{name}")
@@ -198,8 +218,13 @@ def test_ipython_displays_the_rich_table(arrays):
 
 def test_a_class_with_init_draws_its_parameters():
     """A class (not an object) is built per example from drawn parameters, as layers.yaml's init does."""
-    keys = dict(init={"W": "$W", "b": "$b"}, params={"W": ["D", "M"], "b": ["M"]}, inputs={"x": ["N", "D"]},
-                dims={"N": [1, 4], "D": [1, 3], "M": [1, 3]}, seed=1)
+    keys = dict(
+        init={"W": "$W", "b": "$b"},
+        params={"W": ["D", "M"], "b": ["M"]},
+        inputs={"x": ["N", "D"]},
+        dims={"N": [1, 4], "D": [1, 3], "M": [1, 3]},
+        seed=1,
+    )
     assert gradcheck.check(Affine, **keys).passed
     failed = gradcheck.check(AffineBiasMean, **keys)
     assert failed.status is Status.FAIL and failed.failing_dims["N"] == 2

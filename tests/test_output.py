@@ -23,14 +23,31 @@ ODD = "[/] [bold]x\x1b[31m\x00 ]]> \udc80"
 def gradcheck_shell(command: str, timeout: int = 180) -> subprocess.CompletedProcess:
     """`command` in sh, with $GC the CLI as a user runs it."""
     env = {**os.environ, "GC": f"{sys.executable} -m gradcheck"}
-    return subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=timeout,
-                          cwd=HOSTILE.parent, env=env, errors="backslashreplace")
+    return subprocess.run(
+        ["sh", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=HOSTILE.parent,
+        env=env,
+        errors="backslashreplace",
+    )
 
 
 def odd_run() -> RunResult:
     tensor = TensorResult(ODD, "input", Status.FAIL, (2,), 1.0, 0.5, (1,), 1.0, 2.0, message=ODD, diagnosis=ODD)
-    layer = LayerResult(ODD, Status.FAIL, (tensor,), examples=1, message=ODD, warnings=(ODD,), repro=ODD,
-                        source=ODD, impl=ODD, style="class")
+    layer = LayerResult(
+        ODD,
+        Status.FAIL,
+        (tensor,),
+        examples=1,
+        message=ODD,
+        warnings=(ODD,),
+        repro=ODD,
+        source=ODD,
+        impl=ODD,
+        style="class",
+    )
     error = LayerResult("e" + ODD, Status.ERROR, examples=1, message=ODD)
     return RunResult((layer, error), 1.0, 7)
 
@@ -64,8 +81,11 @@ def test_the_table_and_json_survive_markup_names_and_a_surrogate_raised_by_a_lay
 @pytest.mark.parametrize("redirect", [">&-", "> /dev/full", "| true"])  # true reads nothing: a closed pipe
 def test_stdout_closed_full_or_a_closed_pipe_is_no_traceback(redirect, tmp_path):
     command = f"$GC run surrogate square --config hostile/misc.yaml --seed 1 2>{tmp_path}/err"
-    gradcheck_shell(f"( {command}; echo $? > {tmp_path}/rc ) {redirect}" if "|" in redirect
-                    else f"{command} {redirect}; echo $? > {tmp_path}/rc")
+    gradcheck_shell(
+        f"( {command}; echo $? > {tmp_path}/rc ) {redirect}"
+        if "|" in redirect
+        else f"{command} {redirect}; echo $? > {tmp_path}/rc"
+    )
     err = (tmp_path / "err").read_text(errors="backslashreplace")
     assert "Traceback" not in err and "Exception ignored" not in err
     assert (tmp_path / "rc").read_text().strip() == "1", err  # the verdict: surrogate is an ERROR
@@ -84,8 +104,9 @@ def test_output_never_overwrites_the_config_or_the_layer_code(target, tmp_path):
     for name in ("misc.yaml", "square.py"):
         (tmp_path / name).write_bytes((HOSTILE / name).read_bytes())
     before = (tmp_path / target).read_bytes()
-    result = CliRunner().invoke(cli, ["run", "square", "--config", str(tmp_path / "misc.yaml"),
-                                      "--output", str(tmp_path / target)])
+    result = CliRunner().invoke(
+        cli, ["run", "square", "--config", str(tmp_path / "misc.yaml"), "--output", str(tmp_path / target)]
+    )
     assert result.exit_code == 2
     assert f"--output {tmp_path / target} is" in result.stderr and "would be overwritten" in result.stderr
     assert (tmp_path / target).read_bytes() == before
@@ -93,8 +114,20 @@ def test_output_never_overwrites_the_config_or_the_layer_code(target, tmp_path):
 
 def test_an_unwritable_output_still_prints_the_table_and_the_verdict(tmp_path):
     (tmp_path / "file").write_text("")
-    result = CliRunner().invoke(cli, ["run", "square", "surrogate", "--config", str(HOSTILE / "misc.yaml"),
-                                      "--output", str(tmp_path / "file" / "report.json"), "--format", "json"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "square",
+            "surrogate",
+            "--config",
+            str(HOSTILE / "misc.yaml"),
+            "--output",
+            str(tmp_path / "file" / "report.json"),
+            "--format",
+            "json",
+        ],
+    )
     assert result.exit_code == 1  # surrogate's ERROR, not 2
     assert "error: cannot write --output" in result.stderr
     assert "square" in result.stdout and "1 passed" in result.stdout
@@ -108,14 +141,16 @@ def test_the_report_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(cli_module.os, "replace", fail)
-    result = CliRunner().invoke(cli, ["run", "square", "--config", str(HOSTILE / "misc.yaml"),
-                                      "--output", str(report), "--format", "json"])
+    result = CliRunner().invoke(
+        cli, ["run", "square", "--config", str(HOSTILE / "misc.yaml"), "--output", str(report), "--format", "json"]
+    )
     assert result.exit_code == 0 and "No space left on device" in result.stderr
     assert report.read_text() == "the previous report"
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temporary file left behind
     monkeypatch.undo()
-    result = CliRunner().invoke(cli, ["run", "square", "--config", str(HOSTILE / "misc.yaml"),
-                                      "--output", str(report), "--format", "json"])
+    result = CliRunner().invoke(
+        cli, ["run", "square", "--config", str(HOSTILE / "misc.yaml"), "--output", str(report), "--format", "json"]
+    )
     assert json.loads(report.read_text())["layers"][0]["status"] == "PASS"
 
 

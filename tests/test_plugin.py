@@ -82,8 +82,14 @@ def full_run(tmp_path_factory):
 
 def pytest_run(where: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "120", "PYTEST_ADDOPTS": ""}
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", *args], cwd=where,
-                          capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", *args],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
 
 
 def test_off_unless_asked(project):
@@ -105,7 +111,7 @@ def test_each_layer_is_an_item_with_its_verdict(full_run):
 
 def test_a_failure_reads_as_the_account(full_run):
     out = full_run[1].stdout
-    section = out[out.index("_ layers.yaml::bad _"):out.index("_ layers.yaml::crashes _")]
+    section = out[out.index("_ layers.yaml::bad _") : out.index("_ layers.yaml::crashes _")]
     assert "bad: FAIL - wrong gradient for x" in section and "worst element x[" in section
     assert "reproduce: gradcheck check bad --seed 0" in section
     assert "Traceback" not in section and "gradcheck/" not in section.replace("gradcheck check", "")
@@ -166,13 +172,15 @@ def test_the_repositorys_layers_pass(tmp_path):
 
 
 def test_a_warning_is_a_pytest_warning(tmp_path):
-    (tmp_path / "layers.yaml").write_text(textwrap.dedent("""\
+    (tmp_path / "layers.yaml").write_text(
+        textwrap.dedent("""\
         layers:
           - name: unsteady
             impl: mine.py:Scale
             inputs: {x: [N]}
             dims: {N: [2, 2]}
-        """))
+        """)
+    )
     (tmp_path / "mine.py").write_text(CODE)
     from gradcheck import pytest_plugin
     from gradcheck.results import LayerResult, Status

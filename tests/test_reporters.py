@@ -38,11 +38,15 @@ def validate(value, schema, path="$"):
         assert value in schema["enum"], f"{path}: {value!r} not in {schema['enum']}"
     if "type" in schema:
         kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-        checks = {"object": lambda v: isinstance(v, dict), "array": lambda v: isinstance(v, list),
-                  "string": lambda v: isinstance(v, str), "null": lambda v: v is None,
-                  "boolean": lambda v: isinstance(v, bool),
-                  "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-                  "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)}
+        checks = {
+            "object": lambda v: isinstance(v, dict),
+            "array": lambda v: isinstance(v, list),
+            "string": lambda v: isinstance(v, str),
+            "null": lambda v: v is None,
+            "boolean": lambda v: isinstance(v, bool),
+            "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+            "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        }
         assert any(checks[k](value) for k in kinds), f"{path}: {value!r} is not {kinds}"
     if "minimum" in schema and isinstance(value, (int, float)):
         assert value >= schema["minimum"], f"{path}: {value} < {schema['minimum']}"
@@ -61,12 +65,31 @@ def validate(value, schema, path="$"):
 
 def odd_run():
     """A run with every status, infinities, and characters that break XML and workflow commands."""
-    bad = TensorResult("W", "param", Status.FAIL, shape=(2, 3), max_abs_error=math.inf, max_rel_error=math.nan,
-                       worst_index=(1, 2), analytic=-math.inf, numeric=0.5, message="6 of 6 elements outside tolerance")
-    layers = [LayerResult(status.value.lower(), status, message="50% wrong, a:b\nnext\x00line", seed=3,
-                          tensors=(bad,) if status is Status.FAIL else (), source="layers.yaml:12",
-                          repro=f"gradcheck check {status.value.lower()} --seed 3", xfail="known" if status in
-                          (Status.XFAIL, Status.XPASS) else None) for status in Status]
+    bad = TensorResult(
+        "W",
+        "param",
+        Status.FAIL,
+        shape=(2, 3),
+        max_abs_error=math.inf,
+        max_rel_error=math.nan,
+        worst_index=(1, 2),
+        analytic=-math.inf,
+        numeric=0.5,
+        message="6 of 6 elements outside tolerance",
+    )
+    layers = [
+        LayerResult(
+            status.value.lower(),
+            status,
+            message="50% wrong, a:b\nnext\x00line",
+            seed=3,
+            tensors=(bad,) if status is Status.FAIL else (),
+            source="layers.yaml:12",
+            repro=f"gradcheck check {status.value.lower()} --seed 3",
+            xfail="known" if status in (Status.XFAIL, Status.XPASS) else None,
+        )
+        for status in Status
+    ]
     return RunResult(tuple(layers), 1.5, 3)
 
 
@@ -155,14 +178,21 @@ def test_junit_xfail_is_skipped_and_strict_turns_warnings_into_failures():
     strict = junit("lenient", "--strict")
     assert strict.find("testsuite").get("failures") == "2"
     assert {c.get("name") for c in strict.iter("testcase") if c.find("failure") is not None} == {
-        "mutates-dout", "square-marked-xfail"}
+        "mutates-dout",
+        "square-marked-xfail",
+    }
 
 
 def test_junit_survives_control_characters():
     root = ET.fromstring(render("junit", odd_run()).encode())
     suite = root.find("testsuite")
     # SKIP fails the gate (nothing checked), so it is a failure there too; XFAIL stays skipped
-    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("7", "2", "1", "1")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == (
+        "7",
+        "2",
+        "1",
+        "1",
+    )
 
 
 # -- GitHub annotations -----------------------------------------------------------------------
@@ -213,18 +243,57 @@ def _line_of(name):
 # -- one failure account, rendered by every reporter ------------------------------------------
 def two_bug_layer():
     """A layer failing in W at its smallest dims and in b at larger ones, with a passing x."""
-    w = TensorResult("W", "param", Status.FAIL, shape=(2, 3), max_abs_error=0.75, max_rel_error=0.6,
-                     worst_index=(1, 0), analytic=0.5, numeric=-0.25, message="6 of 6 elements outside tolerance",
-                     diagnosis="dW is the transpose of the right gradient", failing_dims={"N": 1, "D": 2},
-                     example={"dims": {"N": 1, "D": 2}, "seed": 11, "scale": 1.0})
-    b = TensorResult("b", "param", Status.FAIL, shape=(3,), max_abs_error=2.0, max_rel_error=0.5, worst_index=(2,),
-                     analytic=1.0, numeric=3.0, message="3 of 3 elements outside tolerance",
-                     failing_dims={"N": 3, "D": 2}, example={"dims": {"N": 3, "D": 2}, "seed": 12, "scale": 1.0})
-    x = TensorResult("x", "input", Status.PASS, shape=(1, 2), max_abs_error=1e-9, max_rel_error=1e-9,
-                     worst_index=(0, 1), analytic=0.1, numeric=0.1)
-    return LayerResult("affine", Status.FAIL, tensors=(x, w, b), message="wrong gradient for W, b",
-                       failing_dims={"N": 1, "D": 2}, seed=4, repro="gradcheck check affine --seed 4",
-                       source="layers.yaml:3", warnings=("backward modified dout in place",))
+    w = TensorResult(
+        "W",
+        "param",
+        Status.FAIL,
+        shape=(2, 3),
+        max_abs_error=0.75,
+        max_rel_error=0.6,
+        worst_index=(1, 0),
+        analytic=0.5,
+        numeric=-0.25,
+        message="6 of 6 elements outside tolerance",
+        diagnosis="dW is the transpose of the right gradient",
+        failing_dims={"N": 1, "D": 2},
+        example={"dims": {"N": 1, "D": 2}, "seed": 11, "scale": 1.0},
+    )
+    b = TensorResult(
+        "b",
+        "param",
+        Status.FAIL,
+        shape=(3,),
+        max_abs_error=2.0,
+        max_rel_error=0.5,
+        worst_index=(2,),
+        analytic=1.0,
+        numeric=3.0,
+        message="3 of 3 elements outside tolerance",
+        failing_dims={"N": 3, "D": 2},
+        example={"dims": {"N": 3, "D": 2}, "seed": 12, "scale": 1.0},
+    )
+    x = TensorResult(
+        "x",
+        "input",
+        Status.PASS,
+        shape=(1, 2),
+        max_abs_error=1e-9,
+        max_rel_error=1e-9,
+        worst_index=(0, 1),
+        analytic=0.1,
+        numeric=0.1,
+    )
+    return LayerResult(
+        "affine",
+        Status.FAIL,
+        tensors=(x, w, b),
+        message="wrong gradient for W, b",
+        failing_dims={"N": 1, "D": 2},
+        seed=4,
+        repro="gradcheck check affine --seed 4",
+        source="layers.yaml:3",
+        warnings=("backward modified dout in place",),
+    )
 
 
 def test_the_account_holds_each_failing_tensor_once():
@@ -257,8 +326,15 @@ def test_every_renderer_renders_the_account_rather_than_the_fields(monkeypatch):
 
     layer = two_bug_layer()
     told = FailureAccount.of(layer)
-    told = type(told)(told.layer, told.status, "as the account tells it", told.tensors[:1], {"N": 9},
-                      told.warnings, "gradcheck check affine --seed 99")
+    told = type(told)(
+        told.layer,
+        told.status,
+        "as the account tells it",
+        told.tensors[:1],
+        {"N": 9},
+        told.warnings,
+        "gradcheck check affine --seed 99",
+    )
     monkeypatch.setattr(LayerResult, "account", property(lambda self: told))
     run = RunResult((layer,), 1.0, 4)
     for fmt in ("table", "junit", "github"):

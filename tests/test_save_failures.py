@@ -15,7 +15,7 @@ from gradcheck.cli import cli
 GALLERY = Path(__file__).resolve().parent.parent / "examples" / "buggy"
 CLEAN_ENV = {"FORCE_COLOR": None, "NO_COLOR": None, "COLUMNS": None, "GITHUB_WORKSPACE": None}
 
-MODULE = '''\
+MODULE = """\
 import numpy as np
 
 
@@ -37,9 +37,10 @@ def raising_backward(dout, x):
 
 def helper(dout, x):
     raise ValueError("boom in backward")
-'''
+"""
 
-LAYERS = "layers:\n" + "".join(f'''\
+LAYERS = "layers:\n" + "".join(
+    f"""\
   - name: {name}
     impl: mine.py
     style: functions
@@ -47,7 +48,9 @@ LAYERS = "layers:\n" + "".join(f'''\
     backward: {name}_backward
     inputs: {{x: [N, D]}}
     dims: {{N: [1, 3], D: [1, 3]}}
-''' for name in ("good", "wrong", "raising"))
+"""
+    for name in ("good", "wrong", "raising")
+)
 
 
 def invoke(*args):
@@ -67,11 +70,14 @@ def project(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.mark.parametrize("name, tensor", [
-    ("sigmoid-wrong-sign", "x"),             # functions style
-    ("transposed-weight-square", "W"),       # class style, parameters on the object
-    ("softmax-loss-not-averaged", "x"),      # loss style
-])
+@pytest.mark.parametrize(
+    "name, tensor",
+    [
+        ("sigmoid-wrong-sign", "x"),  # functions style
+        ("transposed-weight-square", "W"),  # class style, parameters on the object
+        ("softmax-loss-not-averaged", "x"),  # loss style
+    ],
+)
 def test_a_gallery_bug_is_saved_and_its_script_reproduces_it_alone(tmp_path, name, tensor):
     out = tmp_path / "failures"
     result = invoke("run", name, "--config", GALLERY / "layers.yaml", "--seed", 3, "--save-failures", out)
@@ -109,11 +115,12 @@ def test_a_raising_layers_script_raises_the_users_exception_at_the_users_line(pr
     ran = replay(project / "out" / "raising.py", cwd=tmp_path.parent)
     assert ran.returncode == 1
     assert "ValueError: boom in backward" in ran.stderr
-    assert "mine.py\", line 21, in helper" in ran.stderr  # the user's frame, not gradcheck's verdict
+    assert 'mine.py", line 21, in helper' in ran.stderr  # the user's frame, not gradcheck's verdict
 
 
 def test_a_layer_name_is_made_a_safe_file_name(tmp_path):
     from gradcheck.failures import file_stem
+
     assert file_stem("../etc/passwd") == "_etc_passwd"
     assert file_stem("a b/c") == "a_b_c"
 
@@ -146,8 +153,16 @@ def test_gradcheck_check_saves_the_given_arrays(tmp_path):
 
 def test_compare_handles_a_scalar_parameter_and_non_finite_values(tmp_path, capsys):
     from gradcheck.failures import compare
-    np.savez(tmp_path / "s.npz", **{"numeric/w": np.array(0.5), "numeric/x": np.array([1.0, np.nan]),
-                                    "rtol": np.array(1e-5), "atol": np.array(1e-7)})
+
+    np.savez(
+        tmp_path / "s.npz",
+        **{
+            "numeric/w": np.array(0.5),
+            "numeric/x": np.array([1.0, np.nan]),
+            "rtol": np.array(1e-5),
+            "atol": np.array(1e-7),
+        },
+    )
     saved = np.load(tmp_path / "s.npz")
     assert compare({"w": np.array(0.5), "x": np.array([1.0, 2.0])}, saved) == 1
     out = capsys.readouterr().out
@@ -158,8 +173,10 @@ def test_compare_handles_a_scalar_parameter_and_non_finite_values(tmp_path, caps
 
 def test_json_on_stdout_stays_valid_while_failures_are_saved(project):
     import json
-    (project / "mine.py").write_text(MODULE.replace("def wrong_backward(dout, x):\n",
-                                                    "def wrong_backward(dout, x):\n    print('noise')\n"))
+
+    (project / "mine.py").write_text(
+        MODULE.replace("def wrong_backward(dout, x):\n", "def wrong_backward(dout, x):\n    print('noise')\n")
+    )
     result = invoke("run", "all", "--seed", 5, "--format", "json", "--save-failures", "out")
     assert json.loads(result.stdout)["layers"][1]["status"] == "FAIL"
     assert "saved out/wrong.npz; replay it: python out/wrong.py" in result.stderr
@@ -168,7 +185,9 @@ def test_json_on_stdout_stays_valid_while_failures_are_saved(project):
 
 def test_a_spec_made_in_python_gets_a_script_of_the_saved_numbers(project, tmp_path):
     from dataclasses import replace
+
     from gradcheck.registry import load_registry
+
     spec = replace(load_registry("layers.yaml").get("wrong"), source="")
     check_layer(spec, seed=5, save_failures=tmp_path / "made")
     ran = replay(tmp_path / "made" / "wrong.py", cwd=tmp_path)
