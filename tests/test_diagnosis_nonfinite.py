@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradcheck.diagnosis import float_errors, nonfinite_cause
 from gradcheck.engine import Options, check_layer
 from gradcheck.registry import load_registry
 from gradcheck.results import Status
+from gradcheck.user_code import float_errors, nonfinite_cause
 
 LOSSES = load_registry(Path(__file__).resolve().parent / "fixtures" / "realcode_report" / "losses.yaml")
 MAX_HINT, LOG_HINT, EPS_HINT = "subtract the max before exp", "log(0) of a value that underflowed", "`+ eps`"

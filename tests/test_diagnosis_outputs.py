@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from gradcheck.diagnosis import output_label, upstream_label
 from gradcheck.engine import Options, check_layer
 from gradcheck.registry import load_registry
 from gradcheck.results import Status
+from gradcheck.user_code import output_label, upstream_label
 
 OUTPUTS = load_registry(Path(__file__).resolve().parent / "fixtures" / "realcode_report" / "outputs.yaml")
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from gradcheck.diagnosis import user_traceback
 from gradcheck.engine import Options, check_layer
 from gradcheck.registry import load_registry
 from gradcheck.reporters.json import render_json
 from gradcheck.reporters.table import render_table
 from gradcheck.results import RunResult, Status
+from gradcheck.user_code import user_traceback
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "realcode_report" / "crash.py"
 CRASH = load_registry(FIXTURE.with_suffix(".yaml"))
