@@ -581,6 +581,15 @@ def torch_cases(torch, F) -> dict[str, Callable]:
     def t(a, grad=True):
         return torch.tensor(a, dtype=torch.float64, requires_grad=grad)
 
+    def two_layer_net(a, d):
+        """examples/cs231n-two-layer-net (reg 0.1): X and y are data, the four parameters are checked."""
+        X, y = t(a["X"], grad=False), torch.tensor(a["y"], dtype=torch.long)
+
+        def loss(W1, b1, W2, b2):
+            return F.cross_entropy(F.relu(X @ W1 + b1) @ W2 + b2, y) + 0.05 * ((W1 * W1).sum() + (W2 * W2).sum())
+
+        return loss, (t(a["W1"]), t(a["b1"]), t(a["W2"]), t(a["b2"]))
+
     return {
         "linear": lambda a, d: (lambda x, W, b: F.linear(x, W.t(), b), (t(a["x"]), t(a["W"]), t(a["b"]))),
         "relu": lambda a, d: (F.relu, (t(a["x"]),)),
@@ -605,6 +614,7 @@ def torch_cases(torch, F) -> dict[str, Callable]:
             lambda x, h, c, Wx, Wh, b: tuple(torch.lstm_cell(x, [h, c], Wx.t(), Wh.t(), b, None)),
             (t(a["x"]), t(a["prev_h"]), t(a["prev_c"]), t(a["Wx"]), t(a["Wh"]), t(a["b"]))),
         "attention": lambda a, d: (F.scaled_dot_product_attention, (t(a["q"]), t(a["k"]), t(a["v"]))),
+        "two-layer-net": two_layer_net,
     }
 
 

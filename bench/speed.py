@@ -4,8 +4,9 @@ Sections (all against torch.autograd.gradcheck in the same sitting, interleaved 
   larger  every built-in with a torch equivalent at 2-3x the top of its layers.yaml range (max-pool
           also at a real network's 6x6x17x16 with overlapping and with plain windows): gradcheck
           fast and auto against torch fast, over several examples (different values each)
-  sweep   seconds against elements checked for linear, conv2d, max-pool2d and lstm-cell at 4 sizes,
-          gradcheck auto and fast next to torch fast
+  sweep   seconds against elements checked for linear, conv2d, max-pool2d, lstm-cell and a two-layer
+          model (examples/cs231n-two-layer-net, up to 10^5 parameters) at 4 sizes, gradcheck auto and
+          fast next to torch fast
   red     the buggy gallery (examples/buggy/layers.yaml): `check_layer` per layer, mode auto (search,
           shrinking, evidence), next to torch slow mode's plain verdict on the same kind of layer
           (the torch twin of the built-in it is a bugged copy of, at that built-in's largest shapes)
@@ -46,7 +47,11 @@ SWEEP = [
       for n, c, h in ((2, 2, 7), (4, 4, 9), (6, 6, 17), (6, 8, 21))],
     *[(f"lstm-cell {n}x{d}->{h}", "lstm-cell", {"N": n, "D": d, "H": h}) for n, d, h in
       ((4, 4, 4), (8, 8, 8), (16, 16, 16), (16, 32, 32))],
+    # a whole model (examples/cs231n-two-layer-net), up to MNIST size: 784-128-10, 10^5 parameters
+    *[(f"two-layer-net {n}x{d}-{h}-{c}", "two-layer-net", {"N": n, "D": d, "H": h, "C": c}) for n, d, h, c in
+      ((4, 16, 16, 4), (8, 48, 32, 10), (16, 196, 64, 10), (16, 784, 128, 10))],
 ]
+MODELS = ROOT / "examples" / "cs231n-two-layer-net" / "layers.yaml"  # the sweep's whole model
 # buggy gallery layer -> the built-in it is a bugged copy of (whose torch twin gives torch's verdict time)
 RED_TWINS = {
     "transposed": "linear", "bias": "linear", "batch-mean": "linear", "sgd": "linear", "returns-none": "relu",
@@ -184,6 +189,7 @@ def main(argv=None) -> int:
     import torch.nn.functional as F
     torch.set_num_threads(1)  # see bench/README.md: one thread, as numpy uses on arrays this small
     specs = {s.name: s for s in load_registry(ROOT / "layers.yaml").layers}
+    models = {s.name: s for s in load_registry(MODELS).layers}
     wanted = (lambda name: name in args.layers) if args.layers else (lambda name: True)
     info = machine()
     print("# gradcheck speed sections\n\n" + "\n".join(f"- {k}: {v}" for k, v in info.items()), flush=True)
@@ -196,7 +202,7 @@ def main(argv=None) -> int:
                                            f"examples per row, medians of {args.repeats}")
     if "sweep" in sections:
         rows = [r for r in SWEEP if wanted(r[1])]
-        report["sweep"] = bench_fast_rows(torch, F, specs, rows, args.examples, args.repeats, args.seed,
+        report["sweep"] = bench_fast_rows(torch, F, specs | models, rows, args.examples, args.repeats, args.seed,
                                           f"Seconds against elements checked ({args.examples} examples per row, "
                                           f"medians of {args.repeats})")
     if "red" in sections:
