@@ -21,11 +21,16 @@ import argparse
 import contextlib
 import gc
 import json
+import os
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
+# One BLAS thread, as torch gets below (like for like), and before numpy is first imported (it reads
+# these once): on a shared 2-core machine a threaded 16x784 @ 784x128 costs ~20x the CPU of one thread.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_bench import ROOT, fmt_ratio, fmt_s, load_note, machine, median, registry_dims, table, torch_cases  # noqa: E402
 
