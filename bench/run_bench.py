@@ -39,9 +39,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -52,6 +53,7 @@ import gradcheck.examples
 from gradcheck.engine import Options, check_layer
 from gradcheck.examples import Counter, check_example
 from gradcheck.registry import load_registry
+
 try:
     from gradcheck.memory import keep_freed_memory
 except ImportError:  # an engine from before it
@@ -108,8 +110,23 @@ LARGE_DIMS: dict[str, dict[str, int]] = {
 SHAPE_SETS = {"medium": MEDIUM_DIMS, "large": LARGE_DIMS}
 # Rows never interact in these, so the checker may perturb every sample at once (batch colouring).
 BATCH_INDEPENDENT = (
-    "linear", "relu", "leaky-relu", "sigmoid", "tanh", "gelu", "softmax", "log-softmax", "conv2d",
-    "max-pool2d", "avg-pool2d", "layer-norm", "dropout", "rnn-cell", "lstm-cell", "attention", "flatten",
+    "linear",
+    "relu",
+    "leaky-relu",
+    "sigmoid",
+    "tanh",
+    "gelu",
+    "softmax",
+    "log-softmax",
+    "conv2d",
+    "max-pool2d",
+    "avg-pool2d",
+    "layer-norm",
+    "dropout",
+    "rnn-cell",
+    "lstm-cell",
+    "attention",
+    "flatten",
 )
 
 
@@ -162,15 +179,25 @@ def table(headers: list[str], rows: list[list[Any]], title: str = "") -> str:
     left = [all(not _numeric(r[i]) for r in cells[1:]) for i in range(len(headers))]
 
     def line(row):
-        return "| " + " | ".join(c.ljust(w) if l else c.rjust(w) for c, w, l in zip(row, widths, left)) + " |"
+        return (
+            "| "
+            + " | ".join(c.ljust(w) if flush else c.rjust(w) for c, w, flush in zip(row, widths, left, strict=False))
+            + " |"
+        )
 
-    sep = "|" + "|".join(("-" * (w + 1) + ("-" if l else ":")) for w, l in zip(widths, left)) + "|"
+    sep = "|" + "|".join(("-" * (w + 1) + ("-" if flush else ":")) for w, flush in zip(widths, left, strict=True)) + "|"
     out = [line(cells[0]), sep] + [line(r) for r in cells[1:]]
     return (f"\n### {title}\n\n" if title else "\n") + "\n".join(out) + "\n"
 
 
 def _numeric(text: str) -> bool:
-    return text[:1].isdigit() or text[:1] == "-" and text[1:2].isdigit() or text.endswith(("s", "%")) and text[:1].isdigit()
+    return (
+        text[:1].isdigit()
+        or text[:1] == "-"
+        and text[1:2].isdigit()
+        or text.endswith(("s", "%"))
+        and text[:1].isdigit()
+    )
 
 
 # -- instrumentation ---------------------------------------------------------------------------
@@ -228,10 +255,14 @@ def timing_layer_code(timer: LayerTimer):
                 return function(*a, **k)
             finally:
                 timer.add(what, start, time.perf_counter(), a if timer.record else ())
+
         return original(what, timed, *args, **kwargs)
 
-    patched = [m for name, m in list(sys.modules.items())
-               if name.startswith("gradcheck") and getattr(m, "call_layer", None) is original]
+    patched = [
+        m
+        for name, m in list(sys.modules.items())
+        if name.startswith("gradcheck") and getattr(m, "call_layer", None) is original
+    ]
     for module in patched:
         module.call_layer = timed_call_layer
     try:
@@ -270,7 +301,7 @@ def options_for(mode: str, **kwargs) -> Options:
 
 
 def mode_label(mode: str) -> str:
-    """"default (auto)" for the engine's default mode, else the mode itself."""
+    """ "default (auto)" for the engine's default mode, else the mode itself."""
     return f"default ({getattr(Options(), 'mode', 'full')})" if mode == "default" else mode
 
 
@@ -303,7 +334,12 @@ def run_fixed(spec: LayerSpec, dims: dict[str, int], mode: str, seed: int) -> tu
         start = time.perf_counter()
         outcome = check_example(spec, example, tolerances(spec), counter, **kwargs)
         seconds = time.perf_counter() - start
-        return seconds, {"forward": counter.forward, "backward": counter.backward}, outcome.status.value, "check_example"
+        return (
+            seconds,
+            {"forward": counter.forward, "backward": counter.backward},
+            outcome.status.value,
+            "check_example",
+        )
     pinned = replace(spec, dims={k: (v, v) for k, v in dims.items()}, examples=1, xfail=None)
     start = time.perf_counter()
     result = check_layer(pinned, options_for(mode, examples=1, seed=seed))
@@ -339,8 +375,10 @@ def supported_modes(modes: list[str], specs: list[LayerSpec], seed: int, keep_in
             if full_calls is None:
                 full_calls = run_fixed(probe, MEDIUM_DIMS[probe.name], "full", seed)[1]
             if run_fixed(probe, MEDIUM_DIMS[probe.name], mode, seed)[1] == full_calls and mode != "auto":
-                print(f"note: mode {mode!r} skipped: on {probe.name} it makes exactly the calls of mode 'full', so "
-                      "the engine does not act on it (--keep-inert-modes measures it anyway)")
+                print(
+                    f"note: mode {mode!r} skipped: on {probe.name} it makes exactly the calls of mode 'full', so "
+                    "the engine does not act on it (--keep-inert-modes measures it anyway)"
+                )
                 continue
         kept.append(mode)
     return kept
@@ -364,20 +402,50 @@ def bench_layers(specs: list[LayerSpec], modes: list[str], repeats: int, seed: i
     for mode in modes:
         raw = [samples[mode][spec.name].summary(spec.name) for spec in specs]
         totals = _layer_totals(raw)
-        rows = [[
-            r["name"], r["status"], r["examples"], r["calls"]["forward"], r["calls"]["backward"],
-            fmt_s(r["wall"]), fmt_s(r["wall_min"]), fmt_pct(r["spread"]), fmt_s(r["cpu"]), fmt_pct(r["layer_share"]),
-            fmt_pct(r["example_overhead_share"]), fmt_pct(r["outer_share"]), fmt_pct(r["overhead_share"]),
-            fmt_s(r["overhead_per_forward"]),
-        ] for r in raw + [totals]]
-        headers = ["layer", "status", "examples", "forward", "backward", "wall (median)", "wall (min)", "spread",
-                   "cpu (median)", "in layer code", "checker: per-example", "checker: search/summary",
-                   "checker total", "checker cpu per forward"]
-        print(table(headers, rows, f"Per layer, mode={mode_label(mode)} (seed {seed}, {repeats} repeats)")
-              + load_note(), flush=True)
+        rows = [
+            [
+                r["name"],
+                r["status"],
+                r["examples"],
+                r["calls"]["forward"],
+                r["calls"]["backward"],
+                fmt_s(r["wall"]),
+                fmt_s(r["wall_min"]),
+                fmt_pct(r["spread"]),
+                fmt_s(r["cpu"]),
+                fmt_pct(r["layer_share"]),
+                fmt_pct(r["example_overhead_share"]),
+                fmt_pct(r["outer_share"]),
+                fmt_pct(r["overhead_share"]),
+                fmt_s(r["overhead_per_forward"]),
+            ]
+            for r in raw + [totals]
+        ]
+        headers = [
+            "layer",
+            "status",
+            "examples",
+            "forward",
+            "backward",
+            "wall (median)",
+            "wall (min)",
+            "spread",
+            "cpu (median)",
+            "in layer code",
+            "checker: per-example",
+            "checker: search/summary",
+            "checker total",
+            "checker cpu per forward",
+        ]
+        print(
+            table(headers, rows, f"Per layer, mode={mode_label(mode)} (seed {seed}, {repeats} repeats)") + load_note(),
+            flush=True,
+        )
         calls_differ = [r["name"] for r in raw if r["calls_vary"]]
         if calls_differ:
-            print(f"note: call counts varied between repeats for {', '.join(calls_differ)} (same seed: should not happen)")
+            print(
+                f"note: call counts varied between repeats for {', '.join(calls_differ)} (same seed: should not happen)"
+            )
         out[mode] = raw + [totals]
     _note_mode_effect(out)
     return out
@@ -405,17 +473,27 @@ class _Samples:
         self.calls.append((self.result.calls.get("forward", 0), self.result.calls.get("backward", 0)))
 
     def summary(self, name: str) -> dict:
-        shares = [l / w for l, w in zip(self.layer, self.inst_walls)]
-        example_shares = [max(e - l, 0.0) / w for e, l, w in zip(self.per_example, self.layer, self.inst_walls)]
+        shares = [lay / w for lay, w in zip(self.layer, self.inst_walls, strict=True)]
+        example_shares = [
+            max(e - lay, 0.0) / w for e, lay, w in zip(self.per_example, self.layer, self.inst_walls, strict=True)
+        ]
         forward, cpu = self.calls[0][0], median(self.cpus)
         overhead = 1 - median(shares)
         timed_examples = any(self.per_example)
         return {
-            "name": name, "status": self.result.status.value, "examples": self.result.examples,
-            "calls": {"forward": forward, "backward": self.calls[0][1]}, "calls_vary": len(set(self.calls)) > 1,
-            "wall": median(self.walls), "wall_min": min(self.walls), "walls": self.walls,
-            "spread": spread(self.walls), "cpu": cpu, "instrumented_wall": median(self.inst_walls),
-            "layer_seconds": median(self.layer), "layer_share": median(shares),
+            "name": name,
+            "status": self.result.status.value,
+            "examples": self.result.examples,
+            "calls": {"forward": forward, "backward": self.calls[0][1]},
+            "calls_vary": len(set(self.calls)) > 1,
+            "wall": median(self.walls),
+            "wall_min": min(self.walls),
+            "walls": self.walls,
+            "spread": spread(self.walls),
+            "cpu": cpu,
+            "instrumented_wall": median(self.inst_walls),
+            "layer_seconds": median(self.layer),
+            "layer_share": median(shares),
             "example_overhead_share": median(example_shares) if timed_examples else None,
             "outer_share": (overhead - median(example_shares)) if timed_examples else None,
             "overhead_share": overhead,
@@ -431,16 +509,27 @@ def _layer_totals(raw: list[dict]) -> dict:
     cpu = sum(r["cpu"] for r in raw)
     share = layer / inst if inst else 0.0
     ex = [r["example_overhead_share"] for r in raw]
-    example_share = (sum(s * r["instrumented_wall"] for s, r in zip(ex, raw)) / inst) if None not in ex else None
+    example_share = (
+        (sum(s * r["instrumented_wall"] for s, r in zip(ex, raw, strict=True)) / inst) if None not in ex else None
+    )
     return {
-        "name": "TOTAL (sum)", "status": "", "examples": sum(r["examples"] for r in raw),
+        "name": "TOTAL (sum)",
+        "status": "",
+        "examples": sum(r["examples"] for r in raw),
         "calls": {"forward": forward, "backward": sum(r["calls"]["backward"] for r in raw)},
-        "calls_vary": False, "wall": wall, "wall_min": sum(r["wall_min"] for r in raw), "walls": [],
-        "spread": None, "cpu": cpu,
+        "calls_vary": False,
+        "wall": wall,
+        "wall_min": sum(r["wall_min"] for r in raw),
+        "walls": [],
+        "spread": None,
+        "cpu": cpu,
         "instrumented_wall": inst,
-        "layer_seconds": layer, "layer_share": share, "example_overhead_share": example_share,
+        "layer_seconds": layer,
+        "layer_share": share,
+        "example_overhead_share": example_share,
         "outer_share": (1 - share - example_share) if example_share is not None else None,
-        "overhead_share": 1 - share, "overhead_per_forward": (1 - share) * cpu / forward if forward else None,
+        "overhead_share": 1 - share,
+        "overhead_per_forward": (1 - share) * cpu / forward if forward else None,
     }
 
 
@@ -450,8 +539,10 @@ def _note_mode_effect(out: dict) -> None:
     full = {r["name"]: r["calls"] for r in out["full"]}
     for mode, rows in out.items():
         if mode not in ("full", "default", "auto") and all(full.get(r["name"]) == r["calls"] for r in rows):
-            print(f"note: mode={mode!r} made exactly the calls of mode='full' on every layer: "
-                  "does check_layer hand Options.mode on to the search?")
+            print(
+                f"note: mode={mode!r} made exactly the calls of mode='full' on every layer: "
+                "does check_layer hand Options.mode on to the search?"
+            )
 
 
 # -- section: run all ----------------------------------------------------------------------------
@@ -463,8 +554,16 @@ def bench_run_all(config: Path, modes: list[str], repeats: int, seed: int, examp
     choices = _cli_mode_choices()
     results, rows = {}, []
     startup = _time_command([sys.executable, "-c", "import gradcheck.cli"], repeats)
-    rows.append(["python -c 'import gradcheck.cli' (startup + imports)", "-", fmt_s(startup["median"]),
-                 fmt_pct(startup["spread"]), fmt_s(startup["cpu"]), ""])
+    rows.append(
+        [
+            "python -c 'import gradcheck.cli' (startup + imports)",
+            "-",
+            fmt_s(startup["median"]),
+            fmt_pct(startup["spread"]),
+            fmt_s(startup["cpu"]),
+            "",
+        ]
+    )
     results["startup"] = startup
     cli_modes = ["default"] + [m for m in modes if m != "default" and m in choices]
     skipped = [m for m in modes if m != "default" and m not in choices]
@@ -474,20 +573,34 @@ def bench_run_all(config: Path, modes: list[str], repeats: int, seed: int, examp
         for jobs in (1, 2):
             flags = ["--jobs", str(jobs)] + (["--mode", mode] if mode != "default" else [])
             timing = _time_command(base + flags, repeats)
-            rows.append(["gradcheck run all " + " ".join(flags), mode, fmt_s(timing["median"]),
-                         fmt_pct(timing["spread"]), fmt_s(timing["cpu"]),
-                         ",".join(sorted(set(map(str, timing["exit_codes"]))))])
+            rows.append(
+                [
+                    "gradcheck run all " + " ".join(flags),
+                    mode,
+                    fmt_s(timing["median"]),
+                    fmt_pct(timing["spread"]),
+                    fmt_s(timing["cpu"]),
+                    ",".join(sorted(set(map(str, timing["exit_codes"])))),
+                ]
+            )
             results[f"{mode}/jobs{jobs}"] = timing
-    print(table(["command", "mode", "wall (median)", "spread", "cpu (median)", "exit"], rows,
-                f"gradcheck run all, end to end (seed {seed}, {repeats} repeats, target: well under 30 s on 2 cores)")
-          + load_note(), flush=True)
+    print(
+        table(
+            ["command", "mode", "wall (median)", "spread", "cpu (median)", "exit"],
+            rows,
+            f"gradcheck run all, end to end (seed {seed}, {repeats} repeats, target: well under 30 s on 2 cores)",
+        )
+        + load_note(),
+        flush=True,
+    )
     return results
 
 
 def _cli_mode_choices() -> list[str]:
     """The values `gradcheck run --mode` accepts, read from its --help (none if it has no --mode)."""
-    helptext = subprocess.run([sys.executable, "-m", "gradcheck", "run", "--help"], capture_output=True,
-                              text=True, cwd=ROOT).stdout
+    helptext = subprocess.run(
+        [sys.executable, "-m", "gradcheck", "run", "--help"], capture_output=True, text=True, cwd=ROOT
+    ).stdout
     found = re.search(r"--mode\s*\[([^\]]+)\]", helptext)
     return found.group(1).split("|") if found else []
 
@@ -503,8 +616,7 @@ def _time_command(command: list[str], repeats: int) -> dict:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         codes.append(done.returncode)
-    return {"median": median(times), "spread": spread(times), "cpu": median(cpus), "times": times,
-            "exit_codes": codes}
+    return {"median": median(times), "spread": spread(times), "cpu": median(cpus), "times": times, "exit_codes": codes}
 
 
 # -- section: batch scaling ------------------------------------------------------------------------
@@ -521,21 +633,49 @@ def bench_scaling(specs: list[LayerSpec], modes: list[str], repeats: int, seed: 
             large = _scaling_point(spec, {**MEDIUM_DIMS[spec.name], spec.batch_dim: 2 * batch}, mode, repeats, seed)
             raw.append({"name": spec.name, "B": small, "2B": large})
             in_forwards = [_ratio(point["input_span"], point["one_forward"]) for point in (small, large)]
-            rows.append([
-                spec.name, small["input_forwards"], large["input_forwards"],
-                fmt_ratio(_ratio(large["input_forwards"], small["input_forwards"])),
-                fmt_s(small["input_span"]), fmt_s(large["input_span"]),
-                fmt_ratio(_ratio(large["input_span"], small["input_span"])),
-                fmt_s(small["one_forward"]), fmt_s(large["one_forward"]),
-                *(f"{v:.1f}" if v is not None else "-" for v in in_forwards),
-                fmt_s(small["seconds"]), fmt_s(large["seconds"]),
-                fmt_ratio(_ratio(large["seconds"], small["seconds"])),
-            ])
-        headers = ["layer", "input fwd @B", "input fwd @2B", "ratio", "input check @B", "input check @2B",
-                   "ratio", "one forward @B", "one forward @2B", "input check in forwards @B", "@2B",
-                   "whole example @B", "whole example @2B", "ratio"]
-        print(table(headers, rows, f"Batch scaling, mode={mode_label(mode)}: B={batch} vs 2B={2 * batch}, other dims fixed "
-                    f"(target: input-check ratio well below 2)") + load_note(), flush=True)
+            rows.append(
+                [
+                    spec.name,
+                    small["input_forwards"],
+                    large["input_forwards"],
+                    fmt_ratio(_ratio(large["input_forwards"], small["input_forwards"])),
+                    fmt_s(small["input_span"]),
+                    fmt_s(large["input_span"]),
+                    fmt_ratio(_ratio(large["input_span"], small["input_span"])),
+                    fmt_s(small["one_forward"]),
+                    fmt_s(large["one_forward"]),
+                    *(f"{v:.1f}" if v is not None else "-" for v in in_forwards),
+                    fmt_s(small["seconds"]),
+                    fmt_s(large["seconds"]),
+                    fmt_ratio(_ratio(large["seconds"], small["seconds"])),
+                ]
+            )
+        headers = [
+            "layer",
+            "input fwd @B",
+            "input fwd @2B",
+            "ratio",
+            "input check @B",
+            "input check @2B",
+            "ratio",
+            "one forward @B",
+            "one forward @2B",
+            "input check in forwards @B",
+            "@2B",
+            "whole example @B",
+            "whole example @2B",
+            "ratio",
+        ]
+        print(
+            table(
+                headers,
+                rows,
+                f"Batch scaling, mode={mode_label(mode)}: B={batch} vs 2B={2 * batch}, other dims fixed "
+                f"(target: input-check ratio well below 2)",
+            )
+            + load_note(),
+            flush=True,
+        )
         out[mode] = raw
     return out
 
@@ -558,16 +698,24 @@ def _scaling_point(spec, dims, mode, repeats, seed) -> dict:
         spans.append(perturbed[-1].end - perturbed[0].start if perturbed else 0.0)
         inside.append(sum(e.end - e.start for e in perturbed))
         singles.append(min(e.end - e.start for e in forwards[:2]))  # the reference forwards: one plain call
-    return {"dims": dims, "seconds": median(seconds), "input_forwards": counts[0], "input_span": median(spans),
-            "input_layer_seconds": median(inside), "one_forward": median(singles), "status": status, "via": via,
-            "spread": spread(seconds)}
+    return {
+        "dims": dims,
+        "seconds": median(seconds),
+        "input_forwards": counts[0],
+        "input_span": median(spans),
+        "input_layer_seconds": median(inside),
+        "one_forward": median(singles),
+        "status": status,
+        "via": via,
+        "spread": spread(seconds),
+    }
 
 
 def _same_args(a: tuple, b: tuple) -> bool:
     """Whether a forward got the reference inputs (so it perturbed a parameter, or none)."""
     if len(a) != len(b):
         return False
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
             if np.shape(x) != np.shape(y) or not np.array_equal(x, y, equal_nan=True):
                 return False
@@ -581,30 +729,49 @@ def torch_cases(torch, F) -> dict[str, Callable]:
     def t(a, grad=True):
         return torch.tensor(a, dtype=torch.float64, requires_grad=grad)
 
+    def two_layer_net(a, d):
+        """examples/cs231n-two-layer-net (reg 0.1): X and y are data, the four parameters are checked."""
+        X, y = t(a["X"], grad=False), torch.tensor(a["y"], dtype=torch.long)
+
+        def loss(W1, b1, W2, b2):
+            return F.cross_entropy(F.relu(X @ W1 + b1) @ W2 + b2, y) + 0.05 * ((W1 * W1).sum() + (W2 * W2).sum())
+
+        return loss, (t(a["W1"]), t(a["b1"]), t(a["W2"]), t(a["b2"]))
+
     return {
         "linear": lambda a, d: (lambda x, W, b: F.linear(x, W.t(), b), (t(a["x"]), t(a["W"]), t(a["b"]))),
         "relu": lambda a, d: (F.relu, (t(a["x"]),)),
         "tanh": lambda a, d: (torch.tanh, (t(a["x"]),)),
         "softmax": lambda a, d: (lambda x: F.softmax(x, dim=-1), (t(a["x"]),)),
         "softmax-cross-entropy": lambda a, d: (
-            lambda x, y: F.cross_entropy(x, y), (t(a["x"]), torch.tensor(a["y"], dtype=torch.long))),
+            lambda x, y: F.cross_entropy(x, y),
+            (t(a["x"]), torch.tensor(a["y"], dtype=torch.long)),
+        ),
         "mse": lambda a, d: (F.mse_loss, (t(a["pred"]), t(a["target"], grad=False))),
         "conv2d": lambda a, d: (
-            lambda x, W, b: F.conv2d(x, W, b, stride=d["S"], padding=d["P"]), (t(a["x"]), t(a["W"]), t(a["b"]))),
+            lambda x, W, b: F.conv2d(x, W, b, stride=d["S"], padding=d["P"]),
+            (t(a["x"]), t(a["W"]), t(a["b"])),
+        ),
         "max-pool2d": lambda a, d: (lambda x: F.max_pool2d(x, d["K"], d["S"]), (t(a["x"]),)),
         "batch-norm": lambda a, d: (
             lambda x, g, b: F.batch_norm(x, None, None, g, b, training=True, eps=1e-5),
-            (t(a["x"]), t(a["gamma"]), t(a["beta"]))),
+            (t(a["x"]), t(a["gamma"]), t(a["beta"])),
+        ),
         "layer-norm": lambda a, d: (
-            lambda x, g, b: F.layer_norm(x, (d["D"],), g, b, eps=1e-5), (t(a["x"]), t(a["gamma"]), t(a["beta"]))),
+            lambda x, g, b: F.layer_norm(x, (d["D"],), g, b, eps=1e-5),
+            (t(a["x"]), t(a["gamma"]), t(a["beta"])),
+        ),
         "rnn-cell": lambda a, d: (
             lambda x, h, Wx, Wh, b: torch.rnn_tanh_cell(x, h, Wx.t(), Wh.t(), b, None),
-            (t(a["x"]), t(a["prev_h"]), t(a["Wx"]), t(a["Wh"]), t(a["b"]))),
+            (t(a["x"]), t(a["prev_h"]), t(a["Wx"]), t(a["Wh"]), t(a["b"])),
+        ),
         # torch orders the gates i, f, g, o (ours: i, f, o, g): same shapes and work, other values.
         "lstm-cell": lambda a, d: (
             lambda x, h, c, Wx, Wh, b: tuple(torch.lstm_cell(x, [h, c], Wx.t(), Wh.t(), b, None)),
-            (t(a["x"]), t(a["prev_h"]), t(a["prev_c"]), t(a["Wx"]), t(a["Wh"]), t(a["b"]))),
+            (t(a["x"]), t(a["prev_h"]), t(a["prev_c"]), t(a["Wx"]), t(a["Wh"]), t(a["b"])),
+        ),
         "attention": lambda a, d: (F.scaled_dot_product_attention, (t(a["q"]), t(a["k"]), t(a["v"]))),
+        "two-layer-net": two_layer_net,
     }
 
 
@@ -614,15 +781,18 @@ def registry_dims(spec: LayerSpec) -> dict[str, int] | None:
     return dims if satisfies(spec, dims) else None
 
 
-def bench_torch(specs: list[LayerSpec], modes: list[str], repeats: int, seed: int, shape_sets: list[str],
-                threads: int) -> dict:
+def bench_torch(
+    specs: list[LayerSpec], modes: list[str], repeats: int, seed: int, shape_sets: list[str], threads: int
+) -> dict:
     """torch.autograd.gradcheck (slow, fast) against gradcheck (full, fast) on the same inputs."""
     try:
         import torch
         import torch.nn.functional as F
     except ImportError:
-        print("\nnote: torch is not importable: torch comparison skipped "
-              "(install it with: .venv/bin/pip install torch==2.13.0, see bench/README.md)")
+        print(
+            "\nnote: torch is not importable: torch comparison skipped "
+            "(install it with: .venv/bin/pip install torch==2.13.0, see bench/README.md)"
+        )
         return {}
     if threads:
         # On a shared 2-core machine torch's intra-op thread pool waits on busy cores: 10x swings
@@ -645,18 +815,46 @@ def bench_torch(specs: list[LayerSpec], modes: list[str], repeats: int, seed: in
             out.append(row)
             g = row["gradcheck"]
             g.setdefault("full", g.get("default"))
-            rows.append([
-                name, shape_set, row["elements"], fmt_s(row["torch_slow"]), fmt_s(g.get("full")),
-                fmt_ratio(_ratio(g.get("full"), row["torch_slow"])), fmt_s(row["torch_fast"]), fmt_s(g.get("fast")),
-                fmt_ratio(_ratio(g.get("fast"), row["torch_fast"])),
-                f"{fmt_s(row['forward_ours'])} / {fmt_s(row['forward_torch'])}", row["torch_ok"],
-                "/".join(row["gradcheck_status"].values()),
-            ])
-    headers = ["layer", "shapes", "elements checked", "torch slow", "gradcheck full", "full/slow",
-               "torch fast", "gradcheck fast", "fast/fast", "one forward: numpy / torch", "torch slow/fast verdict",
-               "gradcheck verdict"]
-    print(table(headers, rows, f"gradcheck vs torch.autograd.gradcheck (float64, CPU, {torch.get_num_threads()} "
-                f"torch thread(s), medians of {repeats}; target: ratios <= 1)") + load_note(), flush=True)
+            rows.append(
+                [
+                    name,
+                    shape_set,
+                    row["elements"],
+                    fmt_s(row["torch_slow"]),
+                    fmt_s(g.get("full")),
+                    fmt_ratio(_ratio(g.get("full"), row["torch_slow"])),
+                    fmt_s(row["torch_fast"]),
+                    fmt_s(g.get("fast")),
+                    fmt_ratio(_ratio(g.get("fast"), row["torch_fast"])),
+                    f"{fmt_s(row['forward_ours'])} / {fmt_s(row['forward_torch'])}",
+                    row["torch_ok"],
+                    "/".join(row["gradcheck_status"].values()),
+                ]
+            )
+    headers = [
+        "layer",
+        "shapes",
+        "elements checked",
+        "torch slow",
+        "gradcheck full",
+        "full/slow",
+        "torch fast",
+        "gradcheck fast",
+        "fast/fast",
+        "one forward: numpy / torch",
+        "torch slow/fast verdict",
+        "gradcheck verdict",
+    ]
+    print(
+        table(
+            headers,
+            rows,
+            f"gradcheck vs torch.autograd.gradcheck (float64, CPU, {torch.get_num_threads()} "
+            f"torch thread(s), medians of {repeats}; target: ratios <= 1)",
+        )
+        + load_note(),
+        flush=True,
+    )
     vias = {v for r in out for v in r["via"].values()}
     print("gradcheck ran via: " + "; ".join(sorted(vias)))
     return {"rows": out, "torch_version": torch.__version__, "torch_threads": torch.get_num_threads()}
@@ -696,13 +894,20 @@ def _torch_row(torch, spec, dims, build, modes, repeats, seed, slow: bool = True
         torch_forward = _median_call(lambda: function(*tensors), 50)
     verdicts = [last.get("torch slow", "-"), last["torch fast"]]
     ok = "/".join("pass" if v is True else "FAIL" if v is False else str(v) for v in verdicts)
-    return {"name": spec.name, "dims": dims, "elements": elements,
-            "torch_slow": median(times["torch slow"]) if slow else None,
-            "torch_fast": median(times["torch fast"]), "torch_ok": ok,
-            "gradcheck": {m: median(times[m]) for m in ours},
-            "gradcheck_status": {m: last[m][2] for m in ours}, "via": {m: last[m][3] for m in ours},
-            "times": times, "forward_ours": layer_forward_time(spec, dims, arrays, seed, 50),
-            "forward_torch": torch_forward}
+    return {
+        "name": spec.name,
+        "dims": dims,
+        "elements": elements,
+        "torch_slow": median(times["torch slow"]) if slow else None,
+        "torch_fast": median(times["torch fast"]),
+        "torch_ok": ok,
+        "gradcheck": {m: median(times[m]) for m in ours},
+        "gradcheck_status": {m: last[m][2] for m in ours},
+        "via": {m: last[m][3] for m in ours},
+        "times": times,
+        "forward_ours": layer_forward_time(spec, dims, arrays, seed, 50),
+        "forward_torch": torch_forward,
+    }
 
 
 def _median_call(call: Callable[[], Any], repeats: int) -> float:
@@ -751,16 +956,40 @@ def bench_medium(specs: list[LayerSpec], modes: list[str], repeats: int, seed: i
                 continue
             dims = MEDIUM_DIMS[spec.name]
             run_fixed(spec, dims, mode, seed)  # warm-up
-            wall, share, (_, calls, _, _) = timed_runs(lambda: run_fixed(spec, dims, mode, seed), repeats)
+            wall, share, (_, calls, _, _) = timed_runs(
+                lambda spec=spec, dims=dims, mode=mode: run_fixed(spec, dims, mode, seed), repeats
+            )
             total, inside = total + wall, inside + wall * share
             raw.append({"name": spec.name, "dims": dims, "wall": wall, "layer_share": share, "calls": calls})
-            rows.append([spec.name, " ".join(f"{k}={v}" for k, v in dims.items()), calls["forward"], fmt_s(wall),
-                         f"{share:.0%}", f"{1 - share:.0%}"])
-        rows.append(["TOTAL (sum)", "", "", fmt_s(total), f"{inside / total:.0%}" if total else "-",
-                     f"{1 - inside / total:.0%}" if total else "-"])
-        print(table(["layer", "dims", "forward", "wall (median)", "in layer code", "checker"], rows,
-                    f"One example per layer at medium shapes, mode={mode_label(mode)} (seed {seed}, {repeats} repeats)")
-              + load_note(), flush=True)
+            rows.append(
+                [
+                    spec.name,
+                    " ".join(f"{k}={v}" for k, v in dims.items()),
+                    calls["forward"],
+                    fmt_s(wall),
+                    f"{share:.0%}",
+                    f"{1 - share:.0%}",
+                ]
+            )
+        rows.append(
+            [
+                "TOTAL (sum)",
+                "",
+                "",
+                fmt_s(total),
+                f"{inside / total:.0%}" if total else "-",
+                f"{1 - inside / total:.0%}" if total else "-",
+            ]
+        )
+        print(
+            table(
+                ["layer", "dims", "forward", "wall (median)", "in layer code", "checker"],
+                rows,
+                f"One example per layer at medium shapes, mode={mode_label(mode)} (seed {seed}, {repeats} repeats)",
+            )
+            + load_note(),
+            flush=True,
+        )
         out[mode] = raw
     return out
 
@@ -781,23 +1010,59 @@ def bench_large(specs: list[LayerSpec], modes: list[str], repeats: int, seed: in
 
             def check(spec=spec, dims=dims, kwargs=kwargs):
                 counter = Counter()
-                outcome = check_example(spec, Example(tuple(dims.items()), seed, 1.0), tolerances(spec), counter, **kwargs)
+                outcome = check_example(
+                    spec, Example(tuple(dims.items()), seed, 1.0), tolerances(spec), counter, **kwargs
+                )
                 return outcome, counter
 
             wall, share, (outcome, counter) = timed_runs(check, 1 if mode == "full" else repeats)
             methods = {t.name: getattr(t, "method", "full") for t in outcome.tensors}
             elements = sum(int(np.prod(t.analytic.shape)) for t in outcome.tensors)
             total, inside = total + wall, inside + wall * share
-            raw.append({"name": spec.name, "dims": dims, "wall": wall, "layer_share": share, "forward": counter.forward,
-                        "elements": elements, "methods": methods, "status": outcome.status.value})
-            rows.append([spec.name, " ".join(f"{k}={v}" for k, v in dims.items()), elements, counter.forward,
-                         fmt_s(wall), f"{share:.0%}", " ".join(f"{k}:{v}" for k, v in methods.items()),
-                         outcome.status.value])
+            raw.append(
+                {
+                    "name": spec.name,
+                    "dims": dims,
+                    "wall": wall,
+                    "layer_share": share,
+                    "forward": counter.forward,
+                    "elements": elements,
+                    "methods": methods,
+                    "status": outcome.status.value,
+                }
+            )
+            rows.append(
+                [
+                    spec.name,
+                    " ".join(f"{k}={v}" for k, v in dims.items()),
+                    elements,
+                    counter.forward,
+                    fmt_s(wall),
+                    f"{share:.0%}",
+                    " ".join(f"{k}:{v}" for k, v in methods.items()),
+                    outcome.status.value,
+                ]
+            )
         rows.append(["TOTAL (sum)", "", "", "", fmt_s(total), f"{inside / total:.0%}" if total else "-", "", ""])
-        print(table(["layer", "dims", "elements checked", "forward", "wall (median)", "in layer code",
-                     "method per tensor", "status"], rows,
-                    f"One example per layer at large shapes, mode={mode_label(mode)} (seed {seed}, "
-                    f"{'1 run' if mode == 'full' else f'{repeats} repeats'})") + load_note(), flush=True)
+        print(
+            table(
+                [
+                    "layer",
+                    "dims",
+                    "elements checked",
+                    "forward",
+                    "wall (median)",
+                    "in layer code",
+                    "method per tensor",
+                    "status",
+                ],
+                rows,
+                f"One example per layer at large shapes, mode={mode_label(mode)} (seed {seed}, "
+                f"{'1 run' if mode == 'full' else f'{repeats} repeats'})",
+            )
+            + load_note(),
+            flush=True,
+        )
         out[mode] = raw
     return out
 
@@ -819,26 +1084,44 @@ def bench_floor(modes: list[str], repeats: int, seed: int) -> dict:
             for width in FLOOR_WIDTHS:
                 dims = {"N": 4, "D": width}
                 run_fixed(spec, dims, mode, seed)  # warm-up
-                wall, share, runs = timed_runs(lambda: [run_fixed(spec, dims, mode, seed) for _ in range(loops)], repeats)
+                wall, share, runs = timed_runs(
+                    lambda spec=spec, dims=dims, mode=mode: [run_fixed(spec, dims, mode, seed) for _ in range(loops)],
+                    repeats,
+                )
                 forwards = runs[-1][1]["forward"]
                 checker = wall * (1 - share) / loops
-                raw.append({"name": name, "dims": dims, "wall": wall / loops, "layer_share": share,
-                            "forward": forwards, "checker": checker})
+                raw.append(
+                    {
+                        "name": name,
+                        "dims": dims,
+                        "wall": wall / loops,
+                        "layer_share": share,
+                        "forward": forwards,
+                        "checker": checker,
+                    }
+                )
                 rows.append([name, f"N=4 D={width}", forwards, fmt_s(wall / loops), f"{share:.0%}", fmt_s(checker)])
         out[mode] = {"rows": raw}
-        text = table(["layer", "dims", "forward", "wall per example", "in layer code", "checker per example"], rows,
-                     f"The checker's own cost, mode={mode_label(mode)} (seed {seed}, medians of {repeats} runs of "
-                     f"{loops} examples)")
+        text = table(
+            ["layer", "dims", "forward", "wall per example", "in layer code", "checker per example"],
+            rows,
+            f"The checker's own cost, mode={mode_label(mode)} (seed {seed}, medians of {repeats} runs of "
+            f"{loops} examples)",
+        )
         shift = [r for r in raw if r["name"] == "shift"]  # checker time = per example + per forward * forwards
         if len({r["forward"] for r in shift}) > 1:
-            per_forward, per_example = (float(c) for c in np.polyfit([r["forward"] for r in shift],
-                                                                     [r["checker"] for r in shift], 1))
+            per_forward, per_example = (
+                float(c) for c in np.polyfit([r["forward"] for r in shift], [r["checker"] for r in shift], 1)
+            )
             needed = {k: 4 * (per_forward + per_example / k) for k in (2, 10, 30, 100)}
             out[mode]["fit"] = {"per_example": per_example, "per_forward": per_forward, "needed": needed}
-            text += (f"\nFrom shift: the checker costs about {fmt_s(per_example)} per example plus "
-                     f"{fmt_s(per_forward)} per forward call. For the layer's own code to take 80% of a check of k "
-                     "forward calls, each forward must take at least 4 x (per forward + per example / k): "
-                     + ", ".join(f"{fmt_s(v)} at k = {k}" for k, v in needed.items()) + ".\n")
+            text += (
+                f"\nFrom shift: the checker costs about {fmt_s(per_example)} per example plus "
+                f"{fmt_s(per_forward)} per forward call. For the layer's own code to take 80% of a check of k "
+                "forward calls, each forward must take at least 4 x (per forward + per example / k): "
+                + ", ".join(f"{fmt_s(v)} at k = {k}" for k, v in needed.items())
+                + ".\n"
+            )
         print(text + load_note(), flush=True)
     return out
 
@@ -864,8 +1147,8 @@ def bench_profile(specs: list[LayerSpec], seed: int, examples: int | None, top: 
 
 def _trim_profile(text: str) -> str:
     lines = text.splitlines()
-    start = next((i for i, l in enumerate(lines) if "ncalls" in l), 0)
-    total = next((l.strip() for l in lines if "function calls" in l), "")
+    start = next((i for i, text_line in enumerate(lines) if "ncalls" in text_line), 0)
+    total = next((text_line.strip() for text_line in lines if "function calls" in text_line), "")
     return "\n".join([total] + lines[start:]).replace(str(ROOT) + "/", "").replace(sys.prefix + "/", "")
 
 
@@ -879,11 +1162,17 @@ def machine() -> dict:
                 cpu = line.split(":", 1)[1].strip()
                 break
     info = {
-        "nproc": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu": cpu, "python": platform.python_version(), "numpy": np.__version__,
-        "gradcheck": getattr(gradcheck, "__version__", "?"), "hypothesis": _version("hypothesis"),
-        "torch": _version("torch"), "platform": platform.platform(),
-        "gradcheck source": str(Path(gradcheck.__file__).resolve().parent), "git": _git_head(),
+        "nproc": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "gradcheck": getattr(gradcheck, "__version__", "?"),
+        "hypothesis": _version("hypothesis"),
+        "torch": _version("torch"),
+        "platform": platform.platform(),
+        "gradcheck source": str(Path(gradcheck.__file__).resolve().parent),
+        "git": _git_head(),
     }
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         info[var] = os.environ.get(var)
@@ -894,7 +1183,9 @@ def _git_head() -> str | None:
     """The commit the measured gradcheck comes from, marked dirty if gradcheck/ has local changes."""
     where = Path(gradcheck.__file__).resolve().parent
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=where, check=True)
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=where, check=True
+        )
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], capture_output=True, text=True, cwd=where)
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -903,6 +1194,7 @@ def _git_head() -> str | None:
 
 def _version(package: str) -> str | None:
     from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version(package)
     except PackageNotFoundError:
@@ -913,31 +1205,64 @@ def _version(package: str) -> str | None:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Benchmark gradcheck (wall time, calls, layer-vs-checker share, batch scaling) "
-                    "and compare it with torch.autograd.gradcheck. Prints markdown tables.")
-    parser.add_argument("--config", type=Path, default=ROOT / "layers.yaml",
-                        help="layers.yaml to benchmark (default: the repository's top-level one).")
-    parser.add_argument("--sections", default=",".join(DEFAULT_SECTIONS),
-                        help=f"Comma-separated sections to run, from {', '.join(SECTIONS)} (default: %(default)s).")
-    parser.add_argument("--modes", default="default,full,fast",
-                        help="Comma-separated engine modes (Options.mode) to measure; 'default' is the "
-                             "engine's own default (default: %(default)s).")
-    parser.add_argument("--keep-inert-modes", action="store_true",
-                        help="Measure a mode even when it makes exactly the calls of mode 'full'.")
-    parser.add_argument("--repeats", type=int, default=5, help="Repeats per measurement; medians are reported (default: 5).")
+        "and compare it with torch.autograd.gradcheck. Prints markdown tables."
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=ROOT / "layers.yaml",
+        help="layers.yaml to benchmark (default: the repository's top-level one).",
+    )
+    parser.add_argument(
+        "--sections",
+        default=",".join(DEFAULT_SECTIONS),
+        help=f"Comma-separated sections to run, from {', '.join(SECTIONS)} (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--modes",
+        default="default,full,fast",
+        help="Comma-separated engine modes (Options.mode) to measure; 'default' is the "
+        "engine's own default (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--keep-inert-modes",
+        action="store_true",
+        help="Measure a mode even when it makes exactly the calls of mode 'full'.",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="Repeats per measurement; medians are reported (default: 5)."
+    )
     parser.add_argument("--seed", type=int, default=1, help="Seed for examples and drawn values (default: 1).")
     parser.add_argument("--examples", type=int, help="Examples per layer (default: the registry's).")
-    parser.add_argument("--layers", nargs="+", metavar="NAME",
-                        help="Only these layers (default: every layer); the run-all section always runs `run all`.")
-    parser.add_argument("--batch", type=int, default=4, help="B for the batch-scaling section, compared with 2B (default: 4).")
-    parser.add_argument("--shapes", choices=("registry-max", "medium", "both", "large", "all"), default="both",
-                        help="Shapes for the torch comparison: the top of each layers.yaml range, the fixed "
-                             "medium shapes in this script, both, the large shapes (fast modes only), or "
-                             "all three (default: both).")
-    parser.add_argument("--torch-threads", type=int, default=1,
-                        help="torch.set_num_threads for the comparison; 0 keeps torch's default (default: 1).")
-    parser.add_argument("--no-keep-memory", action="store_true",
-                        help="Leave malloc as it is; by default the benchmark asks it to keep freed memory, "
-                             "as the gradcheck CLI does (gradcheck.memory).")
+    parser.add_argument(
+        "--layers",
+        nargs="+",
+        metavar="NAME",
+        help="Only these layers (default: every layer); the run-all section always runs `run all`.",
+    )
+    parser.add_argument(
+        "--batch", type=int, default=4, help="B for the batch-scaling section, compared with 2B (default: 4)."
+    )
+    parser.add_argument(
+        "--shapes",
+        choices=("registry-max", "medium", "both", "large", "all"),
+        default="both",
+        help="Shapes for the torch comparison: the top of each layers.yaml range, the fixed "
+        "medium shapes in this script, both, the large shapes (fast modes only), or "
+        "all three (default: both).",
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch.set_num_threads for the comparison; 0 keeps torch's default (default: 1).",
+    )
+    parser.add_argument(
+        "--no-keep-memory",
+        action="store_true",
+        help="Leave malloc as it is; by default the benchmark asks it to keep freed memory, "
+        "as the gradcheck CLI does (gradcheck.memory).",
+    )
     parser.add_argument("--profile-top", type=int, default=25, help="Rows of the cProfile listing (default: 25).")
     parser.add_argument("--label", default="", help="A note printed in the header, e.g. the commit measured.")
     parser.add_argument("--json", type=Path, help="Also write every raw number to this JSON file.")
@@ -961,11 +1286,17 @@ def main(argv=None) -> int:
             print(f"error: no layer(s) named {', '.join(missing)} in {args.config}", file=sys.stderr)
             return 2
         specs = [s for s in specs if s.name in args.layers]
-    modes = supported_modes([m.strip() for m in args.modes.split(",") if m.strip()], specs, args.seed,
-                            args.keep_inert_modes)
+    modes = supported_modes(
+        [m.strip() for m in args.modes.split(",") if m.strip()], specs, args.seed, args.keep_inert_modes
+    )
     info = machine()
-    info["keeps freed memory"] = (keep_freed_memory() if keep_freed_memory and not args.no_keep_memory
-                                  else "no (--no-keep-memory)" if keep_freed_memory else "no (engine without it)")
+    info["keeps freed memory"] = (
+        keep_freed_memory()
+        if keep_freed_memory and not args.no_keep_memory
+        else "no (--no-keep-memory)"
+        if keep_freed_memory
+        else "no (engine without it)"
+    )
     if args.label:
         info["label"] = args.label
     print("# gradcheck benchmark\n\n" + "\n".join(f"- {k}: {v}" for k, v in info.items()), flush=True)
@@ -981,7 +1312,8 @@ def main(argv=None) -> int:
         report["medium"] = bench_medium(specs, modes, args.repeats, args.seed)
     if "torch" in args.sections:
         shape_sets = {"both": ["registry-max", "medium"], "all": ["registry-max", "medium", "large"]}.get(
-            args.shapes, [args.shapes])
+            args.shapes, [args.shapes]
+        )
         report["torch"] = bench_torch(specs, modes, args.repeats, args.seed, shape_sets, args.torch_threads)
     if "large" in args.sections:
         report["large"] = bench_large(specs, modes, args.repeats, args.seed)

@@ -356,7 +356,8 @@ def _run(plan: _Plan, strict: bool) -> tuple[RunResult, type | None]:
     """Run the plan, with a progress display when stderr is a terminal; on Ctrl-C or SIGTERM, the layers
     finished so far and which of the two it was."""
     finished, started = [], time.perf_counter()
-    display = ProgressDisplay(Console(stderr=True), layers=len(plan.specs)) if sys.stderr.isatty() else None
+    xfail = [spec.name for spec in plan.specs if spec.xfail]
+    display = ProgressDisplay(Console(stderr=True), len(plan.specs), xfail) if sys.stderr.isatty() else None
 
     def on_result(result):
         finished.append(result)

@@ -30,7 +30,7 @@ from gradcheck.summary import apply_xfail, summarise
 
 SHRINK_BUDGET = 40  # examples hypothesis may check, after a failure, looking for a smaller one
 REDRAWS = 2  # an example with points skipped at kinks is drawn again, with new values, this often at most
-Progress = Callable[[str, int, int], None]
+Progress = Callable[[str, int, int, bool], None]  # (layer, examples done, of total, an example has failed)
 
 
 class _ExampleFailed(Exception):
@@ -170,6 +170,7 @@ class _Search:
         self.mode, self.deadline = mode, deadline
         self.evaluated: dict[Example, ExampleOutcome] = {}
         self.failing = False  # once set, each new example spends SHRINK_BUDGET
+        self.failed = False  # an example has failed: the layer's verdict is known, whatever shrinking finds
         self.shrinks = 0
         self.redrawn = 0  # examples drawn again because points were skipped at kinks
         self.redraws: set[Example] = set()  # those of them kept in `evaluated` (not counted as examples)
@@ -259,8 +260,9 @@ class _Search:
                 outcome = again if again.failed else outcome
         self.evaluated[example] = outcome
         self.failing = self.failing or outcome.failed
-        if self.progress:
-            self.progress(self.spec.name, min(self.examples(), self.count), self.count)
+        self.failed = self.failed or outcome.failed
+        if self.progress:  # told at once, before any shrinking: --fail-fast and the display need not wait
+            self.progress(self.spec.name, min(self.examples(), self.count), self.count, self.failed)
         return outcome
 
     def examples(self) -> int:

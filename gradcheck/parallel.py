@@ -7,9 +7,11 @@ import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from multiprocessing.connection import wait
-from typing import Callable
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import cast
 
 from gradcheck.engine import Progress, check_layer, warm_up
 from gradcheck.importing import default_signals, held_signals, stdout_to_stderr
@@ -30,8 +32,15 @@ def max_jobs() -> int:
     return max(8, 2 * (os.cpu_count() or 1))
 
 
-def run_layers(specs: list[LayerSpec], options: Options, jobs: int = 1, progress: Progress | None = None,
-               on_result: OnResult | None = None, strict: bool = False, memory_limit: int | None = None) -> RunResult:
+def run_layers(
+    specs: list[LayerSpec],
+    options: Options,
+    jobs: int = 1,
+    progress: Progress | None = None,
+    on_result: OnResult | None = None,
+    strict: bool = False,
+    memory_limit: int | None = None,
+) -> RunResult:
     """Check layers, results in registry order; in worker processes when jobs > 1 or a timeout applies.
     `memory_limit` (bytes) caps each worker; runs in this process have none."""
     options = replace(options, seed=options.resolved_seed())
@@ -69,11 +78,12 @@ class _Worker:
 
     index: int
     spec: LayerSpec
-    process: multiprocessing.Process
-    receiver: object  # the parent's end of the pipe
+    process: BaseProcess
+    receiver: Connection  # the parent's end of the pipe
     started: float
     timeout: float | None
     done: int = 0
+    failing: bool = False  # an example has failed (and the layer is not xfail): its verdict is a failure
 
 
 class _Pool:
@@ -85,12 +95,16 @@ class _Pool:
         self.context = multiprocessing.get_context("fork")  # specs hold user code imported by path: not picklable
 
     def run(self, specs: list[LayerSpec]) -> list[LayerResult]:
-        pending, running, results = list(enumerate(specs)), [], {}
+        pending = list(enumerate(specs))
+        running: list[_Worker] = []
+        results: dict[int, LayerResult] = {}
         try:
             while pending or running:
-                stop = self.options.fail_fast and any(r.status.is_failure(self.strict) for r in results.values())
-                if stop:
-                    break
+                if self.stopping(running, results):
+                    pending.clear()
+                    running = self.abandon(running)
+                    if not running:
+                        break
                 while pending and len(running) < self.jobs:
                     with held_signals():  # an interrupt now must find the new worker in `running`
                         running.append(self.start(*pending.pop(0)))
@@ -103,17 +117,37 @@ class _Pool:
                         if self.on_result:
                             self.on_result(result)
         finally:
-            for worker in running:  # abandoned by --fail-fast or an interrupt
+            for worker in running:  # abandoned by an interrupt
                 _end(worker.process)
         return [results[i] for i in sorted(results)]
 
+    def stopping(self, running: list[_Worker], results: dict[int, LayerResult]) -> bool:
+        """--fail-fast, and a layer has failed: a failing result, or a failing example in a layer still running."""
+        return self.options.fail_fast and (
+            any(w.failing for w in running) or any(r.status.is_failure(self.strict) for r in results.values())
+        )
+
+    @staticmethod
+    def abandon(running: list[_Worker]) -> list[_Worker]:
+        """End every worker but those of failing layers, which go on to shrink their failure and report it."""
+        for worker in running:
+            if not worker.failing:
+                _end(worker.process)
+        return [worker for worker in running if worker.failing]
+
     def start(self, index: int, spec: LayerSpec) -> _Worker:
         receiver, sender = self.context.Pipe(duplex=False)
-        process = self.context.Process(target=_work, args=(spec, self.options, sender, self.memory_limit),
-                                       daemon=True, name=f"gradcheck {spec.name}")
+        process = self.context.Process(
+            target=_work,
+            args=(spec, self.options, sender, self.memory_limit),
+            daemon=True,
+            name=f"gradcheck {spec.name}",
+        )
         process.start()
         with contextlib.suppress(OSError):
-            os.setpgid(process.pid, process.pid)  # its own group (the child does the same): ended as one
+            os.setpgid(
+                cast(int, process.pid), cast(int, process.pid)
+            )  # its own group (the child does the same): ended as one
         sender.close()
         timeout = self.options.timeout or spec.timeout
         return _Worker(index, spec, process, receiver, time.perf_counter(), timeout)
@@ -134,8 +168,11 @@ class _Pool:
             return result
         _end(worker.process)
         if alive:
-            return self.error(worker, f"timed out after {worker.timeout:g} s, {worker.done} example(s) done "
-                                      "(a hang, or far too slow?)", timed_out=True)
+            return self.error(
+                worker,
+                f"timed out after {worker.timeout:g} s, {worker.done} example(s) done (a hang, or far too slow?)",
+                timed_out=True,
+            )
         return self.error(worker, _death(worker.process.exitcode, self.memory_limit))
 
     def drain(self, worker: _Worker) -> LayerResult | None:
@@ -144,20 +181,33 @@ class _Pool:
             if kind == "result":
                 return payload
             worker.done = payload[0]
+            worker.failing = worker.failing or (payload[2] and not worker.spec.xfail)
             if self.progress:
                 self.progress(worker.spec.name, *payload)
         return None
 
     def expired(self, worker: _Worker) -> bool:
-        return bool(worker.timeout) and time.perf_counter() - worker.started > worker.timeout
+        return worker.timeout is not None and 0 < worker.timeout < time.perf_counter() - worker.started
 
     def error(self, worker: _Worker, message: str, timed_out: bool = False) -> LayerResult:
-        return error_result(worker.spec, self.options, message, examples=worker.done,
-                            seconds=time.perf_counter() - worker.started, timeout=worker.timeout if timed_out else None)
+        return error_result(
+            worker.spec,
+            self.options,
+            message,
+            examples=worker.done,
+            seconds=time.perf_counter() - worker.started,
+            timeout=worker.timeout if timed_out else None,
+        )
 
 
-def error_result(spec: LayerSpec, options: Options, message: str, examples: int = 0, seconds: float = 0.0,
-                 timeout: float | None = None) -> LayerResult:
+def error_result(
+    spec: LayerSpec,
+    options: Options,
+    message: str,
+    examples: int = 0,
+    seconds: float = 0.0,
+    timeout: float | None = None,
+) -> LayerResult:
     """An ERROR (XFAIL if so marked) for a layer whose check could not finish, shaped like the engine's results."""
     from gradcheck.engine import reproduce  # (here, not at the top: one hunk in this function)
 
@@ -165,8 +215,19 @@ def error_result(spec: LayerSpec, options: Options, message: str, examples: int 
     status = Status.ERROR
     if spec.xfail:
         status, message = Status.XFAIL, f"expected failure ({spec.xfail}): {message}"
-    return LayerResult(spec.name, status, examples=examples, seconds=seconds, message=message, seed=options.seed,
-                       repro=repro, source=spec.source, impl=spec.impl, style=spec.style, xfail=spec.xfail)
+    return LayerResult(
+        spec.name,
+        status,
+        examples=examples,
+        seconds=seconds,
+        message=message,
+        seed=options.seed,
+        repro=repro,
+        source=spec.source,
+        impl=spec.impl,
+        style=spec.style,
+        xfail=spec.xfail,
+    )
 
 
 def _end(process) -> None:
@@ -179,8 +240,9 @@ def _end(process) -> None:
 
 def _work(spec: LayerSpec, options: Options, sender, memory_limit: int | None = None) -> None:
     """Child process: check one layer, sending progress and then the result through the pipe."""
-    def report(name: str, done: int, total: int) -> None:
-        sender.send(("progress", (done, total)))
+
+    def report(name: str, done: int, total: int, failed: bool) -> None:
+        sender.send(("progress", (done, total, failed)))
 
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)  # Ctrl-C on the terminal reaches only the parent, which ends the group
@@ -192,14 +254,26 @@ def _work(spec: LayerSpec, options: Options, sender, memory_limit: int | None = 
             result = check_layer(replace(spec, timeout=None), replace(options, timeout=None), report)
     except BaseException as exc:  # SystemExit from the layer, or a bug: report it, never die silently
         result = error_result(spec, options, f"checking this layer raised {exc!r}")
-    if limited and result.status is Status.ERROR and "MemoryError" in result.message:
-        result = replace(result, message=f"{result.message} (over the worker's memory limit of "
-                                         f"{describe_size(memory_limit)}: --memory-limit raises it)")
+    if limited and memory_limit and result.status is Status.ERROR and "MemoryError" in result.message:
+        result = replace(
+            result,
+            message=f"{result.message} (over the worker's memory limit of "
+            f"{describe_size(memory_limit)}: --memory-limit raises it)",
+        )
     try:
         sender.send(("result", result))
     except Exception as exc:  # something in the result does not pickle
-        sender.send(("result", replace(result, status=Status.ERROR, tensors=(),
-                                       message=f"gradcheck could not send this layer's result: {exc!r}")))
+        sender.send(
+            (
+                "result",
+                replace(
+                    result,
+                    status=Status.ERROR,
+                    tensors=(),
+                    message=f"gradcheck could not send this layer's result: {exc!r}",
+                ),
+            )
+        )
     sender.close()
 
 
@@ -211,6 +285,8 @@ def _death(exitcode: int | None, memory_limit: int | None = None) -> str:
         except ValueError:
             name = f"signal {-exitcode}"
         limit = f" of {describe_size(memory_limit)}" if memory_limit else ""
-        return (f"the layer's process was killed by {name} before it reported "
-                f"(a crash in C code, running out of memory{limit}, or a kill)")
+        return (
+            f"the layer's process was killed by {name} before it reported "
+            f"(a crash in C code, running out of memory{limit}, or a kill)"
+        )
     return f"the layer's process exited with code {exitcode} before it reported (os._exit() in the layer?)"

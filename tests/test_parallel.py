@@ -20,8 +20,9 @@ FIXTURES = Path(__file__).parent / "fixtures" / "cli"
 
 
 def run_json(*args):
-    result = CliRunner(env={"FORCE_COLOR": None}).invoke(cli, ["run", *map(str, args), "--format", "json"],
-                                                         catch_exceptions=False)
+    result = CliRunner(env={"FORCE_COLOR": None}).invoke(
+        cli, ["run", *map(str, args), "--format", "json"], catch_exceptions=False
+    )
     return result.exit_code, json.loads(result.stdout)
 
 
@@ -53,8 +54,11 @@ def test_timeout_without_jobs_turns_a_hang_into_an_error():
 
 
 def test_a_hang_marked_xfail_is_an_expected_failure(tmp_path):
-    text = (FIXTURES / "hang.yaml").read_text().replace("dims: {N: [1, 3], D: [1, 3]}\n",
-                                                        "dims: {N: [1, 3], D: [1, 3]}\n    xfail: hangs\n", 1)
+    text = (
+        (FIXTURES / "hang.yaml")
+        .read_text()
+        .replace("dims: {N: [1, 3], D: [1, 3]}\n", "dims: {N: [1, 3], D: [1, 3]}\n    xfail: hangs\n", 1)
+    )
     (tmp_path / "hang.yaml").write_text(text.replace("cli_layers.py", str(FIXTURES / "cli_layers.py")))
     code, document = run_json("hang", "--config", tmp_path / "hang.yaml", "--seed", 7, "--timeout", 0.5)
     assert code == 0 and document["layers"][0]["status"] == "XFAIL"
@@ -80,7 +84,7 @@ def test_progress_and_results_are_reported_from_workers():
     seen, done = [], []
     specs = load_registry(FIXTURES / "layers.yaml").layers
     run_layers(specs, Options(seed=7, examples=3), jobs=2, progress=lambda *a: seen.append(a), on_result=done.append)
-    assert {name for name, _, _ in seen} == {spec.name for spec in specs}
+    assert {name for name, _, _, _ in seen} == {spec.name for spec in specs}
     assert sorted(r.name for r in done) == sorted(spec.name for spec in specs)
 
 
