@@ -19,9 +19,8 @@ import numpy as np
 from gradcheck.adapters import (
     Adapter, ClassAdapter, Gradients, LayerProblem, _kind, _plain, call_layer, normalise_outputs, reseed, resolve,
 )
-from gradcheck.registry_styles import DERIVATIVE_NAMES
 from gradcheck.results import Status
-from gradcheck.spec import LayerArg, LayerSpec
+from gradcheck.spec import DERIVATIVE_NAMES, LayerArg, LayerSpec
 
 
 def adapter_for_style(spec: LayerSpec) -> Adapter:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradcheck.spec import LayerArg, Location
+from gradcheck.spec import DERIVATIVE_NAMES, LayerArg, Location
 
 STYLE_KEYS = {
     "model": ("init", "params", "params_at", "loss", "gradient", "grad_names", "forward", "cost", "backward",
@@ -23,7 +23,6 @@ REDUCTIONS = ("sum", "mean", "none")  # how a loss object's value becomes the sc
 MODEL_OBJECT_KEYS = ("init", "params_at", "loss", "gradient")
 MODEL_FUNCTION_KEYS = ("forward", "cost", "backward", "function")
 STEP_NAMES = ("params", "out", "cache")  # what a functional model's steps may be handed besides inputs
-DERIVATIVE_NAMES = ("gradient", "grad", "derivative", "deriv")  # looked for on an elementwise object
 
 
 def read_options(reader, raw, style: str, inputs, params) -> dict[str, Any]:
