@@ -7,12 +7,13 @@ keys any style may use, and the helpers every adapter calls user code and reads 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from gradcheck.adapters_copies import copied_args
 from gradcheck.diagnosis import output_label, user_traceback
+from gradcheck.expr import Expression
 from gradcheck.results import Status
 from gradcheck.spec import LayerArg, LayerSpec, Location, Ref
 
@@ -51,6 +52,7 @@ def resolve(value: Any, env: dict[str, Any]) -> Any:
         return tuple(resolve(v, env) for v in value)
     if isinstance(value, LayerArg):  # !layer in layers.yaml: a fresh object each time
         from gradcheck.adapters_styles import build_layer_arg
+
         return build_layer_arg(value, env)
     return value
 
@@ -71,7 +73,9 @@ def call_layer(what: str, function, *args, **kwargs):
     except Exception as exc:
         where, chain = user_traceback(exc)
         if where:  # the user's file and line first, then the last frames of their traceback
-            raise LayerProblem(Status.ERROR, f"{where}: {what} raised {type(exc).__name__}: {exc} (traceback: {chain})") from exc
+            raise LayerProblem(
+                Status.ERROR, f"{where}: {what} raised {type(exc).__name__}: {exc} (traceback: {chain})"
+            ) from exc
         raise LayerProblem(Status.ERROR, f"{what} raised {type(exc).__name__}: {exc}{_user_frame(exc)}") from exc
 
 
@@ -123,8 +127,8 @@ class Adapter:
             self.setup_env = env
         if self.onehot:
             for position in self.onehot:
-                tensor = self.spec.inputs[position]
-                self.onehot_widths[position] = int(tensor.integers[1].evaluate(env)) + 1
+                bounds = cast(tuple[Expression, Expression], self.spec.inputs[position].integers)  # onehot: integers
+                self.onehot_widths[position] = int(bounds[1].evaluate(env)) + 1
             env = dict(env)
             env.update({self.spec.inputs[p].name: self._rows(p, env[self.spec.inputs[p].name]) for p in self.onehot})
         self._prepare(env, seed)
@@ -141,8 +145,10 @@ class Adapter:
         if self.grad_outputs is None:
             return outputs, handle
         if max(self.grad_outputs) >= len(outputs):
-            raise LayerProblem(Status.ERROR, f"grad_outputs names output {max(self.grad_outputs)}, but forward "
-                                             f"returned {len(outputs)} output(s)")
+            raise LayerProblem(
+                Status.ERROR,
+                f"grad_outputs names output {max(self.grad_outputs)}, but forward returned {len(outputs)} output(s)",
+            )
         return tuple(outputs[i] for i in self.grad_outputs), handle
 
     def backward(self, handle: Any, douts: list) -> Gradients:
@@ -193,9 +199,11 @@ class Adapter:
         if not self.takes_grad_outputs or self.grad_outputs is not None or self.output_count <= 1:
             return
         if "positional argument" in problem.message:
-            problem.message += (f" (forward returned {self.output_count} outputs, so backward was given "
-                                f"{self.output_count} upstream gradients; if some outputs carry no gradient (a "
-                                "carried state), list those backward takes with grad_outputs, e.g. grad_outputs: [0])")
+            problem.message += (
+                f" (forward returned {self.output_count} outputs, so backward was given "
+                f"{self.output_count} upstream gradients; if some outputs carry no gradient (a "
+                "carried state), list those backward takes with grad_outputs, e.g. grad_outputs: [0])"
+            )
             problem.args = (problem.message,)
 
     def _recorded(self, layer: Any) -> dict[str, Any]:
@@ -206,8 +214,12 @@ class Adapter:
             held = self.read(layer, self.spec.params_at, position)
             match = next((grad for array, grad in given if array is held), None)
             if match is None:
-                raise LayerProblem(Status.ERROR, f"backward handed no gradient of {param.name!r} to the optimizer's "
-                                                 f"{self.spec.grads.target}() ({len(given)} call(s) seen)", param.name)
+                raise LayerProblem(
+                    Status.ERROR,
+                    f"backward handed no gradient of {param.name!r} to the optimizer's "
+                    f"{self.spec.grads.target}() ({len(given)} call(s) seen)",
+                    param.name,
+                )
             found[param.name] = match
         return found
 
@@ -257,7 +269,7 @@ def split_gradients(spec: LayerSpec, returned: Any, with_params: bool, who: str)
             Status.ERROR,
             f"{who} returned {len(items)} value(s); expected {len(wanted)}: {_names(wanted)}",
         )
-    got = dict(zip(names, items))
+    got = dict(zip(names, items, strict=False))
     return {n: got[n] for n in diff}, {n: got[n] for n in params}
 
 
@@ -278,8 +290,11 @@ def adapter_for(spec: LayerSpec) -> Adapter:
     if spec.style == "model":
         return ModelObjectAdapter(spec) if spec.options.get("kind") == "object" else ModelFunctionsAdapter(spec)
     by_style: dict[str, type[Adapter]] = {
-        "class": ClassAdapter, "functions": FunctionsAdapter, "loss": LossAdapter,
-        "elementwise": ElementwiseAdapter, "loss-object": LossObjectAdapter,
+        "class": ClassAdapter,
+        "functions": FunctionsAdapter,
+        "loss": LossAdapter,
+        "elementwise": ElementwiseAdapter,
+        "loss-object": LossObjectAdapter,
     }
     return by_style[spec.style](spec)
 
@@ -292,7 +307,9 @@ def normalise_outputs(out: Any, who: str, dtypes: set | None = None) -> tuple[np
     if type(out) in (float, np.float64):  # a loss
         return (np.asarray(out, dtype=np.float64),)
     if isinstance(out, tuple) and not out:
-        raise LayerProblem(Status.ERROR, f"{who} returned an empty tuple; expected an array (or a tuple of arrays, one per output)")
+        raise LayerProblem(
+            Status.ERROR, f"{who} returned an empty tuple; expected an array (or a tuple of arrays, one per output)"
+        )
     if type(out) is tuple and all(type(item) is np.ndarray and item.dtype == np.float64 for item in out):
         return out
     items = out if isinstance(out, tuple) else (out,)

@@ -38,7 +38,9 @@ class ClassAdapter(Adapter):
         candidates = discover(self.base, self.spec) if self.spec.discover else []  # before any forward: no caches yet
         self.adopted = self._adopt(candidates, seed)
         env = {**env, **self.adopted}
-        if self.spec.params and any(self.read(self.base, self.spec.params_at, i) is None for i in range(len(self.spec.params))):
+        if self.spec.params and any(
+            self.read(self.base, self.spec.params_at, i) is None for i in range(len(self.spec.params))
+        ):
             # numpy-ml style: parameters are created on the first forward
             inputs = [env[t.name].copy() for t in self.spec.inputs]
             reseed(seed)
@@ -83,7 +85,7 @@ class ClassAdapter(Adapter):
         rng = np.random.default_rng([seed % 2**32, 14])
         adopted = {}
         for place, array in candidates:
-            name = place[len("self."):]
+            name = place[len("self.") :]
             if name.isidentifier() and name not in taken:
                 adopted[name] = rng.standard_normal(array.shape)
         if adopted:
@@ -103,7 +105,12 @@ class ClassAdapter(Adapter):
         a sub-layer's list) sees them, and copies of the object put the evaluated arrays in its
         place everywhere. A held value that is not a float array of the declared shape is replaced."""
         found = self.read(self.base, self.spec.params_at, position)
-        if type(found) is np.ndarray and found.shape == drawn.shape and found.dtype.kind == "f" and found.flags.writeable:
+        if (
+            type(found) is np.ndarray
+            and found.shape == drawn.shape
+            and found.dtype.kind == "f"
+            and found.flags.writeable
+        ):
             found[...] = drawn  # (rounded, if float32: copies of the object get the float64 values)
             return found
         held = drawn.copy()
@@ -130,7 +137,7 @@ class ClassAdapter(Adapter):
                 moved = normalise_outputs(obj.forward(*[x.copy() for x in inputs], **self._args()), "forward")
             except Exception:
                 continue
-            if any(not np.array_equal(m, b) for m, b in zip(moved, base)):
+            if any(not np.array_equal(m, b) for m, b in zip(moved, base, strict=False)):
                 found.append(place)
         return found
 

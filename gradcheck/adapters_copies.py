@@ -4,7 +4,6 @@ and where undeclared parameters are found."""
 from __future__ import annotations
 
 import copy
-import functools
 from typing import Any
 
 import numpy as np
@@ -75,15 +74,24 @@ def copy_plan(obj: Any, held: dict[str, int]) -> tuple | None:
     return type(obj), state, params, arrays
 
 
-@functools.cache
+_PLAIN: dict[type, bool] = {}  # asked for on every copy: answered once per class
+
+
 def is_plain(cls: type) -> bool:
     """Whether instances of cls are copied faithfully by copying their __dict__."""
-    return (
-        getattr(cls, "__dictoffset__", 0) != 0 and cls.__new__ is object.__new__
-        and not hasattr(cls, "__slots__") and not hasattr(cls, "__deepcopy__")
-        and cls.__reduce_ex__ is object.__reduce_ex__ and cls.__reduce__ is object.__reduce__
-        and cls.__getstate__ is object.__getstate__ and not hasattr(cls, "__setstate__")
-    )
+    known = _PLAIN.get(cls)
+    if known is None:
+        known = _PLAIN[cls] = (
+            getattr(cls, "__dictoffset__", 0) != 0
+            and cls.__new__ is object.__new__
+            and not hasattr(cls, "__slots__")
+            and not hasattr(cls, "__deepcopy__")
+            and cls.__reduce_ex__ is object.__reduce_ex__
+            and cls.__reduce__ is object.__reduce__
+            and cls.__getstate__ is object.__getstate__
+            and not hasattr(cls, "__setstate__")
+        )
+    return known
 
 
 # Containers of parameters as the common styles name them, searched by discovery and `aliases`.

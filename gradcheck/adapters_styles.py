@@ -34,17 +34,22 @@ def scalar_loss(value: Any, who: str) -> tuple[np.ndarray]:
 def named_gradients(spec: LayerSpec, grads: Any, upstream: Any, who: str) -> dict[str, Any]:
     """Each declared parameter's gradient, found in `grads` by the grad_names template, times the upstream 1."""
     if not hasattr(grads, "keys"):
-        raise LayerProblem(Status.ERROR, f"{who} gave {_kind(grads)} for the gradients; expected a dict such as "
-                                         "{'W1': dW1, ...}")
+        raise LayerProblem(
+            Status.ERROR, f"{who} gave {_kind(grads)} for the gradients; expected a dict such as {{'W1': dW1, ...}}"
+        )
     template, found = spec.options.get("grad_names", "auto"), {}
     for param in spec.params:
         tried = ["d" + param.name, param.name] if template == "auto" else [template.format(name=param.name)]
         key = next((k for k in tried if k in grads), None)
         if key is None:
             have = ", ".join(repr(k) for k in list(grads.keys())[:8])
-            raise LayerProblem(Status.ERROR, f"{who} gave no gradient for parameter {param.name!r} (looked for "
-                                             f"{' and '.join(map(repr, tried))}; it has {have}): set grad_names, "
-                                             "e.g. grad_names: d{name}", param.name)
+            raise LayerProblem(
+                Status.ERROR,
+                f"{who} gave no gradient for parameter {param.name!r} (looked for "
+                f"{' and '.join(map(repr, tried))}; it has {have}): set grad_names, "
+                "e.g. grad_names: d{name}",
+                param.name,
+            )
         value = grads[key]
         found[param.name] = value if value is None else np.multiply(value, upstream)
     return found
@@ -65,11 +70,17 @@ class ModelObjectAdapter(ClassAdapter):
             found = self.read(base, self.spec.params_at, position)
             place = self.spec.params_at.describe(param.name, position)
             if found is None:
-                raise LayerProblem(Status.ERROR, f"the model holds no parameter {param.name!r} at {place}: "
-                                                 "set params_at (e.g. dict:params) or rename it in params")
+                raise LayerProblem(
+                    Status.ERROR,
+                    f"the model holds no parameter {param.name!r} at {place}: "
+                    "set params_at (e.g. dict:params) or rename it in params",
+                )
             if np.shape(found) != env[param.name].shape:
-                raise LayerProblem(Status.ERROR, f"the model holds {place} with shape {np.shape(found)}, but "
-                                                 f"layers.yaml declares {param.name} with shape {env[param.name].shape}")
+                raise LayerProblem(
+                    Status.ERROR,
+                    f"the model holds {place} with shape {np.shape(found)}, but "
+                    f"layers.yaml declares {param.name} with shape {env[param.name].shape}",
+                )
         self.base = base
         held = {p.name: env[p.name].copy() for p in self.spec.params}
         self._write_params(base, held)
@@ -86,8 +97,11 @@ class ModelObjectAdapter(ClassAdapter):
         if self.gradient_name:
             return scalar_loss(result, who), (model, None, inputs, seed)
         if not isinstance(result, tuple) or len(result) != 2:
-            raise LayerProblem(Status.ERROR, f"{who} returned {_kind(result)}; expected (loss, grads), or set "
-                                             "'gradient' to the method that returns the gradients")
+            raise LayerProblem(
+                Status.ERROR,
+                f"{who} returned {_kind(result)}; expected (loss, grads), or set "
+                "'gradient' to the method that returns the gradients",
+            )
         return scalar_loss(result[0], who), (model, result[1], inputs, seed)
 
     def _backward(self, handle, douts):
@@ -106,7 +120,7 @@ class ModelFunctionsAdapter(Adapter):
     function(X, Y, params) -> (loss, grads)."""
 
     def _forward(self, inputs, params, seed):
-        env = {t.name: x for t, x in zip(self.spec.inputs, inputs)}
+        env = {t.name: x for t, x in zip(self.spec.inputs, inputs, strict=False)}
         env["params"] = {p.name: params[p.name] for p in self.spec.params}  # the caller's arrays: changes are seen
         hyper = self._args()
         env.update({k: v for k, v in hyper.items() if k not in env})
@@ -165,8 +179,12 @@ class ElementwiseAdapter(Adapter):
             return Gradients({name: dout * slope}, {}, {})
         if z.ndim and slope.shape == z.shape + z.shape[-1:]:  # J[..., i, j] = d out_i / d z_j
             return Gradients({name: np.einsum("...i,...ij->...j", dout, slope)}, {}, {})
-        raise LayerProblem(Status.ERROR, f"the derivative returned shape {slope.shape}; expected {z.shape} "
-                                         f"(f'(z), elementwise) or {z.shape + z.shape[-1:]} (each row's Jacobian)", name)
+        raise LayerProblem(
+            Status.ERROR,
+            f"the derivative returned shape {slope.shape}; expected {z.shape} "
+            f"(f'(z), elementwise) or {z.shape + z.shape[-1:]} (each row's Jacobian)",
+            name,
+        )
 
 
 class LossObjectAdapter(Adapter):
@@ -185,8 +203,11 @@ class LossObjectAdapter(Adapter):
         value = normalise_outputs(call_layer("loss()", self.loss, *inputs, **self._args()), "loss()")[0]
         reduction = self.spec.options["reduction"]
         if reduction == "none" and value.size != 1:
-            raise LayerProblem(Status.ERROR, f"loss() returned shape {value.shape}; expected a scalar (or say how "
-                                             "its values add up: reduction: sum or mean)")
+            raise LayerProblem(
+                Status.ERROR,
+                f"loss() returned shape {value.shape}; expected a scalar (or say how "
+                "its values add up: reduction: sum or mean)",
+            )
         total = value.mean() if reduction == "mean" else value.sum()
         return (np.asarray(total, dtype=np.float64),), inputs
 

@@ -16,6 +16,7 @@ import yaml
 from gradcheck.errors import ConfigError
 from gradcheck.limits import shown
 
+
 class LineDict(dict):
     """A YAML mapping that remembers the line of itself and of each key."""
 
@@ -60,7 +61,8 @@ class _Loader(yaml.SafeLoader):
     def compose_node(self, parent, index):
         if self.nesting >= MAX_NESTING:
             raise yaml.composer.ComposerError(
-                None, None, f"nested deeper than {MAX_NESTING} levels", self.peek_event().start_mark)
+                None, None, f"nested deeper than {MAX_NESTING} levels", self.peek_event().start_mark
+            )
         self.nesting += 1
         try:
             node = super().compose_node(parent, index)
@@ -77,14 +79,19 @@ class _Loader(yaml.SafeLoader):
             children = [child for pair in node.value for child in pair]
         if any(id(child) not in self.measures for child in children):
             raise yaml.composer.ComposerError(
-                None, None, "an alias refers to the node that contains it (a cycle)", node.start_mark)
+                None, None, "an alias refers to the node that contains it (a cycle)", node.start_mark
+            )
         sizes = [self.measures[id(child)] for child in children]
         size = 1 + sum(n for n, _ in sizes)
         depth = 1 + max((d for _, d in sizes), default=0)
         if size > MAX_NODES or depth > MAX_EXPANDED_DEPTH:
             raise yaml.composer.ComposerError(
-                None, None, f"over {MAX_NODES} values or {MAX_EXPANDED_DEPTH} levels once aliases are expanded "
-                "(an alias repeats too much)", node.start_mark)
+                None,
+                None,
+                f"over {MAX_NODES} values or {MAX_EXPANDED_DEPTH} levels once aliases are expanded "
+                "(an alias repeats too much)",
+                node.start_mark,
+            )
         self.measures[id(node)] = (size, depth)
 
 
@@ -119,15 +126,17 @@ def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
 def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
     if len(node.value) > MAX_DIGITS:
         raise yaml.constructor.ConstructorError(
-            None, None, f"an integer of {len(node.value)} digits (at most {MAX_DIGITS})", node.start_mark)
+            None, None, f"an integer of {len(node.value)} digits (at most {MAX_DIGITS})", node.start_mark
+        )
     return loader.construct_yaml_int(node)
 
 
 def construct_tuple(loader, node) -> tuple:
     """`!tuple [C, H, W]` in layers.yaml: a Python tuple, for code that adds shapes (`(N,) + shape`)."""
     if not isinstance(node, yaml.SequenceNode):
-        raise yaml.constructor.ConstructorError(None, None, "!tuple must tag a list, e.g. !tuple [2, 2]",
-                                                node.start_mark)
+        raise yaml.constructor.ConstructorError(
+            None, None, "!tuple must tag a list, e.g. !tuple [2, 2]", node.start_mark
+        )
     return tuple(loader.construct_object(child, deep=True) for child in node.value)
 
 
@@ -144,10 +153,15 @@ class LayerNode:
 def construct_layer(loader, node) -> LayerNode:
     """`!layer {impl: file.py:Class, init: {...}}` in layers.yaml: another layer object as an argument."""
     if not isinstance(node, yaml.MappingNode):
-        raise yaml.constructor.ConstructorError(None, None, "!layer must tag a mapping, e.g. "
-                                                "!layer {impl: layers.py:Dense, init: {n_out: 4}}", node.start_mark)
-    plain = yaml.MappingNode(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, node.value, node.start_mark,
-                             node.end_mark, node.flow_style)
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            "!layer must tag a mapping, e.g. !layer {impl: layers.py:Dense, init: {n_out: 4}}",
+            node.start_mark,
+        )
+    plain = yaml.MappingNode(
+        yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, node.value, node.start_mark, node.end_mark, node.flow_style
+    )
     return LayerNode(loader.construct_object(plain, deep=True))
 
 
@@ -178,11 +192,15 @@ def _read_text(path: Path) -> str:
         problem = f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}): save the file as UTF-8"
         raise ConfigError([problem]) from None
     text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
-    for line_number, line in enumerate(text.split("\n"), start=1):
-        bad = next((c for c in line if is_control(c) and c not in "\t\r"), None)
+    for line_number, written in enumerate(text.split("\n"), start=1):
+        bad = next((c for c in written if is_control(c) and c not in "\t\r"), None)
         if bad is not None:
-            raise ConfigError([f"{path}:{line_number}: control character U+{ord(bad):04X} is not allowed "
-                               "(only tab and line breaks are)"])
+            raise ConfigError(
+                [
+                    f"{path}:{line_number}: control character U+{ord(bad):04X} is not allowed "
+                    "(only tab and line breaks are)"
+                ]
+            )
     deep = _deep_line(text)
     if deep is not None:
         raise ConfigError([f"{path}:{deep}: invalid YAML: nested deeper than {MAX_NESTING} levels"])

@@ -57,8 +57,9 @@ def _class_targets(problems: Problems, raw: LineDict, module, object_name: str, 
         return None
     for method in CLASS_METHODS:
         if not callable(getattr(target, method, None)):
-            problems.error(line, f"impl {impl!r}: {object_name} has no {method}() method (style class needs forward "
-                                 "and backward)")
+            problems.error(
+                line, f"impl {impl!r}: {object_name} has no {method}() method (style class needs forward and backward)"
+            )
             return None
     return {"target": target}
 
@@ -98,8 +99,10 @@ def _loss_object_targets(problems: Problems, raw, module, owner, impl: str) -> d
     if owner is None:
         problems.error(raw.line_of("impl"), f"impl {impl!r}: name the loss class, as file.py:Class")
         return None
-    methods = {"loss": raw.get("loss", "loss"),
-               "gradient": raw.get("gradient") or next((n for n in DERIVATIVE_NAMES if hasattr(owner, n)), None)}
+    methods = {
+        "loss": raw.get("loss", "loss"),
+        "gradient": raw.get("gradient") or next((n for n in DERIVATIVE_NAMES if hasattr(owner, n)), None),
+    }
     for key, name in methods.items():
         if name is None or not callable(getattr(owner, name, None)):
             _no_method(problems, raw, key, owner, name or "gradient", impl, f": name it with {key!r}")
@@ -112,14 +115,21 @@ def _model_targets(problems: Problems, raw, module, owner, impl: str) -> dict[st
         for key, default in (("loss", "loss"), ("gradient", None)):
             name = raw.get(key, default)
             if name is not None and isinstance(owner, type) and not callable(getattr(owner, name, None)):
-                problems.error(raw.line_of(key), f"{impl!r}: the model has no {name}() method"
-                                                 f"{suggest(name, _public(owner))} (set '{key}' to the method that "
-                                                 f"returns the loss{'' if key == 'loss' else ' gradients'})")
+                problems.error(
+                    raw.line_of(key),
+                    f"{impl!r}: the model has no {name}() method"
+                    f"{suggest(name, _public(owner))} (set '{key}' to the method that "
+                    f"returns the loss{'' if key == 'loss' else ' gradients'})",
+                )
                 return None
         return {"target": owner}
     found = {}
-    for key, field in (("function", "function"), ("forward", "forward"), ("cost", "function"),
-                       ("backward", "backward")):
+    for key, field in (
+        ("function", "function"),
+        ("forward", "forward"),
+        ("cost", "function"),
+        ("backward", "backward"),
+    ):
         if key in raw:
             entry = raw[key]
             name = entry.get("function") if isinstance(entry, dict) else entry
@@ -129,14 +139,19 @@ def _model_targets(problems: Problems, raw, module, owner, impl: str) -> dict[st
 
 def _elementwise_targets(problems: Problems, raw, module, owner, impl: str) -> dict[str, Any] | None:
     if owner is None:
-        found = {field: lookup(problems, module, raw.get(key), impl, raw.line_of(key))
-                 for key, field in (("function", "function"), ("derivative", "backward"))}
+        found = {
+            field: lookup(problems, module, raw.get(key), impl, raw.line_of(key))
+            for key, field in (("function", "function"), ("derivative", "backward"))
+        }
         return None if None in found.values() else found
     if isinstance(owner, type):
         derivative = raw.get("derivative") or next((n for n in DERIVATIVE_NAMES if hasattr(owner, n)), None)
         if derivative is None:
-            problems.error(raw.line, f"{impl!r} has none of {', '.join(n + '()' for n in DERIVATIVE_NAMES)}: "
-                                     "name its derivative method with 'derivative'")
+            problems.error(
+                raw.line,
+                f"{impl!r} has none of {', '.join(n + '()' for n in DERIVATIVE_NAMES)}: "
+                "name its derivative method with 'derivative'",
+            )
             return None
         for key, name in (("function", raw.get("function", "__call__")), ("derivative", derivative)):
             if not callable(getattr(owner, name, None)):
@@ -162,12 +177,14 @@ def renamed_methods(problems: Problems, raw: LineDict, target: type) -> type | N
         return target
     for key, name in names.items():
         if not isinstance(name, str) or not callable(getattr(target, name, None)):
-            problems.error(raw.line_of(key), f"{target.__name__} has no method {name!r}"
-                                             f"{suggest(name, _public(target))}")
+            problems.error(
+                raw.line_of(key), f"{target.__name__} has no method {name!r}{suggest(name, _public(target))}"
+            )
             return None
     methods = {key: getattr(target, name) for key, name in names.items()}
-    return type(target.__name__, (target,), {**methods, "__module__": target.__module__,
-                                             "__qualname__": target.__qualname__})
+    return type(
+        target.__name__, (target,), {**methods, "__module__": target.__module__, "__qualname__": target.__qualname__}
+    )
 
 
 def factory_shim(problems: Problems, raw: LineDict, target: Any) -> Any:
@@ -175,20 +192,26 @@ def factory_shim(problems: Problems, raw: LineDict, target: Any) -> Any:
     stand-in class whose construction returns what the factory returns; the class itself otherwise."""
     if isinstance(target, type):
         if "factory" in raw:
-            problems.error(raw.line_of("factory"), f"factory: {target.__name__} is a class; 'factory' is for a "
-                                                   "function that returns the layer object")
+            problems.error(
+                raw.line_of("factory"),
+                f"factory: {target.__name__} is a class; 'factory' is for a function that returns the layer object",
+            )
             return None
         return target
     if raw.get("factory") is not True:
         name = getattr(target, "__name__", str(target))
-        problems.error(raw.line_of("impl"), f"impl {raw['impl']!r}: {name} has no forward() method (style class "
-                                            "needs forward and backward); if it is a function that returns the layer "
-                                            "object, add factory: true")
+        problems.error(
+            raw.line_of("impl"),
+            f"impl {raw['impl']!r}: {name} has no forward() method (style class "
+            "needs forward and backward); if it is a function that returns the layer "
+            "object, add factory: true",
+        )
         return None
     for key in CLASS_METHODS:
         if key in raw:
-            problems.error(raw.line_of(key), f"{key!r}: renaming methods needs impl to be the class itself, "
-                                             f"not a factory function")
+            problems.error(
+                raw.line_of(key), f"{key!r}: renaming methods needs impl to be the class itself, not a factory function"
+            )
             return None
 
     def build(cls, *args, **kwargs):

@@ -1,27 +1,22 @@
 """The keys of a layer entry as a table: which styles allow each, what it expects, what checks it.
 
-`read_layer` is the recipe: name and style, unknown and missing keys, then every key of the table's
-first part in order, then the style's own keys, then the code is imported. A key outside its
-styles is reported as unknown and still read, so a wrong value of it is reported too.
+The registry reads every key of the table's first part in order, then the style's own keys. A key
+outside its styles is reported as unknown and still read, so a wrong value of it is reported too.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from gradcheck import registry_styles, registry_values
-from gradcheck.config_yaml import LineDict, is_control
+from gradcheck.config_yaml import LineDict
 from gradcheck.errors import suggest
-from gradcheck.limits import RULES, shown
-from gradcheck.registry_imports import import_targets
+from gradcheck.limits import RULES
 from gradcheck.registry_values import Problems
-from gradcheck.spec import STYLES, LayerSpec, Tolerances
+from gradcheck.spec import STYLES
 
-MAX_NAME = 200  # characters in a layer name: it heads a table row and names a test case
-INVISIBLE = ("Cf", "Zl", "Zp")  # format characters and line/paragraph separators, which no name needs
 ALL = STYLES
 OBJECTS = ("class", "model", "elementwise", "loss-object")  # styles whose code is an object built with `init`
 PARAM_PLACES = ("attr", "dict", "list")
@@ -86,8 +81,9 @@ def _dims(entry: Entry) -> dict[str, tuple[int, int]]:
         if _is_int(bounds):
             bounds, ok = [bounds, bounds], True
         if not ok or not str(name).isidentifier():
-            entry.problems.error(line, f"dim {name!r} must be an inclusive range of two integers [lo, hi], "
-                                       f"got {bounds!r}")
+            entry.problems.error(
+                line, f"dim {name!r} must be an inclusive range of two integers [lo, hi], got {bounds!r}"
+            )
         elif bounds[0] > bounds[1] or bounds[0] < 0:
             entry.problems.error(line, f"dim {name!r}: range {list(bounds)} must satisfy 0 <= lo <= hi")
         else:
@@ -129,8 +125,11 @@ def _check_differentiable(entry: Entry, inputs, params) -> None:
     floats = inputs[:1] if loss else inputs
     if not any(t.differentiable for t in floats) and not params:
         which = "its first input" if loss else "any input"
-        entry.error("inputs", f"nothing to differentiate: neither {which} is a float tensor "
-                              "nor is there a parameter (inputs with integers/values are data)")
+        entry.error(
+            "inputs",
+            f"nothing to differentiate: neither {which} is a float tensor "
+            "nor is there a parameter (inputs with integers/values are data)",
+        )
 
 
 def _where(entry: Entry) -> tuple:
@@ -169,8 +168,9 @@ def _batch(entry: Entry) -> str | None:
 
 def _setting(key: str) -> Callable[[Entry], Any]:
     """A numeric setting, checked as everywhere (limits.py); the file's `defaults` when absent."""
-    return lambda entry: (registry_values.number(entry.problems, entry.raw, key) if key in entry.raw
-                          else entry.defaults.get(key))
+    return lambda entry: (
+        registry_values.number(entry.problems, entry.raw, key) if key in entry.raw else entry.defaults.get(key)
+    )
 
 
 def _xfail(entry: Entry) -> str | None:
@@ -210,10 +210,18 @@ KEYS: tuple[Key, ...] = (
     Key("where", ALL, "be a list of boolean expressions over dims", _where),
     Key("init", OBJECTS, "be a mapping of argument name to value", _refs("init")),
     Key("args", ALL, "be a mapping of argument name to value", _refs("args")),
-    Key("params_at", ("class", "model"), "be attr:TEMPLATE, dict:NAME or list:NAME",
-        _location("params_at", "attr:{name}", PARAM_PLACES)),
-    Key("grads", ("class",), "be attr:TEMPLATE, dict:NAME, list:NAME, update:ARG or optimizer:METHOD",
-        _location("grads", "attr:d{name}", GRAD_PLACES)),
+    Key(
+        "params_at",
+        ("class", "model"),
+        "be attr:TEMPLATE, dict:NAME or list:NAME",
+        _location("params_at", "attr:{name}", PARAM_PLACES),
+    ),
+    Key(
+        "grads",
+        ("class",),
+        "be attr:TEMPLATE, dict:NAME, list:NAME, update:ARG or optimizer:METHOD",
+        _location("grads", "attr:d{name}", GRAD_PLACES),
+    ),
     Key("batch", ALL, "name a dim", _batch),
     *(Key(name, ALL, "be " + RULES[name].expected, _setting(name)) for name in SETTINGS),
     Key("xfail", ALL, "be a string giving the reason", _xfail),
@@ -222,26 +230,53 @@ KEYS: tuple[Key, ...] = (
     # read by the style's options, in registry_styles
     Key("onehot", ALL, "list inputs declared with integers: [0, C - 1]", registry_styles.onehot),
     Key("pack", ALL, "list two or more inputs passed as one list", registry_styles.pack),
-    Key("grad_outputs", ("class", "functions"), "list distinct positions of forward's outputs (0 is the first), "
-        "e.g. [0]", registry_styles.grad_outputs),
+    Key(
+        "grad_outputs",
+        ("class", "functions"),
+        "list distinct positions of forward's outputs (0 is the first), e.g. [0]",
+        registry_styles.grad_outputs,
+    ),
     Key("setup", ("class",), "be a mapping of argument name to value", registry_styles.setup),
-    Key("grad_names", ("model",), "be a template using {name} (e.g. d{name}: grads['dW1'] for W1) or auto",
-        registry_styles.grad_names),
+    Key(
+        "grad_names",
+        ("model",),
+        "be a template using {name} (e.g. d{name}: grads['dW1'] for W1) or auto",
+        registry_styles.grad_names,
+    ),
     Key("loss", ("model", "loss-object"), "name a method", registry_styles.method("loss", "loss")),
     Key("gradient", ("model", "loss-object"), "name a method", registry_styles.method("gradient", None)),
     Key("function", ("elementwise",), "name a method", registry_styles.method("function", "__call__")),
     Key("derivative", ("elementwise",), "name a method", registry_styles.method("derivative", None)),
     Key("derivative_of", ("elementwise",), "be input or output", registry_styles.derivative_of),
-    Key("differentiate", ("loss-object",), "name a float input (the one gradient() is taken with respect to)",
-        registry_styles.differentiate),
-    Key("reduction", ("loss-object",), f"be one of {', '.join(registry_styles.REDUCTIONS)} (how the loss's values "
-        "add up to the scalar its gradient is of)", registry_styles.reduction),
+    Key(
+        "differentiate",
+        ("loss-object",),
+        "name a float input (the one gradient() is taken with respect to)",
+        registry_styles.differentiate,
+    ),
+    Key(
+        "reduction",
+        ("loss-object",),
+        f"be one of {', '.join(registry_styles.REDUCTIONS)} (how the loss's values "
+        "add up to the scalar its gradient is of)",
+        registry_styles.reduction,
+    ),
     *(Key(name, ("model",), STEP, registry_styles.step(name)) for name in registry_styles.MODEL_STEPS),
     # read when the code is imported, in registry_imports
-    Key("forward", ("class", "functions"), "name the method (class) or function (functions) forward is",
-        _plain, required_in=("functions",)),
-    Key("backward", ("class", "functions"), "name the method (class) or function (functions) backward is",
-        _plain, required_in=("functions",)),
+    Key(
+        "forward",
+        ("class", "functions"),
+        "name the method (class) or function (functions) forward is",
+        _plain,
+        required_in=("functions",),
+    ),
+    Key(
+        "backward",
+        ("class", "functions"),
+        "name the method (class) or function (functions) backward is",
+        _plain,
+        required_in=("functions",),
+    ),
     Key("factory", ("class",), "be true when impl is a function that returns the layer object", _plain),
     Key("function", ("loss",), "name the loss function in impl's module", _plain),
 )
@@ -250,74 +285,3 @@ LAYER_KEYS = KEYS[: [key.name for key in KEYS].index("discover") + 1]
 
 def allowed_keys(style: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(key.name for key in KEYS if style in key.styles))
-
-
-def read_layer(problems: Problems, raw: Any, line: int, defaults: dict, targets: dict | None = None):
-    """The LayerSpec of one entry of `layers`, or None after reporting its problems.
-
-    `targets` gives the layer's code instead of importing what `impl` names (gradcheck.check)."""
-    if not isinstance(raw, LineDict):
-        problems.error(line, "each entry of 'layers' must be a mapping with name, impl, style, inputs, dims")
-        return None
-    before = len(problems.problems)
-    entry = Entry(problems, raw, raw.get("style", "class"), defaults)
-    name = _name(entry, line)
-    style = entry.style
-    if style not in STYLES:
-        problems.error(raw.line_of("style"), f"unknown style {style!r}{suggest(style, STYLES)}: expected one of "
-                                             f"{', '.join(STYLES)}")
-        return None
-    _check_keys_known(entry)
-    _check_keys_present(entry, name)
-    for key in LAYER_KEYS:
-        entry.values[key.name] = key.read(entry)
-    options = registry_styles.read_options(entry)
-    if len(problems.problems) > before:
-        return None
-    found = import_targets(problems, raw, style) if targets is None else targets
-    return None if found is None else _layer_spec(entry, name, options, found)
-
-
-def _name(entry: Entry, line: int) -> str:
-    """The layer's name; a stand-in naming its line after reporting a problem with it."""
-    raw = entry.raw
-    name = raw.get("name")
-    if "name" not in raw:
-        entry.problems.error(raw.line, "missing key 'name' (a string naming the layer)")
-    elif not isinstance(name, str) or not name.strip():
-        entry.must("name", got=shown(name))
-    elif len(name) > MAX_NAME:
-        entry.error("name", f"'name' has {len(name)} characters, at most {MAX_NAME}")
-    elif any(is_control(c) or unicodedata.category(c) in INVISIBLE for c in name):
-        entry.error("name", f"'name' {name!r} contains a control or invisible character")
-    else:
-        return name
-    return f"<layer on line {line}>"
-
-
-def _check_keys_known(entry: Entry) -> None:
-    allowed = allowed_keys(entry.style)
-    for key in entry.raw:
-        if key not in allowed:
-            other = [s for s in STYLES if key in allowed_keys(s)]
-            hint = f" (it belongs to style {other[0]!r})" if other else suggest(key, allowed)
-            entry.error(key, f"unknown key {key!r} for a layer of style {entry.style!r}{hint}")
-
-
-def _check_keys_present(entry: Entry, name: str) -> None:
-    for key in KEYS:
-        if entry.style in key.required_in and key.name not in entry.raw:
-            entry.problems.error(entry.raw.line, f"layer {name!r}: missing key {key.name!r}")
-
-
-def _layer_spec(entry: Entry, name: str, options: dict[str, Any], targets: dict[str, Any]) -> LayerSpec:
-    values, raw = entry.values, entry.raw
-    return LayerSpec(
-        name=name, style=entry.style, impl=str(raw["impl"]), inputs=values["inputs"], params=values["params"],
-        dims=values["dims"], init=values["init"], args=values["args"], params_at=values["params_at"],
-        grads=values["grads"], where=values["where"], batch=values["batch"],
-        batch_independent=values["batch_independent"], examples=values["examples"],
-        tolerances=Tolerances(rtol=values["rtol"], atol=values["atol"], eps=values["eps"]),
-        xfail=values["xfail"], timeout=values["timeout"], source=f"{entry.problems.path}:{raw.line}",
-        discover=values["discover"] is not False, options=options, **targets,
-    )

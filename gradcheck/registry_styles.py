@@ -38,8 +38,11 @@ def read_options(entry: Entry) -> dict[str, Any]:
             options[key] = entry.read(key)
     grads = str(entry.raw.get("grads", ""))
     if grads.startswith("optimizer:") and "$optimizer" not in str(entry.raw.get("setup", "")):
-        entry.error("grads", "grads: optimizer:METHOD needs the layer to be handed gradcheck's optimizer: pass "
-                             "$optimizer in setup, e.g. setup: {initialize: [$optimizer]}")
+        entry.error(
+            "grads",
+            "grads: optimizer:METHOD needs the layer to be handed gradcheck's optimizer: pass "
+            "$optimizer in setup, e.g. setup: {initialize: [$optimizer]}",
+        )
     return options
 
 
@@ -47,7 +50,8 @@ def setup(entry: Entry) -> dict[str, Any]:
     """Methods called, in order, after construction and before the first forward:
     {set_input_shape: [[$D]], initialize: {optimizer: ...}}: a list is positional, a mapping keywords."""
     raw = entry.raw
-    dims = raw.get("dims") if isinstance(raw.get("dims"), dict) else {}
+    written_dims = raw.get("dims")
+    dims = written_dims if isinstance(written_dims, dict) else {}
     recorder = {"optimizer"} if str(raw.get("grads", "")).startswith("optimizer:") else set()
     tensors = set(entry.names("inputs") + entry.names("params"))
     calls = registry_values.refs(entry.problems, raw, "setup", set(dims) | tensors | recorder)
@@ -67,8 +71,10 @@ def onehot(entry: Entry) -> tuple[str, ...]:
         return ()
     for name in names:
         if name not in integers:
-            entry.error("onehot", f"onehot: {name!r} is not an input declared with integers: [0, C - 1]"
-                                  f"{suggest(name, integers)}")
+            entry.error(
+                "onehot",
+                f"onehot: {name!r} is not an input declared with integers: [0, C - 1]{suggest(name, integers)}",
+            )
     return tuple(n for n in names if n in integers)
 
 
@@ -90,8 +96,12 @@ def pack(entry: Entry) -> tuple[str, ...]:
 def grad_outputs(entry: Entry) -> tuple[int, ...]:
     """Positions of forward's outputs that backward takes gradients for; the others are not part of L."""
     value = entry.raw["grad_outputs"]
-    ok = isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
-                                                   for v in value) and len(set(value)) == len(value)
+    ok = (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+        and len(set(value)) == len(value)
+    )
     if not ok:
         entry.must("grad_outputs", got=repr(value))
         return ()
@@ -99,8 +109,12 @@ def grad_outputs(entry: Entry) -> tuple[int, ...]:
 
 
 def _loss_object_options(entry: Entry) -> dict[str, Any]:
-    return {"differentiate": entry.read("differentiate"), "reduction": entry.read("reduction"),
-            "loss": entry.read("loss"), "gradient": entry.read("gradient")}
+    return {
+        "differentiate": entry.read("differentiate"),
+        "reduction": entry.read("reduction"),
+        "loss": entry.read("loss"),
+        "gradient": entry.read("gradient"),
+    }
 
 
 def differentiate(entry: Entry) -> Any:
@@ -109,7 +123,7 @@ def differentiate(entry: Entry) -> Any:
     default = floats[-1] if floats else None  # loss(y, y_pred): the prediction comes last
     value = entry.raw.get("differentiate", default)
     if value not in floats:
-        entry.must("differentiate", got=repr(value), hint=suggest(value, floats))
+        entry.must("differentiate", got=repr(value), hint=suggest(str(value), floats))
     return value
 
 
@@ -127,27 +141,40 @@ def _is_object(raw) -> bool:
 def _model_options(entry: Entry) -> dict[str, Any]:
     raw = entry.raw
     if not entry.values["params"]:
-        entry.problems.error(raw.line, "a model needs 'params': the parameter arrays its loss depends on, e.g. "
-                                       "{W1: [D, H], b1: [H]}")
+        entry.problems.error(
+            raw.line, "a model needs 'params': the parameter arrays its loss depends on, e.g. {W1: [D, H], b1: [H]}"
+        )
     options = {"grad_names": entry.read("grad_names")}
     if _is_object(raw):
-        _misplaced(entry, MODEL_FUNCTION_KEYS, "belongs to a functional model (impl: file.py, no :Object); for a "
-                                               "model object, name its methods with 'loss' and 'gradient'")
+        _misplaced(
+            entry,
+            MODEL_FUNCTION_KEYS,
+            "belongs to a functional model (impl: file.py, no :Object); for a "
+            "model object, name its methods with 'loss' and 'gradient'",
+        )
         options.update(kind="object", loss=entry.read("loss"), gradient=entry.read("gradient"))
         options["params_at"] = None if "params_at" in raw else Location("dict", "params")  # else the layer's own
         return options
-    _misplaced(entry, MODEL_OBJECT_KEYS, "belongs to a model object (impl: file.py:Class); a functional model "
-                                         "takes forward, cost and backward (or one function)")
+    _misplaced(
+        entry,
+        MODEL_OBJECT_KEYS,
+        "belongs to a model object (impl: file.py:Class); a functional model "
+        "takes forward, cost and backward (or one function)",
+    )
     if "function" in raw:
         options.update(kind="function", function=entry.read("function"))
         return _keywords(entry, options)
     missing = [key for key in ("forward", "cost", "backward") if key not in raw]
     if missing:
-        entry.problems.error(raw.line, f"a functional model needs forward, cost and backward (missing "
-                                       f"{', '.join(missing)}), or one 'function' returning (loss, grads)")
+        entry.problems.error(
+            raw.line,
+            f"a functional model needs forward, cost and backward (missing "
+            f"{', '.join(missing)}), or one 'function' returning (loss, grads)",
+        )
         return options
-    options.update(kind="functions", forward=entry.read("forward"), cost=entry.read("cost"),
-                   backward=entry.read("backward"))
+    options.update(
+        kind="functions", forward=entry.read("forward"), cost=entry.read("cost"), backward=entry.read("backward")
+    )
     return _keywords(entry, options)
 
 
@@ -201,8 +228,12 @@ def method(key: str, default: str | None) -> Callable[[Entry], str | None]:
 def _step_arguments(entry: Entry, key: str) -> tuple[list[str], list[str]]:
     """A step's default arguments, and every name its `args` may use."""
     names, hyper = entry.names("inputs"), _hyperparameters(entry)
-    defaults = {"function": names + ["params"], "forward": names[:1] + ["params"],
-                "cost": ["out"] + names[1:], "backward": ["params", "cache"] + names}
+    defaults = {
+        "function": names + ["params"],
+        "forward": names[:1] + ["params"],
+        "cost": ["out"] + names[1:],
+        "backward": ["params", "cache"] + names,
+    }
     extra = ["params"] if key in ("function", "forward") else list(STEP_NAMES)
     return defaults[key], names + extra + hyper
 
@@ -226,8 +257,9 @@ def step(key: str) -> Callable[[Entry], tuple[str | None, tuple[str, ...]]]:
         for name in args:
             if name not in allowed:
                 others = ", ".join(n for n in allowed if n not in inputs)
-                entry.error(key, f"{key}: argument {name!r} is neither an input nor one of {others}"
-                                 f"{suggest(name, allowed)}")
+                entry.error(
+                    key, f"{key}: argument {name!r} is neither an input nor one of {others}{suggest(name, allowed)}"
+                )
         return value["function"], tuple(args)
 
     return read
@@ -241,8 +273,11 @@ def _elementwise_options(entry: Entry) -> dict[str, Any]:
         entry.error("params", "an elementwise function has no parameters (use style class)")
     of = entry.read("derivative_of")
     if not _is_object(raw) and not {"function", "derivative"} <= set(raw):
-        entry.problems.error(raw.line, "elementwise functions in a module need 'function' and 'derivative' "
-                                       "(e.g. function: sigmoid, derivative: sigmoid_grad)")
+        entry.problems.error(
+            raw.line,
+            "elementwise functions in a module need 'function' and 'derivative' "
+            "(e.g. function: sigmoid, derivative: sigmoid_grad)",
+        )
     return {"derivative_of": of, "function": entry.read("function"), "derivative": entry.read("derivative")}
 
 
@@ -260,8 +295,11 @@ def read_layer_arg(problems: Problems, raw, key: str, names: set[str]) -> LayerA
     """A `!layer` argument checked like a layer's own keys: its class imported, its `$` references
     and setup calls read; built afresh for each example (gradcheck's resolve)."""
     for unknown in [k for k in raw if k not in LAYER_ARG_KEYS]:
-        problems.error(raw.line_of(unknown), f"{key}: unknown key {unknown!r} in !layer (expected "
-                                             f"{', '.join(LAYER_ARG_KEYS)}){suggest(unknown, LAYER_ARG_KEYS)}")
+        problems.error(
+            raw.line_of(unknown),
+            f"{key}: unknown key {unknown!r} in !layer (expected "
+            f"{', '.join(LAYER_ARG_KEYS)}){suggest(unknown, LAYER_ARG_KEYS)}",
+        )
     init = registry_values.refs(problems, raw, "init", names) if "init" in raw else {}
     calls = registry_values.refs(problems, raw, "setup", names) if "setup" in raw else {}
     for method_name, arguments in calls.items():
@@ -270,8 +308,11 @@ def read_layer_arg(problems: Problems, raw, key: str, names: set[str]) -> LayerA
     impl, line = str(raw.get("impl", "")), raw.line_of("impl") if "impl" in raw else raw.line
     module_part, _, object_name = impl.partition(":")
     if not object_name:
-        problems.error(line, f"{key}: !layer needs impl: file.py:Class (the class, or a function returning "
-                             f"the layer object), got {raw.get('impl')!r}")
+        problems.error(
+            line,
+            f"{key}: !layer needs impl: file.py:Class (the class, or a function returning "
+            f"the layer object), got {raw.get('impl')!r}",
+        )
         return LayerArg(impl, None, init, calls)
     module = import_module(problems, module_part, line)
     target = None if module is None else lookup(problems, module, object_name, impl, line)

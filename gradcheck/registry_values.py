@@ -87,15 +87,19 @@ def shape(problems: Problems, written: Any, dims, line: int, what: str) -> tuple
     if not isinstance(written, list):
         problems.error(line, f"{what}: shape must be a list of dims, e.g. [N, D], got {shown(written)}")
         return None
-    exprs = [expression(problems, item, dims, line, what, whole=True) for item in written]
-    if None in exprs:
+    parsed = [expression(problems, item, dims, line, what, whole=True) for item in written]
+    exprs = [expr for expr in parsed if expr is not None]
+    if len(exprs) < len(parsed):
         return None
     for expr in exprs:
         extent = value_bounds(expr, dims) if expr.names <= set(dims) else None
         if extent is not None and extent[1] <= 0:
             over = ", ".join(f"{n} in {list(dims[n])}" for n in sorted(expr.names)) or "every example"
-            problems.error(line, f"{what}: extent {expr.source!r} is at most {extent[1]} for {over}: "
-                                 "the tensor would always be empty, so nothing would be checked")
+            problems.error(
+                line,
+                f"{what}: extent {expr.source!r} is at most {extent[1]} for {over}: "
+                "the tensor would always be empty, so nothing would be checked",
+            )
             return None
     return tuple(exprs)
 
@@ -221,8 +225,11 @@ def _check_path(problems: Problems, raw, key: str, kind: str, target: str) -> No
         return
     path = target.replace("{name}", "x") if kind == "attr" else target
     if not all(part.isidentifier() for part in path.split(".")):
-        problems.error(raw.line_of(key), f"{key!r}: {target!r} is not a dotted path of attribute names "
-                                         f"(e.g. {kind}:_base_layer.{'{name}' if kind == 'attr' else 'parameters'})")
+        problems.error(
+            raw.line_of(key),
+            f"{key!r}: {target!r} is not a dotted path of attribute names "
+            f"(e.g. {kind}:_base_layer.{'{name}' if kind == 'attr' else 'parameters'})",
+        )
 
 
 def _as_number(text: str) -> Any:
