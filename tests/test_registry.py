@@ -1,6 +1,9 @@
 """layers.yaml validation: every mistake is `layers.yaml:LINE: message`, exit 2, no traceback."""
 
+import ast
+import re
 import textwrap
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -8,7 +11,9 @@ from click.testing import CliRunner
 from gradcheck.cli import cli
 from gradcheck.errors import ConfigError
 from gradcheck.expr import ExpressionError, parse
-from gradcheck.registry import load_registry
+from gradcheck.registry import LineDict, LineList, load_registry, read_entry
+from gradcheck.registry_keys import allowed_keys, key_of
+from gradcheck.spec import STYLES
 
 LAYER_FILE = textwrap.dedent(
     """
@@ -175,3 +180,56 @@ def test_expressions_evaluate(source, env, value):
 def test_expressions_reject_anything_else(source):
     with pytest.raises(ExpressionError):
         parse(source)
+
+
+# -- the registry's parts: each key's checking findable, the YAML apart, no long class or function --------
+PACKAGE = Path(__file__).resolve().parent.parent / "gradcheck"
+REGISTRY_MODULES = ["registry.py", "registry_keys.py", "registry_values.py", "registry_styles.py",
+                    "registry_imports.py", "config_yaml.py"]
+MAX_CLASS_LINES, MAX_FUNCTION_LINES = 250, 60
+
+
+def _sizes(module: str) -> list[tuple[str, int]]:
+    tree = ast.parse((PACKAGE / module).read_text())
+    kinds = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    return [(f"{module}:{node.name}", node.end_lineno - node.lineno + 1)
+            for node in ast.walk(tree) if isinstance(node, kinds)]
+
+
+@pytest.mark.parametrize("module", REGISTRY_MODULES)
+def test_no_class_or_function_of_the_registry_is_long(module):
+    for name, lines in _sizes(module):
+        limit = MAX_CLASS_LINES if name.split(":")[1][0].isupper() else MAX_FUNCTION_LINES
+        assert lines <= limit, f"{name} has {lines} lines"
+
+
+def test_yaml_is_read_in_one_module_only():
+    for module in REGISTRY_MODULES:
+        imports_yaml = re.search(r"^import yaml", (PACKAGE / module).read_text(), re.MULTILINE) is not None
+        assert imports_yaml == (module == "config_yaml.py"), module
+
+
+def test_every_key_a_style_allows_has_a_row_with_what_it_expects_and_its_reader():
+    for style in STYLES:
+        for name in allowed_keys(style):
+            row = key_of(name, style)
+            assert style in row.styles and row.expects and callable(row.read), (style, name)
+
+
+@pytest.mark.parametrize("key,value", [("discover", "maybe"), ("batch_independent", 3), ("xfail", [1])])
+def test_a_wrong_value_is_reported_with_what_the_table_says_the_key_expects(project, key, value):
+    (project / "layers.yaml").write_text(GOOD + f"    {key}: {value}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_registry(project / "layers.yaml")
+    assert caught.value.problems == [f"{project / 'layers.yaml'}:9: {key!r} must {key_of(key, 'class').expects}"]
+
+
+def test_one_entry_reads_on_its_own_with_its_code_given():
+    raw = LineDict(name="f", style="loss", impl="m:f", inputs=LineDict(x=LineList(["N"])), dims=LineDict(N=3),
+                   colour="blue")
+    raw["inputs"]["x"].item_lines = [0]
+    spec, problems = read_entry(raw, Path("here"), {"function": len})
+    assert spec is None and problems == ["here:0: unknown key 'colour' for a layer of style 'loss'"]
+    del raw["colour"]
+    spec, problems = read_entry(raw, Path("here"), {"function": len})
+    assert problems == [] and spec.function is len and spec.dims == {"N": (3, 3)}
