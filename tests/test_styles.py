@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from layer_expectations import assert_blamed_on, bug, failed_tensors, layer_names
 
 from gradcheck import check_layer, run_config
 from gradcheck.cli import cli
 from gradcheck.results import LayerResult, Status, describe_failure
-from layer_expectations import assert_blamed_on, bug, failed_tensors, layer_names
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RIGHT = FIXTURES / "styles" / "layers.yaml"
@@ -123,8 +123,13 @@ def test_each_layer_gets_the_one_adapter_of_its_style_whatever_shared_keys_it_us
     from gradcheck.adapters_styles import ElementwiseAdapter, LossObjectAdapter, ModelFunctionsAdapter
     from gradcheck.registry import load_registry
 
-    by_style = {"class": ClassAdapter, "functions": FunctionsAdapter, "loss": LossAdapter,
-                "elementwise": ElementwiseAdapter, "loss-object": LossObjectAdapter}
+    by_style = {
+        "class": ClassAdapter,
+        "functions": FunctionsAdapter,
+        "loss": LossAdapter,
+        "elementwise": ElementwiseAdapter,
+        "loss-object": LossObjectAdapter,
+    }
     specs = load_registry(STYLES2).layers
     shared = [spec for spec in specs if any(key in spec.options for key in SHARED_KEYS)]
     assert {key for spec in shared for key in SHARED_KEYS if key in spec.options} == set(SHARED_KEYS)
