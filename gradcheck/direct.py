@@ -19,7 +19,7 @@ import numpy as np
 
 from gradcheck.engine import check_layer as _check_spec
 from gradcheck.errors import ConfigError, suggest
-from gradcheck.registry import LineDict, LineList, _Reader
+from gradcheck.registry import LineDict, LineList, read_entry
 from gradcheck.results import LayerResult, RunResult, Status, TensorResult
 from gradcheck.spec import MODES, LayerSpec, Options, TensorSpec, Tolerances
 
@@ -292,24 +292,12 @@ def _given_shapes(given: dict[str, np.ndarray], input_names: list[str]) -> tuple
     return dims, inputs, params
 
 
-class _KeywordReader(_Reader):
-    """The registry's reader, with the layer's code given rather than imported."""
-
-    def __init__(self, targets: dict[str, Any]):
-        super().__init__(WHERE)
-        self.targets = targets
-
-    def import_targets(self, raw, style):
-        return self.targets
-
-
 def _read(raw: dict, targets: dict[str, Any]) -> LayerSpec:
     """The LayerSpec for the keywords, or a ConfigError naming each wrong one."""
-    reader = _KeywordReader(targets)
-    spec = reader.read_layer(_lined(raw), 0, {})
-    if reader.problems or spec is None:
+    spec, problems = read_entry(_lined(raw), WHERE, targets)
+    if problems or spec is None:
         prefix = f"{WHERE}:0: "
-        raise ConfigError([f"{WHERE}: {p.removeprefix(prefix)}" for p in reader.problems])
+        raise ConfigError([f"{WHERE}: {p.removeprefix(prefix)}" for p in problems])
     return replace(spec, source=_code_location(targets) or "")
 
 

@@ -12,15 +12,16 @@ from __future__ import annotations
 import ast
 import math
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 MAX_LENGTH = 500  # characters: a shape or `where` clause is a short formula, not a program
 MAX_NODES = 200
 MAX_EXPONENT = 64
 MAX_INT = 2**64  # beyond any array extent a machine can hold
 
-_BINARY = {
+_BINARY: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
     ast.Mult: operator.mul,
@@ -29,7 +30,7 @@ _BINARY = {
     ast.Mod: operator.mod,
     ast.Pow: operator.pow,
 }
-_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
+_UNARY: dict[type, Callable[[Any], Any]] = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
 _COMPARE = {
     ast.Eq: operator.eq,
     ast.NotEq: operator.ne,
@@ -38,7 +39,7 @@ _COMPARE = {
     ast.Gt: operator.gt,
     ast.GtE: operator.ge,
 }
-_FUNCTIONS = {"min": min, "max": max, "abs": abs}
+_FUNCTIONS: dict[str, Callable[..., Any]] = {"min": min, "max": max, "abs": abs}
 _ARITY = {"min": (2, MAX_NODES), "max": (2, MAX_NODES), "abs": (1, 1)}
 _WHOLE_OPS = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod, ast.Pow)
 
@@ -63,8 +64,7 @@ class Expression:
         except (ArithmeticError, ExpressionError) as exc:
             raise ExpressionError(f"{self.source!r} at {_dims_text(env, self.names)}: {exc}") from None
         if self.whole and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ExpressionError(
-                f"{self.source!r} is {value!r} at {_dims_text(env, self.names)}, not a whole number")
+            raise ExpressionError(f"{self.source!r} is {value!r} at {_dims_text(env, self.names)}, not a whole number")
         return value
 
 
@@ -125,7 +125,7 @@ def _check(node: ast.AST, text: str) -> set[str]:
 
 
 def _check_arity(node: ast.Call, text: str) -> None:
-    name = node.func.id
+    name = cast(ast.Name, node.func).id
     least, most = _ARITY[name]
     if not least <= len(node.args) <= most:
         wanted = "one argument" if most == 1 else f"at least {least} arguments"
@@ -158,8 +158,15 @@ def _guarded(op, left: Any, right: Any) -> Any:
     return value
 
 
-_SYMBOLS = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.floordiv: "//",
-            operator.truediv: "/", operator.mod: "%", operator.pow: "**"}
+_SYMBOLS = {
+    operator.add: "+",
+    operator.sub: "-",
+    operator.mul: "*",
+    operator.floordiv: "//",
+    operator.truediv: "/",
+    operator.mod: "%",
+    operator.pow: "**",
+}
 
 
 def _evaluate(node: ast.AST, env: dict[str, Any]) -> Any:
@@ -176,14 +183,14 @@ def _evaluate(node: ast.AST, env: dict[str, Any]) -> Any:
         return all(values) if isinstance(node.op, ast.And) else any(values)
     if isinstance(node, ast.Compare):
         left = _evaluate(node.left, env)
-        for op, right_node in zip(node.ops, node.comparators):
+        for op, right_node in zip(node.ops, node.comparators, strict=False):
             right = _evaluate(right_node, env)
             if not _COMPARE[type(op)](left, right):
                 return False
             left = right
         return True
     if isinstance(node, ast.Call):
-        return _FUNCTIONS[node.func.id](*(_evaluate(a, env) for a in node.args))
+        return _FUNCTIONS[cast(ast.Name, node.func).id](*(_evaluate(a, env) for a in node.args))
     raise ExpressionError(f"cannot evaluate {ast.unparse(node)!r}")
 
 
@@ -214,7 +221,7 @@ def _check_exponents(tree: ast.AST, ranges: dict[str, tuple[int, int]]) -> None:
 
 def _bounds(node: ast.AST, ranges: dict[str, tuple[int, int]]) -> Interval:
     if isinstance(node, ast.Constant):
-        return (node.value, node.value)
+        return cast(Interval, (node.value, node.value))
     if isinstance(node, ast.Name):
         return ranges[node.id]
     if isinstance(node, ast.BinOp):
@@ -226,8 +233,10 @@ def _bounds(node: ast.AST, ranges: dict[str, tuple[int, int]]) -> Interval:
         return (-inner[1], -inner[0]) if isinstance(node.op, ast.USub) else inner
     if isinstance(node, ast.Call):
         args = [_bounds(a, ranges) for a in node.args]
-        return None if None in args else _call_bounds(node.func.id, args)
-    children = node.values if isinstance(node, ast.BoolOp) else [node.left, *node.comparators]
+        known = cast(list[tuple[float, float]], args)
+        return None if None in args else _call_bounds(cast(ast.Name, node.func).id, known)
+    compare = cast(ast.Compare, node)
+    children = node.values if isinstance(node, ast.BoolOp) else [compare.left, *compare.comparators]
     for child in children:  # a condition: only its parts' sizes are checked
         _bounds(child, ranges)
     return (0, 1)

@@ -21,8 +21,11 @@ import select
 import signal
 import sys
 import time
+from importlib.abc import Loader
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
+from typing import Any, cast
 
 import hypothesis.strategies  # noqa: F401  gradcheck's own imports, loaded before any user folder is on sys.path
 import numpy  # noqa: F401
@@ -31,7 +34,7 @@ from gradcheck.errors import UserImportError
 from gradcheck.memory import limit_memory
 
 IMPORT_SECONDS = 600.0  # the time limit when the command line sets none (the default per-layer timeout)
-_limits = {"seconds": IMPORT_SECONDS, "memory": None}
+_limits: dict[str, Any] = {"seconds": IMPORT_SECONDS, "memory": None}
 _MODULES: dict[tuple[str, str], ModuleType] = {}
 
 
@@ -99,10 +102,10 @@ def _import_file(path: Path) -> ModuleType:
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
     name = f"gradcheck_user_{path.stem}_{digest}"
     spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
+    module = importlib.util.module_from_spec(cast(ModuleSpec, spec))  # None only for a suffix no loader reads
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        cast(Loader, cast(ModuleSpec, spec).loader).exec_module(module)
     except BaseException:
         del sys.modules[name]
         raise
@@ -211,8 +214,10 @@ def _probe(text: str, base: Path) -> None:
             os.killpg(pid, signal.SIGKILL)  # with whatever the import started
         _, status = os.waitpid(pid, 0)
     if not finished:
-        raise UserImportError(f"cannot import {text!r}: importing it did not finish within {_limits['seconds']:g} s "
-                              "(does it run something at import, or wait for input?)")
+        raise UserImportError(
+            f"cannot import {text!r}: importing it did not finish within {_limits['seconds']:g} s "
+            "(does it run something at import, or wait for input?)"
+        )
     if message is None:
         raise UserImportError(f"cannot import {text!r}: {_ended(status)}")
     if message:
@@ -242,7 +247,7 @@ def _child(text: str, base: Path, sender: int) -> None:
 
 def _read(receiver: int, deadline: float) -> tuple[str | None, bool]:
     """(the child's message or None if it sent none, whether it finished before the deadline)."""
-    chunks = []
+    chunks: list[bytes] = []
     while (left := deadline - time.monotonic()) > 0:
         ready, _, _ = select.select([receiver], [], [], min(left, 1.0))
         if not ready:

@@ -50,8 +50,9 @@ RULES = {
     # rtol >= 1 accepts a zero gradient for any numerical one: every wrong backward would pass.
     "rtol": Rule("a number >= 0 and < 1", 0.0, 1.0, hi_inclusive=False),
     "atol": Rule("a finite number >= 0", 0.0, math.inf, hi_inclusive=False),
-    "eps": Rule(f"a number from {EPS_MIN:.3g} (1000 ulp of 1.0) to below {EPS_MAX:g}", EPS_MIN, EPS_MAX,
-                hi_inclusive=False),
+    "eps": Rule(
+        f"a number from {EPS_MIN:.3g} (1000 ulp of 1.0) to below {EPS_MAX:g}", EPS_MIN, EPS_MAX, hi_inclusive=False
+    ),
     "timeout": Rule(f"a number of seconds > 0 and at most {TIMEOUT_MAX:g}", 0.0, TIMEOUT_MAX, lo_inclusive=False),
 }
 

@@ -12,6 +12,7 @@ from gradcheck.expr import Expression
 STYLES = ("class", "functions", "loss", "model", "elementwise", "loss-object")  # the last three: adapters_styles
 MODES = ("auto", "full", "fast")  # how a run checks tensors: chosen per tensor, every element, random directions
 METHODS = ("full", "coloured", "fast")  # how a tensor was checked in one example (TensorOutcome.method)
+DERIVATIVE_NAMES = ("gradient", "grad", "derivative", "deriv")  # looked for on an elementwise or loss object
 
 
 @dataclass(frozen=True)

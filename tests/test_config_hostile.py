@@ -42,10 +42,17 @@ CASES = {
     "unhashable-key": ("[1, 2]: x\n" + AFFINE, 1, ["a key must be a plain value", "[1, 2]"]),
     "mapping-as-key": ("? {a: 1}\n: x\n" + AFFINE, 1, ["a key must be a plain value"]),
     "nested-brackets": ("layers: " + "[" * 5000 + "]" * 5000 + "\n", 1, ["nested deeper than"]),
-    "nested-mapping": ("layers:\n" + "".join("  " * i + f"- k{i}:\n" for i in range(1, 80)), None, ["nested deeper than"]),
+    "nested-mapping": (
+        "layers:\n" + "".join("  " * i + f"- k{i}:\n" for i in range(1, 80)),
+        None,
+        ["nested deeper than"],
+    ),
     "billion-laughs": (_bomb(), None, ["once aliases are expanded"]),
-    "wide-alias-depth": ("".join(f"x-d{i}: &d{i} [{'*d' + str(i - 1) if i else 0}]\n" for i in range(300)) + AFFINE,
-                         None, ["once aliases are expanded"]),
+    "wide-alias-depth": (
+        "".join(f"x-d{i}: &d{i} [{'*d' + str(i - 1) if i else 0}]\n" for i in range(300)) + AFFINE,
+        None,
+        ["once aliases are expanded"],
+    ),
     "huge-integer": (AFFINE + "    examples: " + "9" * 5000 + "\n", 8, ["integer of 5000 digits"]),
     "long-expression": (_with_shape(" + ".join(["D"] * 3000)), 6, ["too long"]),
     "deep-expression": (_with_shape("(" * 210 + "D" + ")" * 210), 6, ["malformed expression"]),
@@ -75,14 +82,23 @@ CASES = {
     "negative-exponent": (_with_shape("D ** (N - 3)"), 6, ["may be negative"]),
     "always-empty": (_with_shape("D - 3"), 6, ["always be empty"]),
     "always-empty-literal": (_with_shape("0"), 6, ["always be empty"]),
-    "always-empty-zero-dim": (AFFINE.replace("M: [1, 3]", "M: [0, 0]").replace("b: [M]", "b: [1]"), 5,
-                              ["always be empty"]),
-    "nothing-differentiable": (AFFINE.replace("impl: mylayers.py:Affine", "impl: mylayers.py:Lookup")
-                               .replace("    init: {W: $W, b: $b}\n    params: {W: [D, M], b: [M]}\n", "")
-                               .replace("inputs: {x: [N, D]}", "inputs: {idx: {shape: [N], integers: [0, D]}}"),
-                               4, ["nothing to differentiate"]),
-    "nan-range": (AFFINE.replace("inputs: {x: [N, D]}", "inputs: {x: {shape: [N, D], range: [.nan, 1]}}"), 6,
-                  ["'range' must be [lo, hi]"]),
+    "always-empty-zero-dim": (
+        AFFINE.replace("M: [1, 3]", "M: [0, 0]").replace("b: [M]", "b: [1]"),
+        5,
+        ["always be empty"],
+    ),
+    "nothing-differentiable": (
+        AFFINE.replace("impl: mylayers.py:Affine", "impl: mylayers.py:Lookup")
+        .replace("    init: {W: $W, b: $b}\n    params: {W: [D, M], b: [M]}\n", "")
+        .replace("inputs: {x: [N, D]}", "inputs: {idx: {shape: [N], integers: [0, D]}}"),
+        4,
+        ["nothing to differentiate"],
+    ),
+    "nan-range": (
+        AFFINE.replace("inputs: {x: [N, D]}", "inputs: {x: {shape: [N, D], range: [.nan, 1]}}"),
+        6,
+        ["'range' must be [lo, hi]"],
+    ),
     "alias-cycle": ("x-a: &a [*a]\n" + AFFINE, 1, ["invalid YAML"]),
     "undefined-alias": (AFFINE + "    rtol: *nowhere\n", 8, ["invalid YAML"]),
 }
@@ -147,8 +163,9 @@ def test_merge_keys_work_and_own_keys_override(project):
 
 
 def test_merge_key_errors_point_at_the_written_line_and_the_layer(project):
-    (project / "layers.yaml").write_text(MERGED.replace("inputs: {x: [N, D]}", "inputs: {x: [N, Q]}")
-                                         + "    rtol: -1.0\n")
+    (project / "layers.yaml").write_text(
+        MERGED.replace("inputs: {x: [N, D]}", "inputs: {x: [N, Q]}") + "    rtol: -1.0\n"
+    )
     with pytest.raises(ConfigError) as caught:
         load_registry(project / "layers.yaml")
     problems = [p.split("layers.yaml", 1)[1] for p in caught.value.problems]

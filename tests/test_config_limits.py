@@ -18,15 +18,47 @@ FIXTURES = Path(__file__).parent / "fixtures" / "config"
 
 # Each of these, accepted before, let a wrong backward pass or made the run meaningless or endless.
 BAD = [
-    ("rtol", math.nan), ("rtol", math.inf), ("rtol", -1e-5), ("rtol", 1.0),
-    ("atol", math.nan), ("atol", math.inf), ("atol", -1.0),
-    ("eps", math.nan), ("eps", 0.0), ("eps", -1e-6), ("eps", 5e-324), ("eps", 1e-15), ("eps", 1.0), ("eps", math.inf),
-    ("examples", 0), ("examples", -1), ("examples", 2.5), ("examples", math.inf), ("examples", math.nan),
-    ("examples", EXAMPLES_MAX + 1), ("examples", 10**400), ("examples", True),
-    ("timeout", math.nan), ("timeout", math.inf), ("timeout", 0.0), ("timeout", -5.0),
+    ("rtol", math.nan),
+    ("rtol", math.inf),
+    ("rtol", -1e-5),
+    ("rtol", 1.0),
+    ("atol", math.nan),
+    ("atol", math.inf),
+    ("atol", -1.0),
+    ("eps", math.nan),
+    ("eps", 0.0),
+    ("eps", -1e-6),
+    ("eps", 5e-324),
+    ("eps", 1e-15),
+    ("eps", 1.0),
+    ("eps", math.inf),
+    ("examples", 0),
+    ("examples", -1),
+    ("examples", 2.5),
+    ("examples", math.inf),
+    ("examples", math.nan),
+    ("examples", EXAMPLES_MAX + 1),
+    ("examples", 10**400),
+    ("examples", True),
+    ("timeout", math.nan),
+    ("timeout", math.inf),
+    ("timeout", 0.0),
+    ("timeout", -5.0),
 ]
-GOOD = [("rtol", 0.0), ("rtol", 1e-5), ("atol", 0.0), ("atol", 1e-7), ("eps", 1e-6), ("eps", EPS_MIN), ("eps", 0.5),
-        ("examples", 1), ("examples", 20.0), ("examples", EXAMPLES_MAX), ("timeout", 0.5), ("timeout", 600)]
+GOOD = [
+    ("rtol", 0.0),
+    ("rtol", 1e-5),
+    ("atol", 0.0),
+    ("atol", 1e-7),
+    ("eps", 1e-6),
+    ("eps", EPS_MIN),
+    ("eps", 0.5),
+    ("examples", 1),
+    ("examples", 20.0),
+    ("examples", EXAMPLES_MAX),
+    ("timeout", 0.5),
+    ("timeout", 600),
+]
 
 
 def _yaml_text(value) -> str:
@@ -88,8 +120,9 @@ def test_layers_yaml_refuses_with_its_line(project, where, name, value):
     assert f"layers.yaml:{line}: {name} must be " in str(caught.value)
 
 
-@pytest.mark.parametrize("name, value", [b for b in BAD if not isinstance(b[1], bool) and (
-    not isinstance(b[1], int) or abs(b[1]) < 10**6)])
+@pytest.mark.parametrize(
+    "name, value", [b for b in BAD if not isinstance(b[1], bool) and (not isinstance(b[1], int) or abs(b[1]) < 10**6)]
+)
 def test_pyproject_refuses(project, name, value):
     toml_value = {"nan": "nan", "inf": "inf"}.get(str(value), str(value)).replace("-inf", "-inf")
     (project / "pyproject.toml").write_text(f"[tool.gradcheck]\n{name} = {toml_value}\n")

@@ -24,8 +24,9 @@ GRADCHECK = [sys.executable, "-m", "gradcheck"]
 
 def gradcheck(*args, timeout=180, **kwargs):
     """Run the CLI as a user would, in a fresh process (from a neutral folder, so no file shadows anything)."""
-    return subprocess.run([*GRADCHECK, *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                          cwd=HOSTILE.parent, **kwargs)
+    return subprocess.run(
+        [*GRADCHECK, *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=HOSTILE.parent, **kwargs
+    )
 
 
 def test_an_import_that_exits_is_a_config_error_with_its_line():
@@ -48,7 +49,10 @@ def test_printing_or_closing_stdout_at_import_leaves_the_json_report_whole():
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert [(layer["name"], layer["status"]) for layer in document["layers"]] == [
-        ("prints", "PASS"), ("closes", "PASS"), ("noisy", "PASS")]
+        ("prints", "PASS"),
+        ("closes", "PASS"),
+        ("noisy", "PASS"),
+    ]
     assert "noise at import" in result.stderr and "noise from forward" in result.stderr
 
 
@@ -73,27 +77,34 @@ def _package(folder: Path, factor: int) -> Path:
     (folder / "pkg" / "helper.py").write_text(f"FACTOR = {factor}\n")
     (folder / "pkg" / "mod.py").write_text(
         "from pkg.helper import FACTOR\n\n\nclass Square:\n    def forward(self, x):\n        self.x = x\n"
-        "        return x * x\n\n    def backward(self, dout):\n        return FACTOR * self.x * dout\n")
+        "        return x * x\n\n    def backward(self, dout):\n        return FACTOR * self.x * dout\n"
+    )
     (folder / "layers.yaml").write_text(
-        "layers:\n  - name: sq\n    impl: pkg.mod:Square\n    inputs: {x: [N]}\n    dims: {N: [1, 3]}\n")
+        "layers:\n  - name: sq\n    impl: pkg.mod:Square\n    inputs: {x: [N]}\n    dims: {N: [1, 3]}\n"
+    )
     return folder / "layers.yaml"
 
 
 def test_the_same_module_name_in_two_folders_is_each_folders_own(tmp_path):
     path_before = list(sys.path)
     right, wrong = _package(tmp_path / "right", 2), _package(tmp_path / "wrong", 3)
-    statuses = [run_layers(load_registry(config).layers, Options(seed=1, examples=2)).layers[0].status
-                for config in (right, wrong, right)]
+    statuses = [
+        run_layers(load_registry(config).layers, Options(seed=1, examples=2)).layers[0].status
+        for config in (right, wrong, right)
+    ]
     assert statuses == [Status.PASS, Status.FAIL, Status.PASS]
     assert sys.path == path_before
     assert "pkg" not in sys.modules and "pkg.mod" not in sys.modules
 
 
 def test_without_fork_imports_and_runs_happen_in_this_process(tmp_path, monkeypatch):
-    (tmp_path / "sq.py").write_text("class Square:\n    def forward(self, x):\n        self.x = x\n        return x * x\n"
-                                    "    def backward(self, dout):\n        return 2 * self.x * dout\n")
+    (tmp_path / "sq.py").write_text(
+        "class Square:\n    def forward(self, x):\n        self.x = x\n        return x * x\n"
+        "    def backward(self, dout):\n        return 2 * self.x * dout\n"
+    )
     (tmp_path / "layers.yaml").write_text(
-        "layers:\n  - name: sq\n    impl: sq.py:Square\n    inputs: {x: [N]}\n    dims: {N: [1, 3]}\n    timeout: 30\n")
+        "layers:\n  - name: sq\n    impl: sq.py:Square\n    inputs: {x: [N]}\n    dims: {N: [1, 3]}\n    timeout: 30\n"
+    )
     monkeypatch.delattr(os, "fork")
     monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
     run = run_layers(load_registry(tmp_path / "layers.yaml").layers, Options(seed=1, examples=2), jobs=2)

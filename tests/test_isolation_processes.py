@@ -59,16 +59,33 @@ def marker(tmp_path):
 
 def start(marker: Path, *args) -> subprocess.Popen:
     env = {**os.environ, "GRADCHECK_TEST_MARKER": str(marker)}
-    return subprocess.Popen([sys.executable, "-m", "gradcheck", "run", *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HOSTILE.parent)
+    return subprocess.Popen(
+        [sys.executable, "-m", "gradcheck", "run", *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=HOSTILE.parent,
+    )
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see processes")
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_ends_the_workers_and_writes_the_partial_report(signum, code, marker, tmp_path):
     report = tmp_path / "report.json"
-    process = start(marker, "square", "sleeper", "--config", HOSTILE / "misc.yaml", "--seed", 1,
-                    "--output", report, "--format", "json")
+    process = start(
+        marker,
+        "square",
+        "sleeper",
+        "--config",
+        HOSTILE / "misc.yaml",
+        "--seed",
+        1,
+        "--output",
+        report,
+        "--format",
+        "json",
+    )
     try:
         assert poll(lambda: pids(marker)), "the sleeping layer never started"
         process.send_signal(signum)
@@ -97,8 +114,20 @@ def test_processes_a_layer_starts_end_with_it_and_a_pipe_never_waits_for_them(ma
 
 
 def test_a_layer_over_the_memory_limit_is_its_error_and_the_others_go_on():
-    result = CliRunner().invoke(cli, ["run", "square", "greedy", "--config", str(HOSTILE / "misc.yaml"),
-                                      "--memory-limit", "400M", "--format", "json"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "square",
+            "greedy",
+            "--config",
+            str(HOSTILE / "misc.yaml"),
+            "--memory-limit",
+            "400M",
+            "--format",
+            "json",
+        ],
+    )
     layers = {layer["name"]: layer for layer in json.loads(result.stdout)["layers"]}
     assert result.exit_code == 1
     assert layers["square"]["status"] == "PASS"
@@ -116,8 +145,10 @@ def test_the_limit_comes_from_pyproject_and_none_lifts_it(tmp_path, monkeypatch)
     assert lifted.exit_code == 0, lifted.output
 
 
-@pytest.mark.parametrize("text, size", [("4G", 4 << 30), ("512M", 512 << 20), ("1.5GiB", 3 << 29), ("none", None),
-                                        ("0", None), (1 << 30, 1 << 30)])
+@pytest.mark.parametrize(
+    "text, size",
+    [("4G", 4 << 30), ("512M", 512 << 20), ("1.5GiB", 3 << 29), ("none", None), ("0", None), (1 << 30, 1 << 30)],
+)
 def test_memory_sizes_parse(text, size):
     assert parse_size(text) == size
 
@@ -135,8 +166,9 @@ def children(pid: int) -> list[int]:
         return []
 
 
-@pytest.mark.skipif(not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists(),
-                    reason="needs /proc/PID/task/PID/children")
+@pytest.mark.skipif(
+    not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists(), reason="needs /proc/PID/task/PID/children"
+)
 def test_sigterm_while_importing_ends_the_import_process_too(marker):
     process = start(marker, "all", "--config", HOSTILE / "sleeps.yaml")
     importer = []

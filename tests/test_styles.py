@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from layer_expectations import assert_blamed_on, bug, failed_tensors, layer_names
 
 from gradcheck import check_layer, run_config
 from gradcheck.cli import cli
 from gradcheck.results import LayerResult, Status, describe_failure
-from layer_expectations import assert_blamed_on, bug, failed_tensors, layer_names
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RIGHT = FIXTURES / "styles" / "layers.yaml"
@@ -110,3 +110,38 @@ def test_spec_example_cli_exits_zero():
     args = ["run", "all", "--config", str(SPEC_EXAMPLE), "--examples", "3", "--seed", str(SEED)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
+
+
+# -- one adapter per style: the keys any style may use are the adapters' own --------------------------------
+STYLES2 = FIXTURES / "styles2" / "layers.yaml"
+SHARED_KEYS = ("onehot", "pack", "grad_outputs", "setup")
+
+
+def test_each_layer_gets_the_one_adapter_of_its_style_whatever_shared_keys_it_uses():
+    from gradcheck.adapters import adapter_for
+    from gradcheck.adapters_class import ClassAdapter, FunctionsAdapter, LossAdapter
+    from gradcheck.adapters_styles import ElementwiseAdapter, LossObjectAdapter, ModelFunctionsAdapter
+    from gradcheck.registry import load_registry
+
+    by_style = {
+        "class": ClassAdapter,
+        "functions": FunctionsAdapter,
+        "loss": LossAdapter,
+        "elementwise": ElementwiseAdapter,
+        "loss-object": LossObjectAdapter,
+    }
+    specs = load_registry(STYLES2).layers
+    shared = [spec for spec in specs if any(key in spec.options for key in SHARED_KEYS)]
+    assert {key for spec in shared for key in SHARED_KEYS if key in spec.options} == set(SHARED_KEYS)
+    for spec in specs:
+        adapter = adapter_for(spec)
+        expected = by_style.get(spec.style, ModelFunctionsAdapter if spec.style == "model" else None)
+        if spec.style != "model" or spec.options.get("kind") != "object":
+            assert type(adapter) is expected, spec.name
+        assert not hasattr(adapter, "inner"), spec.name  # wraps no other adapter
+
+
+def test_the_adapters_do_not_import_the_registry():
+    package = Path(__file__).resolve().parent.parent / "gradcheck"
+    for module in package.glob("adapters*.py"):
+        assert "registry" not in module.read_text(), module.name

@@ -148,26 +148,58 @@ def test_the_base_files_are_valid(tmp_path, text):
 CASES = [  # (base, old, new, line, words the message must contain)
     (MODEL, "    params: {W1: [D, H], b1: [H], W2: [H, C], b2: [C]}\n", "", 2, ["needs 'params'"]),
     (MODEL, "    style: model\n", "    style: model\n    loss: los\n", 5, ["no los() method", "did you mean 'loss'"]),
-    (MODEL, "    style: model\n", "    style: model\n    forward: predict\n", 5, ["functional model", "'loss' and 'gradient'"]),
+    (
+        MODEL,
+        "    style: model\n",
+        "    style: model\n    forward: predict\n",
+        5,
+        ["functional model", "'loss' and 'gradient'"],
+    ),
     (MODEL, "    style: model\n", "    style: model\n    grad_names: d_\n", 5, ["{name}"]),
     (MODEL, "    style: model\n", "    style: modle\n", 4, ["did you mean 'model'"]),
     (TUTORIAL, "    cost: compute_cost\n", "", 2, ["missing cost"]),
     (TUTORIAL, "    cost: compute_cost\n", "    cost: compute_cots\n", 6, ["did you mean 'compute_cost'"]),
-    (TUTORIAL, "    backward: backward_propagation\n",
-     "    backward: {function: backward_propagation, args: [params, cahce, X, Y]}\n", 7,
-     ["'cahce'", "did you mean 'cache'"]),
+    (
+        TUTORIAL,
+        "    backward: backward_propagation\n",
+        "    backward: {function: backward_propagation, args: [params, cahce, X, Y]}\n",
+        7,
+        ["'cahce'", "did you mean 'cache'"],
+    ),
     (TUTORIAL, "    style: model\n", "    style: model\n    init: {a: 1}\n", 5, ["model object"]),
     (ELEMENTWISE, "    derivative: sigmoid_grad\n", "", 2, ["'function' and 'derivative'"]),
-    (ELEMENTWISE, "    derivative: sigmoid_grad\n", "    derivative: sigmoid_grd\n", 6, ["did you mean 'sigmoid_grad'"]),
+    (
+        ELEMENTWISE,
+        "    derivative: sigmoid_grad\n",
+        "    derivative: sigmoid_grd\n",
+        6,
+        ["did you mean 'sigmoid_grad'"],
+    ),
     (ELEMENTWISE, "    inputs: {x: [N, D]}\n", "    inputs: {x: [N, D], y: [N, D]}\n", 7, ["exactly one float input"]),
-    (ELEMENTWISE, "    derivative: sigmoid_grad\n", "    derivative: sigmoid_grad\n    derivative_of: outptu\n", 7,
-     ["input or output"]),
+    (
+        ELEMENTWISE,
+        "    derivative: sigmoid_grad\n",
+        "    derivative: sigmoid_grad\n    derivative_of: outptu\n",
+        7,
+        ["input or output"],
+    ),
     (DENSE, "    backward: backward_pass\n", "    backward: backward_pas\n", 6, ["did you mean 'backward_pass'"]),
     (DENSE, "    style: class\n", "    style: class\n    grad_outputs: [0, 0]\n", 5, ["distinct positions"]),
-    (DENSE, "    style: class\n", "    style: class\n    onehot: [X]\n", 5, ["'X' is not an input declared with integers"]),
+    (
+        DENSE,
+        "    style: class\n",
+        "    style: class\n    onehot: [X]\n",
+        5,
+        ["'X' is not an input declared with integers"],
+    ),
     (SETUP, "      initialize: {scale: 1.0}\n", "      initialize: 1.0\n", 5, ["a list of positional"]),
-    (SETUP.replace(":Dense", ":make_scale"), "    params:", "    factory: true\n    forward: forward\n    params:", 9,
-     ["factory function"]),
+    (
+        SETUP.replace(":Dense", ":make_scale"),
+        "    params:",
+        "    factory: true\n    forward: forward\n    params:",
+        9,
+        ["factory function"],
+    ),
     (SETUP.replace(":Dense", ":make_scale"), "    params:", "    params:", 3, ["add factory: true"]),
     (SETUP, "    params:", "    factory: true\n    params:", 8, ["is a class"]),
     (SETUP, "      set_input_shape: [[$D]]\n", "      set_input_shape: [[$DD]]\n", 6, ["did you mean 'D'"]),
@@ -175,7 +207,13 @@ CASES = [  # (base, old, new, line, words the message must contain)
     (LOSS, "    differentiate: p\n", "    differentiate: pp\n", 5, ["did you mean 'p'"]),
     (LOSS, "    differentiate: p\n", "    differentiate: p\n    reduction: men\n", 6, ["did you mean 'mean'"]),
     (LOSS, "    onehot: [y]\n", "    onehot: [yy]\n", 6, ["did you mean 'y'"]),
-    (LOSS, "    style: loss-object\n", "    style: loss-object\n    gradient: gradiant\n", 5, ["did you mean 'gradient'"]),
+    (
+        LOSS,
+        "    style: loss-object\n",
+        "    style: loss-object\n    gradient: gradiant\n",
+        5,
+        ["did you mean 'gradient'"],
+    ),
 ]
 
 
@@ -213,9 +251,11 @@ def test_a_model_missing_a_declared_parameter_is_an_error(tmp_path):
 
 def test_a_derivative_of_the_wrong_shape_is_an_error(tmp_path):
     text = ELEMENTWISE.replace("derivative: sigmoid_grad", "derivative: tanh_grad_from_output").replace(
-        "function: sigmoid", "function: relu")
-    (tmp_path / "sum_grad.py").write_text("import numpy as np\ndef f(x):\n    return x * x\n"
-                                          "def df(x):\n    return 2 * x.sum(axis=0)\n")
+        "function: sigmoid", "function: relu"
+    )
+    (tmp_path / "sum_grad.py").write_text(
+        "import numpy as np\ndef f(x):\n    return x * x\ndef df(x):\n    return 2 * x.sum(axis=0)\n"
+    )
     text = text.replace(f"{FIXTURES}/activations.py", "sum_grad.py").replace("function: relu", "function: f")
     path = write(tmp_path, text.replace("derivative: tanh_grad_from_output", "derivative: df"))
     res = check_layer("act", config=path, examples=2, seed=0)
@@ -257,7 +297,8 @@ def test_a_layer_that_hands_the_optimizer_nothing_is_an_error(tmp_path):
     (tmp_path / "frozen.py").write_text(
         f"import sys\nsys.path.insert(0, {str(FIXTURES)!r})\nfrom optimizer_layers import Dense as Base\n"
         "class Dense(Base):\n    def __init__(self, n_units):\n        super().__init__(n_units)\n"
-        "        self.trainable = False\n")
+        "        self.trainable = False\n"
+    )
     path = write(tmp_path, OPTIMIZER.replace(f"{FIXTURES}/optimizer_layers.py", "frozen.py"))
     res = check_layer("dense", config=path, examples=2, seed=0)
     assert res.status is Status.ERROR and "update()" in res.message, res.message
@@ -303,11 +344,14 @@ layers:
 """
 
 
-@pytest.mark.parametrize("old, new, words", [
-    ("pack: [A, B]", "pack: [A, BB]", ["did you mean 'B'"]),
-    ("pack: [A, B]", "pack: [A]", ["two or more"]),
-    ("pack: [A, B]", "pack: [A, C]", ["next to each other"]),
-])
+@pytest.mark.parametrize(
+    "old, new, words",
+    [
+        ("pack: [A, B]", "pack: [A, BB]", ["did you mean 'B'"]),
+        ("pack: [A, B]", "pack: [A]", ["two or more"]),
+        ("pack: [A, B]", "pack: [A, C]", ["next to each other"]),
+    ],
+)
 def test_pack_mistakes(tmp_path, old, new, words):
     message = one_problem(tmp_path, PACK.replace(old, new), 4)
     assert all(word in message for word in words), message

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from layer_expectations import assert_blamed_on, bug, failed_tensors
 
 from gradcheck import check_layer, run_config
 from gradcheck.cli import cli
-from gradcheck.results import LayerResult, Status, describe_failure
 from gradcheck.registry import load_registry
-from layer_expectations import assert_blamed_on, bug, failed_tensors
+from gradcheck.results import LayerResult, Status, describe_failure
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "styles2"
 RIGHT, WRONG = FIXTURES / "layers.yaml", FIXTURES / "buggy.yaml"
@@ -27,6 +27,7 @@ EXAMPLES, SEED = 8, 0
 def layer_names(path: Path) -> list[str]:
     """Layer names in file order, read by gradcheck itself (the files use its !tuple tag)."""
     return load_registry(path).names()
+
 
 FAIL, ERROR = Status.FAIL, Status.ERROR
 

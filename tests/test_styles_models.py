@@ -39,13 +39,22 @@ def test_example_model_passes(config, name):
     assert {t.name for t in res.tensors} == {"W1", "b1", "W2", "b2"}
 
 
-@pytest.mark.parametrize("folder, name, module, old, new, blamed", [
-    (CS231N, "two-layer-net", "two_layer_net.py", "+ self.reg * W2", "", "W2"),  # regularisation forgotten
-    (CS231N, "two-layer-net", "two_layer_net.py", "(hidden_in > 0)", "(hidden_in >= -1)", "W1"),  # relu mask
-    (TUTORIAL, "planar-two-layer-net", "planar_net.py", "(1 - A1 ** 2)", "(1 - A1)", "b1"),  # tanh'
-    (TUTORIAL, "planar-two-layer-net", "planar_net.py", "db2 = np.sum(dZ2, axis=1, keepdims=True) / m",
-     "db2 = np.mean(dZ2, axis=1, keepdims=True) / m", "b2"),  # divided by m twice
-])
+@pytest.mark.parametrize(
+    "folder, name, module, old, new, blamed",
+    [
+        (CS231N, "two-layer-net", "two_layer_net.py", "+ self.reg * W2", "", "W2"),  # regularisation forgotten
+        (CS231N, "two-layer-net", "two_layer_net.py", "(hidden_in > 0)", "(hidden_in >= -1)", "W1"),  # relu mask
+        (TUTORIAL, "planar-two-layer-net", "planar_net.py", "(1 - A1 ** 2)", "(1 - A1)", "b1"),  # tanh'
+        (
+            TUTORIAL,
+            "planar-two-layer-net",
+            "planar_net.py",
+            "db2 = np.sum(dZ2, axis=1, keepdims=True) / m",
+            "db2 = np.mean(dZ2, axis=1, keepdims=True) / m",
+            "b2",
+        ),  # divided by m twice
+    ],
+)
 def test_example_model_with_a_planted_bug_fails_on_that_parameter(tmp_path, folder, name, module, old, new, blamed):
     config = planted(folder, tmp_path, module, old, new)
     res = check_layer(name, config=config, examples=6, seed=0)
@@ -56,7 +65,12 @@ def test_example_model_with_a_planted_bug_fails_on_that_parameter(tmp_path, fold
 
 
 def test_example_cli_exit_codes(tmp_path):
-    assert invoke("run", "planar-two-layer-net", "--config", TUTORIAL / "layers.yaml", "--examples", 3, "--seed", 0).exit_code == 0
+    assert (
+        invoke(
+            "run", "planar-two-layer-net", "--config", TUTORIAL / "layers.yaml", "--examples", 3, "--seed", 0
+        ).exit_code
+        == 0
+    )
     config = planted(TUTORIAL, tmp_path, "planar_net.py", "(1 - A1 ** 2)", "(1 - A1)")
     assert invoke("run", "all", "--config", config, "--examples", 3, "--seed", 0).exit_code == 1
 

@@ -11,6 +11,7 @@ from textwrap import dedent
 
 import pytest
 from click.testing import CliRunner
+from layer_expectations import assert_blamed_on, bug, failed_tensors
 
 import gradcheck
 from gradcheck import check_layer, run_config
@@ -18,7 +19,6 @@ from gradcheck.cli import cli
 from gradcheck.errors import ConfigError
 from gradcheck.registry import load_registry
 from gradcheck.results import LayerResult, Status, describe_failure
-from layer_expectations import assert_blamed_on, bug, failed_tensors
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "styles3"
 RIGHT, WRONG = FIXTURES / "layers.yaml", FIXTURES / "buggy.yaml"
@@ -69,6 +69,7 @@ def test_the_wrapped_layers_parameters_are_checked(right_results):
 def test_each_example_builds_a_fresh_wrapped_layer():
     spec = load_registry(RIGHT).get("numpy-ml-dropout-dense")
     from gradcheck.adapters import resolve
+
     first, second = (resolve(spec.init, {"M": 3})["wrapped_layer"] for _ in range(2))
     assert first is not second and first.n_out == second.n_out == 3
 
@@ -93,10 +94,16 @@ def test_dotted_locations_with_a_layer_object_in_python(module, status, monkeypa
     monkeypatch.syspath_prepend(str(FIXTURES))
     sys.modules.pop(module, None)
     code = __import__(module)
-    result = gradcheck.check(code.Dropout(code.Dense(3), 0.25), dims={"N": [1, 4], "D": [1, 3]},
-                             inputs={"X": ["N", "D"]}, params={"W": ["D", 3], "b": [1, 3]},
-                             params_at="dict:_base_layer.parameters", grads="dict:_base_layer.gradients",
-                             examples=3, seed=SEED)
+    result = gradcheck.check(
+        code.Dropout(code.Dense(3), 0.25),
+        dims={"N": [1, 4], "D": [1, 3]},
+        inputs={"X": ["N", "D"]},
+        params={"W": ["D", 3], "b": [1, 3]},
+        params_at="dict:_base_layer.parameters",
+        grads="dict:_base_layer.gradients",
+        examples=3,
+        seed=SEED,
+    )
     assert result.status is status
 
 
@@ -126,14 +133,17 @@ def test_the_base_file_is_valid(tmp_path):
     assert load_registry(write(tmp_path, BASE)).names() == ["wrapped"]
 
 
-@pytest.mark.parametrize("old, new, line, words", [
-    ("Dense, init", "Dens, init", 5, ["has no 'Dens'", "did you mean 'Dense'"]),
-    ("wrapped_layers.py:Dense", "wrapped_layers.py", 5, ["!layer needs impl: file.py:Class"]),
-    ("init: {n_out", "int: {n_out", 5, ["unknown key 'int' in !layer", "did you mean 'init'"]),
-    ("n_out: $M", "n_out: $MM", 5, ["'$MM' names no dim", "did you mean 'M'"]),
-    ("dict:_base_layer.parameters", "dict:_base_layer..parameters", 8, ["not a dotted path of attribute names"]),
-    ("!layer {impl", "!layer [impl", 5, ["!layer must tag a mapping"]),
-])
+@pytest.mark.parametrize(
+    "old, new, line, words",
+    [
+        ("Dense, init", "Dens, init", 5, ["has no 'Dens'", "did you mean 'Dense'"]),
+        ("wrapped_layers.py:Dense", "wrapped_layers.py", 5, ["!layer needs impl: file.py:Class"]),
+        ("init: {n_out", "int: {n_out", 5, ["unknown key 'int' in !layer", "did you mean 'init'"]),
+        ("n_out: $M", "n_out: $MM", 5, ["'$MM' names no dim", "did you mean 'M'"]),
+        ("dict:_base_layer.parameters", "dict:_base_layer..parameters", 8, ["not a dotted path of attribute names"]),
+        ("!layer {impl", "!layer [impl", 5, ["!layer must tag a mapping"]),
+    ],
+)
 def test_mistakes_are_one_line_each(tmp_path, old, new, line, words):
     text = BASE.replace(old, new, 1)
     if new.startswith("!layer ["):
@@ -168,8 +178,10 @@ def test_a_dotted_location_that_reaches_nothing_is_an_error_naming_it(tmp_path):
 def test_a_layer_argument_nests(tmp_path, module, status):
     """Dropout(Scaled([Dense(M)])): the dotted path reads through Scaled's `parameters` property."""
     inner = f"!layer {{impl: {FIXTURES}/{module}.py:Dense, init: {{n_out: $M}}}}"
-    text = BASE.replace(f"!layer {{impl: {FIXTURES}/wrapped_layers.py:Dense, init: {{n_out: $M}}}}",
-                        f"!layer {{impl: {FIXTURES}/{module}.py:Scaled, init: {{layers: [{inner}]}}}}")
+    text = BASE.replace(
+        f"!layer {{impl: {FIXTURES}/wrapped_layers.py:Dense, init: {{n_out: $M}}}}",
+        f"!layer {{impl: {FIXTURES}/{module}.py:Scaled, init: {{layers: [{inner}]}}}}",
+    )
     res = check_layer("wrapped", config=str(write(tmp_path, text)), examples=4, seed=SEED)
     assert res.status is status, describe_failure(res)
     assert {t.name for t in res.tensors} == {"X", "W", "b"}
@@ -181,7 +193,8 @@ layers:
   - name: scaled-stack
     impl: {folder}/{module}.py:Scaled
     init:
-      layers: [!layer {{impl: {folder}/{module}.py:Stack, setup: {{{method}: [!layer {{impl: {folder}/{module}.py:Tanh}}]}}}}]
+      layers: [!layer {{impl: {folder}/{module}.py:Stack,
+                        setup: {{{method}: [!layer {{impl: {folder}/{module}.py:Tanh}}]}}}}]
     inputs: {{X: [N, D]}}
     dims: {{N: [1, 3], D: [1, 3]}}
 """
