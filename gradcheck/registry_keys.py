@@ -120,7 +120,8 @@ def _check_name_clashes(entry: Entry, inputs, params) -> None:
 def _check_differentiable(entry: Entry, inputs, params) -> None:
     """A layer with no float input (a loss: first input) and no parameter has nothing to check."""
     raw, loss = entry.raw, entry.style == "loss"
-    if "inputs" not in raw or len(inputs) < len(raw.get("inputs") or ()):
+    written = raw.get("inputs")
+    if not isinstance(written, dict) or len(inputs) < len(written):
         return  # already reported
     floats = inputs[:1] if loss else inputs
     if not any(t.differentiable for t in floats) and not params:
@@ -161,6 +162,9 @@ def _location(key: str, default: str, kinds: tuple[str, ...]) -> Callable[[Entry
 
 def _batch(entry: Entry) -> str | None:
     batch, dims = entry.raw.get("batch"), entry.values["dims"]
+    if batch is not None and not isinstance(batch, str):
+        entry.must("batch", got=repr(batch))
+        return None
     if batch is not None and batch not in dims:
         entry.error("batch", f"batch {batch!r} is not a dim{suggest(batch, dims)}")
     return batch

@@ -253,7 +253,8 @@ def step(key: str) -> Callable[[Entry], tuple[str | None, tuple[str, ...]]]:
         if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
             entry.error(key, f"{key}: 'args' must be a list of names, e.g. [{', '.join(default)}]")
             return value["function"], tuple(default)
-        inputs = entry.raw.get("inputs", {})
+        inputs = entry.raw.get("inputs")
+        inputs = inputs if isinstance(inputs, dict) else {}  # not a mapping: reported as such
         for name in args:
             if name not in allowed:
                 others = ", ".join(n for n in allowed if n not in inputs)

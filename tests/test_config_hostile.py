@@ -5,6 +5,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from gradcheck import api
@@ -249,3 +250,34 @@ def test_run_config_names_an_unknown_layer_with_a_suggestion(project):
     (project / "layers.yaml").write_text(MERGED)
     with pytest.raises(UnknownLayerError, match=r"no layer named 'afine'.*did you mean 'affine'"):
         api.run_config("layers.yaml", names=["afine"], examples=1, seed=1)
+
+
+ODD_VALUES = [None, 5, True, "x", [], {}, [1], {"a": 1}, [[]], {"a": [None]}]
+BASES = {
+    "class": (FIXTURES, "layers.yaml"),
+    "model": (Path(__file__).parent.parent / "examples" / "tutorial-two-layer-net", "layers.yaml"),
+}
+
+
+@pytest.mark.parametrize("base", sorted(BASES))
+def test_every_key_given_an_odd_value_is_a_clear_problem_never_a_crash(tmp_path, monkeypatch, base):
+    """Each key of a real layer set to values of every other YAML type: loaded, or refused as
+    `layers.yaml:LINE: ...`; never another exception (a traceback for the user)."""
+    folder, name = BASES[base]
+    for source in folder.glob("*.py"):
+        shutil.copy(source, tmp_path / source.name)
+    monkeypatch.chdir(tmp_path)
+    layer = yaml.safe_load((folder / name).read_text())["layers"][0]
+    crashes = []
+    for key in layer:
+        for value in ODD_VALUES:
+            (tmp_path / "layers.yaml").write_text(yaml.safe_dump({"layers": [{**layer, key: value}]}))
+            try:
+                load_registry(tmp_path / "layers.yaml")
+            except ConfigError as exc:
+                assert all(
+                    p.startswith(str(tmp_path / "layers.yaml")) or p.startswith("layers.yaml") for p in exc.problems
+                )
+            except Exception as exc:  # noqa: BLE001 - the point is to catch anything else
+                crashes.append(f"{key}: {value!r} -> {exc!r}")
+    assert not crashes, "\n".join(crashes)
