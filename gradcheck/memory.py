@@ -90,6 +90,8 @@ def limit_memory(limit: int | None) -> bool:
     except ImportError:  # not a POSIX system
         return False
     kind = getattr(resource, "RLIMIT_DATA", None)
+    if kind is None:
+        return False
     try:
         _, hard = resource.getrlimit(kind)
         soft = limit if hard == resource.RLIM_INFINITY else min(limit, hard)

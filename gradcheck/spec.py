@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from gradcheck.expr import Expression
 
@@ -75,7 +76,7 @@ class Tolerances:
     atol: float | None = None
     eps: float | None = None
 
-    def merged(self, override: "Tolerances") -> "Tolerances":
+    def merged(self, override: Tolerances) -> Tolerances:
         """These tolerances with every non-None value of `override` taking precedence."""
         return Tolerances(
             rtol=self.rtol if override.rtol is None else override.rtol,
