@@ -90,6 +90,7 @@ DEFAULT_EXAMPLES = 20
 # On the command line every layer runs under this time limit unless told otherwise, so that a
 # hang is that layer's ERROR rather than the end of the run.
 DEFAULT_LAYER_TIMEOUT = 600.0
+RANDOM_SEEDS = 2**31  # a run without --seed draws its seed from range(RANDOM_SEEDS)
 
 
 @dataclass(frozen=True)
@@ -160,4 +161,4 @@ class Options:
     mode: str = "auto"
 
     def resolved_seed(self) -> int:
-        return self.seed if self.seed is not None else random.randrange(2**31)
+        return self.seed if self.seed is not None else random.randrange(RANDOM_SEEDS)
