@@ -56,8 +56,11 @@ def verdict(layer) -> dict:
         "calls": dict(layer.calls),
         "failing_dims": layer.failing_dims,
         "tensors": {
-            t.name: {"status": t.status.value, "worst_index": list(t.worst_index) if t.worst_index else None,
-                     "failing_dims": t.failing_dims}
+            t.name: {
+                "status": t.status.value,
+                "worst_index": list(t.worst_index) if t.worst_index else None,
+                "failing_dims": t.failing_dims,
+            }
             for t in layer.tensors
         },
     }

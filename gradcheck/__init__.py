@@ -21,7 +21,18 @@ _EXPORTS = {
     "Status": "gradcheck.results",
     "TensorResult": "gradcheck.results",
 }
-__all__ = list(_EXPORTS)
+__all__ = [
+    "check",
+    "CheckResult",
+    "check_layer",
+    "run_config",
+    "layer_names",
+    "load_registry",
+    "LayerResult",
+    "RunResult",
+    "Status",
+    "TensorResult",
+]
 
 if TYPE_CHECKING:
     from gradcheck.api import check_layer, layer_names, run_config
@@ -30,7 +41,8 @@ if TYPE_CHECKING:
     from gradcheck.results import LayerResult, RunResult, Status, TensorResult
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
+    """Import a public name's module on first use, then keep the name here."""
     if name not in _EXPORTS:
         raise AttributeError(f"module 'gradcheck' has no attribute {name!r}")
     value = getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
+
+CLOSE_ENOUGH = 0.6  # difflib's similarity above which a name counts as a likely typo
 
 
 class GradcheckError(Exception):
@@ -31,11 +34,21 @@ class UserImportError(GradcheckError):
     """The user's layer code could not be imported (it raised, exited, hung or is missing): one line."""
 
 
-def suggest(name: str, choices) -> str:
+class SettingsError(GradcheckError):
+    """A mistake in [tool.gradcheck] of pyproject.toml."""
+
+
+class StarterExistsError(GradcheckError):
+    """`gradcheck init` would overwrite files."""
+
+
+def suggest(name: str, choices: Iterable[object]) -> str:
     """A ' (did you mean X?)' suffix when `name` is close to one of `choices`."""
-    choices = [str(c) for c in choices]
-    close = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.6)
+    names = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(name), names, n=1, cutoff=CLOSE_ENOUGH)
     if not close:  # ReLU for Relu: compare without case too
-        lowered = {c.lower(): c for c in choices}
-        close = [lowered[c] for c in difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.6)]
+        lowered = {c.lower(): c for c in names}
+        close = [
+            lowered[c] for c in difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=CLOSE_ENOUGH)
+        ]
     return f" (did you mean {close[0]!r}?)" if close else ""

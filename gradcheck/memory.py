@@ -1,11 +1,9 @@
 """Keeping freed memory for reuse, so that large layers do not pay a page fault per page per forward.
 
-Every forward allocates its outputs and intermediates afresh, and the checker's moved copies and
-weighed differences come in blocks of megabytes. glibc's malloc serves such blocks with fresh
-pages from the kernel (mmap) and gives freed memory at the top of the heap back (trim), so the
-next block faults every page in again: `gradcheck check` on batch-norm at a small network's
-shapes (bench/README.md) faulted 200 000 pages in over 10 examples, 20 000 with this, and took
-2.0 s instead of 1.5 s. Asking malloc to serve blocks up to MMAP_BELOW from the heap and to keep
+Every forward allocates its outputs afresh, and the checker's moved copies come in blocks of
+megabytes; glibc's malloc gives such blocks back to the kernel when freed, so the next one faults
+every page in again (batch-norm at a small network's shapes: 200 000 page faults over 10 examples,
+20 000 with this, 2.0 s against 1.5 s). Serving blocks up to MMAP_BELOW from the heap and keeping
 up to KEEP_FREE bytes of freed memory there stops that; the process keeps its peak memory until
 it exits.
 """
@@ -42,6 +40,7 @@ def keep_freed_memory() -> bool:
 # -- the memory limit of a worker ---------------------------------------------------------------
 MEMORY_SHARE = 0.75  # of the machine's physical memory, divided among the workers running at once
 MIN_LIMIT = 512 << 20
+MIN_SIZE = 64 << 20  # a limit below this would stop numpy before any check starts
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
@@ -73,7 +72,7 @@ def parse_size(text: str | int) -> int | None:
     if number < 0 or not math.isfinite(number):
         raise ValueError(f"expected a size >= 0, got {text!r}")
     size = int(number * _UNITS[unit])
-    if 0 < size < (64 << 20):
+    if 0 < size < MIN_SIZE:
         raise ValueError(f"{text!r} is below 64M: too little for numpy to start a check")
     return size or None
 
@@ -90,6 +89,8 @@ def limit_memory(limit: int | None) -> bool:
     except ImportError:  # not a POSIX system
         return False
     kind = getattr(resource, "RLIMIT_DATA", None)
+    if kind is None:
+        return False
     try:
         _, hard = resource.getrlimit(kind)
         soft = limit if hard == resource.RLIM_INFINITY else min(limit, hard)

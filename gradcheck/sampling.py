@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -26,6 +26,9 @@ if TYPE_CHECKING:  # hypothesis is imported only when a search needs it: it take
 SCALES = (1.0, 0.01, 100.0, 1000.0)
 GIVEN_JUMP = 0x9E3779B97F4A7C15  # how far a given array moves the example's generator (what it would have drawn)
 MAX_TRIES = 1000  # dims drawn per example before the `where` clauses count as unsatisfiable
+SEEDS = 2**32  # value seeds are drawn from range(SEEDS), as hypothesis draws them
+EXTREMES_STREAM = 14  # mixed into the seed so that the extremes' generator is its own
+RANGE_MARGIN = 0.01  # share of a declared range left out at each end: finite-difference steps stay inside
 
 
 @dataclass(frozen=True)
@@ -46,9 +49,7 @@ def satisfies(spec: LayerSpec, dims: dict[str, int]) -> bool:
     try:
         if not all(bool(w.evaluate(dims)) for w in spec.where):
             return False
-        return all(
-            int(e.evaluate(dims)) >= 0 for t in spec.inputs + spec.params for e in t.shape
-        )
+        return all(int(e.evaluate(dims)) >= 0 for t in spec.inputs + spec.params for e in t.shape)
     except (ZeroDivisionError, ArithmeticError, ValueError):
         return False
 
@@ -61,8 +62,9 @@ def draw_examples(spec: LayerSpec, seed: int) -> Iterator[Example]:
     the largest magnitude: the most values of ~1e3 that any example draws, so that an exp without
     max-subtraction meets one above 709 all but surely (a few small examples at ~1e3 can all be
     negative). When `where` rejects a corner, `extremes` follows with examples that reach every
-    dim's minimum and maximum (and batch size 1) all the same, wherever `where` allows them. The minimum has value seed 0, which makes it hypothesis's own first example:
-    should it fail, hypothesis finds it already checked. The next examples take every magnitude
+    dim's minimum and maximum (and batch size 1) all the same, wherever `where` allows them. The
+    minimum has value seed 0, which makes it hypothesis's own first example: should it fail,
+    hypothesis finds it already checked. The next examples take every magnitude
     of SCALES once, in a random order; after that the magnitude is drawn like the rest. Stops
     early only when MAX_TRIES draws in a row miss the `where` clauses.
     """
@@ -72,23 +74,24 @@ def draw_examples(spec: LayerSpec, seed: int) -> Iterator[Example]:
         dims = {name: bounds[corner] for name, bounds in spec.dims.items()}
         if satisfies(spec, dims):
             reached.append(dims)
-            yield Example(tuple(dims.items()), 0 if corner == 0 else int(rng.integers(2**32)))
+            yield Example(tuple(dims.items()), 0 if corner == 0 else int(rng.integers(SEEDS)))
             if corner == 1:
-                yield Example(tuple(dims.items()), int(rng.integers(2**32)), max(SCALES))
+                yield Example(tuple(dims.items()), int(rng.integers(SEEDS)), max(SCALES))
     for dims in extremes(spec, reached, seed):
-        yield Example(tuple(dims.items()), int(rng.integers(2**32)))
+        yield Example(tuple(dims.items()), int(rng.integers(SEEDS)))
     first_scales = [SCALES[i] for i in rng.permutation(len(SCALES))]
-    while (dims := _draw_dims(spec, rng)) is not None:
+    while (drawn := _draw_dims(spec, rng)) is not None:
         scale = first_scales.pop() if first_scales else SCALES[rng.integers(len(SCALES))]
-        yield Example(tuple(dims.items()), int(rng.integers(2**32)), scale)
+        yield Example(tuple(drawn.items()), int(rng.integers(SEEDS)), scale)
 
 
 def extreme_targets(spec: LayerSpec) -> list[tuple[str, int]]:
     """(dim, value) pairs some example must reach: each dim's minimum and maximum, and batch size 1."""
     targets = [(name, bounds[corner]) for corner in (0, 1) for name, bounds in spec.dims.items()]
-    batch = spec.dims.get(spec.batch_dim or "")
+    batch_dim = spec.batch_dim or ""
+    batch = spec.dims.get(batch_dim)
     if batch is not None and batch[0] <= 1 <= batch[1]:
-        targets.insert(0, (spec.batch_dim, 1))
+        targets.insert(0, (batch_dim, 1))
     return list(dict.fromkeys(targets))
 
 
@@ -103,7 +106,7 @@ def extremes(spec: LayerSpec, reached: list[dict[str, int]], seed: int) -> Itera
     is its own, so the examples drawn after these are those of a layer whose corners `where` allows.
     """
     missing = [t for t in extreme_targets(spec) if not any(d[t[0]] == t[1] for d in reached)]
-    rng = np.random.default_rng([seed % 2**64, 14])
+    rng = np.random.default_rng([seed % 2**64, EXTREMES_STREAM])
     for attempt in range(MAX_TRIES):
         if not missing:
             return
@@ -119,7 +122,7 @@ def _candidate(spec: LayerSpec, name: str, value: int, rng: np.random.Generator)
     end = 0 if value == spec.dims[name][0] else 1
     keep, drawn = rng.random((2, len(spec.dims))).tolist()
     dims = {}
-    for k, coin, x in zip(spec.dims, keep, drawn):
+    for k, coin, x in zip(spec.dims, keep, drawn, strict=True):
         lo, hi = spec.dims[k]
         dims[k] = (lo, hi)[end] if coin < 0.5 else lo + min(int(x * (hi - lo + 1)), hi - lo)
     dims[name] = value
@@ -133,12 +136,12 @@ def _draw_dims(spec: LayerSpec, rng: np.random.Generator) -> dict[str, int] | No
     uniform over 2..hi), all in one call to the generator.
     """
     names = list(spec.dims)
-    batch_lo, batch_hi = spec.dims.get(spec.batch_dim, (0, 0))
+    batch_lo, batch_hi = spec.dims.get(spec.batch_dim or "", (0, 0))
     coin = spec.batch_dim if batch_lo <= 1 < batch_hi else None  # the batch dim, when it may be 1 or more
     for _ in range(MAX_TRIES):
         u = rng.random(len(names) + 1).tolist()
         dims = {}
-        for name, x in zip(names, u):
+        for name, x in zip(names, u, strict=False):  # u[-1] is the batch coin
             lo, hi = spec.dims[name]
             if name == coin:
                 dims[name] = 1 if u[-1] < 0.5 else 2 + min(int(x * (hi - 1)), hi - 2)
@@ -170,7 +173,7 @@ def examples_strategy(spec: LayerSpec) -> st.SearchStrategy[Example]:
     return st.builds(
         lambda dims, seed, scale: Example(tuple(dims.items()), seed, scale),
         dims_strategy(spec),
-        st.integers(0, 2**32 - 1),
+        st.integers(0, SEEDS - 1),
         st.sampled_from(SCALES),
     )
 
@@ -184,19 +187,21 @@ def draw_tensor(tensor: TensorSpec, dims: dict[str, int], rng: np.random.Generat
     """Values for one input or parameter (a copy of the array given to gradcheck.check, if one was)."""
     given = getattr(tensor, "given", None)
     if given is not None:  # the stream jumps far on: the upstream gradient must not repeat the user's own draws
-        rng.bit_generator.advance(GIVEN_JUMP)
+        cast(np.random.PCG64, rng.bit_generator).advance(GIVEN_JUMP)
         return given.copy()
     shape = shape_of(tensor, dims)
     if tensor.kind == "integers":
+        assert tensor.integers is not None  # the registry gives every integers tensor its bounds
         lo, hi = (int(e.evaluate(dims)) for e in tensor.integers)
         return rng.integers(lo, max(lo, hi) + 1, size=shape)
     if tensor.kind == "values":
+        assert tensor.values is not None  # the registry gives every values tensor its choices
         choice = rng.integers(0, len(tensor.values), size=shape)
         return np.asarray(tensor.values)[choice]
     if tensor.range is not None:
-        lo, hi = tensor.range
-        margin = 0.01 * (hi - lo)  # keep finite-difference stencils inside the domain
-        return rng.uniform(lo + margin, hi - margin, size=shape)
+        low, high = tensor.range
+        margin = RANGE_MARGIN * (high - low)
+        return rng.uniform(low + margin, high - margin, size=shape)
     return rng.standard_normal(shape) * scale
 
 
@@ -228,5 +233,6 @@ def draw_upstream(outputs: tuple[np.ndarray, ...], rng: np.random.Generator | in
     if all(out.ndim == 0 or out.shape == (1,) for out in outputs):  # a loss: no generator needed
         return [1.0 if out.ndim == 0 else np.ones(1) for out in outputs]
     rng = np.random.default_rng(rng)
-    return [1.0 if out.ndim == 0 else np.ones(1) if out.shape == (1,) else rng.standard_normal(out.shape)
-            for out in outputs]
+    return [
+        1.0 if out.ndim == 0 else np.ones(1) if out.shape == (1,) else rng.standard_normal(out.shape) for out in outputs
+    ]

@@ -7,15 +7,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from gradcheck.errors import GradcheckError, suggest
+from gradcheck.errors import SettingsError, suggest
 from gradcheck.limits import RULES, check_setting, setting_problem, shown
 from gradcheck.spec import DEFAULT_LAYER_TIMEOUT, MODES, LayerSpec, Tolerances
 
 PYPROJECT = Path("pyproject.toml")
-
-
-class SettingsError(GradcheckError):
-    """A mistake in [tool.gradcheck] of pyproject.toml."""
 
 
 @dataclass(frozen=True)
@@ -40,9 +36,18 @@ class Settings:
     source: str | None = None  # the pyproject.toml these came from (not a key of the table)
 
 
-_KINDS = {"config": "path", "examples": "limits", "seed": "integer", "rtol": "limits", "atol": "limits",
-          "eps": "limits", "timeout": "limits", "jobs": "count", "mode": "mode",
-          "memory_limit": "size"}
+_KINDS = {
+    "config": "path",
+    "examples": "limits",
+    "seed": "integer",
+    "rtol": "limits",
+    "atol": "limits",
+    "eps": "limits",
+    "timeout": "limits",
+    "jobs": "count",
+    "mode": "mode",
+    "memory_limit": "size",
+}
 
 
 def find_pyproject(start: Path | None = None) -> Path | None:
@@ -87,8 +92,7 @@ def load_settings(path: Path | None = None) -> Settings:
     table = tool.get("gradcheck", {})
     if not isinstance(table, dict):
         raise SettingsError(f"{path}: [tool.gradcheck] must be a table, got {shown(table)}")
-    problems = [_problem(key, value) for key, value in table.items()]
-    problems = [f"{path}: [tool.gradcheck] {p}" for p in problems if p]
+    problems = [f"{path}: [tool.gradcheck] {p}" for key, value in table.items() if (p := _problem(key, value))]
     if problems:
         raise SettingsError("\n".join(problems))
     settings = Settings(**{key: check_setting(key, value) if key in RULES else value for key, value in table.items()})
@@ -98,7 +102,8 @@ def load_settings(path: Path | None = None) -> Settings:
 
 
 def _beside(pyproject: Path, config: str) -> Path:
-    """`config` relative to the pyproject.toml's folder, shown relative to the current folder where it is below it."""
+    """`config` relative to the pyproject.toml's folder, shown relative to the current folder where it is
+    below it."""
     target = Path(config) if Path(config).is_absolute() else pyproject.parent / config
     try:
         return target.resolve().relative_to(Path.cwd().resolve())
@@ -115,12 +120,17 @@ def _problem(key: str, value: Any) -> str | None:
         return setting_problem(key, value)
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     wanted = {
-        "path": ("a path to a layers.yaml", isinstance(value, str) and value.strip() != ""
-                 and all(c >= " " for c in value)),
+        "path": (
+            "a path to a layers.yaml",
+            isinstance(value, str) and value.strip() != "" and all(c >= " " for c in value),
+        ),
         "count": ("a whole number >= 1", number and isinstance(value, int) and value >= 1),
         "integer": ("a whole number", number and isinstance(value, int)),
         "mode": (f"one of {', '.join(MODES)}", value in MODES),
-        "size": ("a size such as \"4G\", a number of bytes, or \"none\"", isinstance(value, (str, int)) and not isinstance(value, bool)),
+        "size": (
+            'a size such as "4G", a number of bytes, or "none"',
+            isinstance(value, (str, int)) and not isinstance(value, bool),
+        ),
     }[kind]
     return None if wanted[1] else f"{key} must be {wanted[0]}, got {shown(value)}"
 
@@ -134,4 +144,3 @@ def with_settings(spec: LayerSpec, settings: Settings) -> LayerSpec:
         examples=spec.examples if spec.examples is not None else settings.examples,
         timeout=next(t for t in (spec.timeout, settings.timeout, DEFAULT_LAYER_TIMEOUT) if t is not None),
     )
-

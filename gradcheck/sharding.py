@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Sequence, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 T = TypeVar("T")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
     """'K/N' -> (K, N) with 1 <= K <= N, or ValueError saying what was expected."""
-    k, sep, n = text.partition("/")
-    if not sep or not k.strip().isdigit() or not n.strip().isdigit():
+    first, sep, count = text.partition("/")
+    if not sep or not first.strip().isdigit() or not count.strip().isdigit():
         raise ValueError(f"expected K/N such as 1/4, got {text!r}")
-    k, n = int(k), int(n)
+    k, n = int(first), int(count)
     if not 1 <= k <= n:
         raise ValueError(f"expected 1 <= K <= N, got {text!r}")
     return k, n

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
+from typing import Any
 
 from gradcheck.spec import LayerSpec
 
 
 def backward_location(spec: LayerSpec) -> str | None:
     """'/abs/path/file.py:LINE' of the layer's backward (a loss's function), or None if unknown."""
-    function = {"class": getattr(spec.target, "backward", None), "functions": spec.backward,
-                "loss": spec.function}.get(spec.style)
+    backwards = {"class": getattr(spec.target, "backward", None), "functions": spec.backward, "loss": spec.function}
+    function: Any = backwards.get(spec.style)
     if spec.style == "class" and "backward" not in vars(spec.target):
         function = spec.target  # inherited backward: point at the class that was registered
     try:

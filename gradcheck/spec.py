@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from gradcheck.expr import Expression
 
@@ -76,7 +77,7 @@ class Tolerances:
     atol: float | None = None
     eps: float | None = None
 
-    def merged(self, override: "Tolerances") -> "Tolerances":
+    def merged(self, override: Tolerances) -> Tolerances:
         """These tolerances with every non-None value of `override` taking precedence."""
         return Tolerances(
             rtol=self.rtol if override.rtol is None else override.rtol,
@@ -90,6 +91,7 @@ DEFAULT_EXAMPLES = 20
 # On the command line every layer runs under this time limit unless told otherwise, so that a
 # hang is that layer's ERROR rather than the end of the run.
 DEFAULT_LAYER_TIMEOUT = 600.0
+RANDOM_SEEDS = 2**31  # a run without --seed draws its seed from range(RANDOM_SEEDS)
 
 
 @dataclass(frozen=True)
@@ -160,4 +162,4 @@ class Options:
     mode: str = "auto"
 
     def resolved_seed(self) -> int:
-        return self.seed if self.seed is not None else random.randrange(2**31)
+        return self.seed if self.seed is not None else random.randrange(RANDOM_SEEDS)

@@ -1,10 +1,10 @@
-'''`gradcheck init`: a commented starter layers.yaml and a layer file that passes it.'''
+"""`gradcheck init`: a commented starter layers.yaml and a layer file that passes it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from gradcheck.errors import GradcheckError
+from gradcheck.errors import StarterExistsError
 
 LAYERS_YAML = """\
 # layers.yaml: the layers `gradcheck run all` checks. Paths are relative to this file.
@@ -138,10 +138,6 @@ class TwoLayerNet:
 '''
 
 STARTERS = {"layers": FILES, "model": {"layers.yaml": MODEL_LAYERS_YAML, "mymodel.py": MYMODEL_PY}}
-
-
-class StarterExistsError(GradcheckError):
-    """`gradcheck init` would overwrite files."""
 
 
 def write_starter(folder: Path, force: bool = False, style: str = "layers") -> list[Path]:

@@ -264,3 +264,14 @@ def test_repro_command_reproduces_the_failure():
     again = invoke(*argv[1:], "--format", "json")
     assert again.exit_code == 1
     assert json.loads(again.stdout)["layers"][0]["tensors"] == layer["tensors"]
+
+
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_every_shared_option_is_read_into_the_run_or_its_outputs(command):
+    from dataclasses import fields
+
+    from gradcheck.cli_options import read_flags
+
+    names = {param.name for param in cli.commands[command].params if param.name not in ("names", "name")}
+    flags, outputs = read_flags(dict.fromkeys(names))
+    assert {field.name for field in fields(flags)} | {field.name for field in fields(outputs)} == names
