@@ -1,4 +1,4 @@
-"""Test settings: hypothesis derandomised in CI, the `slow` marker for long sweeps, click's CliRunner alike on every version.
+"""Test settings: hypothesis derandomised in CI, the `slow` marker for long sweeps, one CliRunner on every click.
 
 Portability rule for every test here: the suite must pass on any CPU kernel, BLAS build and
 supported library version (numpy, click, rich, hypothesis, PyYAML from pyproject's floors up).
@@ -12,8 +12,9 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-settings.register_profile("ci", derandomize=True, database=None, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "ci", derandomize=True, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.register_profile("dev", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 

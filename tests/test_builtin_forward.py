@@ -324,7 +324,7 @@ def test_lstm_cell_matches_per_gate_loop(rng):
     for n in range(N):
         for j in range(H):
 
-            def pre(gate):
+            def pre(gate, n=n, j=j):
                 col = gate * H + j
                 return x[n] @ Wx[:, col] + h[n] @ Wh[:, col] + b[col]
 
@@ -431,13 +431,13 @@ def test_backward_leaves_arguments_alone_and_returns_input_shapes(rng, name):
     saved_douts = copy.deepcopy(douts)
     grads = layer.backward(*douts)
     grads = () if grads is None else grads if isinstance(grads, tuple) else (grads,)
-    expected = [x.shape for x, d in zip(inputs, differentiable) if d]
+    expected = [x.shape for x, d in zip(inputs, differentiable, strict=True) if d]
     assert [gr.shape for gr in grads] == expected
     assert all(gr.dtype == np.float64 for gr in grads)
     for p in params:
         assert getattr(layer, "d" + p).shape == saved_params[p].shape
         assert_array_equal(getattr(layer, p), saved_params[p])
-    for before, after in zip(saved_douts + saved_inputs, douts + inputs):
+    for before, after in zip(saved_douts + saved_inputs, douts + inputs, strict=True):
         assert_array_equal(after, before)
 
 

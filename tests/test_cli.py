@@ -41,13 +41,16 @@ def project(tmp_path, monkeypatch):
 
 
 # -- exit codes -------------------------------------------------------------------------------
-@pytest.mark.parametrize("fixture, extra, code", [
-    ("layers", [], 0),                  # PASS and XFAIL
-    ("layers", ["--strict"], 0),        # an expected failure stays fine under --strict
-    ("failing", [], 1),                 # a FAIL
-    ("lenient", [], 0),                 # WARN and XPASS pass...
-    ("lenient", ["--strict"], 1),       # ...unless --strict
-])
+@pytest.mark.parametrize(
+    "fixture, extra, code",
+    [
+        ("layers", [], 0),  # PASS and XFAIL
+        ("layers", ["--strict"], 0),  # an expected failure stays fine under --strict
+        ("failing", [], 1),  # a FAIL
+        ("lenient", [], 0),  # WARN and XPASS pass...
+        ("lenient", ["--strict"], 1),  # ...unless --strict
+    ],
+)
 def test_exit_code_follows_the_worst_status(fixture, extra, code):
     result = invoke("run", "all", "--config", config(fixture), "--seed", 7, *extra)
     assert result.exit_code == code, result.output
@@ -61,16 +64,19 @@ def test_checking_commands_keep_freed_memory_for_reuse(command, monkeypatch):
     assert asked == [True]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run", "afine"], "no layer named 'afine'"),
-    (["check", "squre"], "did you mean 'square'?"),
-    (["run", "all", "--shard", "0/3"], "1 <= K <= N"),
-    (["run", "all", "--shard", "4/3"], "1 <= K <= N"),
-    (["run", "all", "--shard", "two"], "expected K/N"),
-    (["run", "all", "--jobs", "0"], "must be positive"),
-    (["run", "all", "--rtol", "-1"], "rtol must be a number >= 0 and < 1, got -1.0"),
-    (["run", "all", "--format", "xml"], "'xml' is not one of"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "afine"], "no layer named 'afine'"),
+        (["check", "squre"], "did you mean 'square'?"),
+        (["run", "all", "--shard", "0/3"], "1 <= K <= N"),
+        (["run", "all", "--shard", "4/3"], "1 <= K <= N"),
+        (["run", "all", "--shard", "two"], "expected K/N"),
+        (["run", "all", "--jobs", "0"], "must be positive"),
+        (["run", "all", "--rtol", "-1"], "rtol must be a number >= 0 and < 1, got -1.0"),
+        (["run", "all", "--format", "xml"], "'xml' is not one of"),
+    ],
+)
 def test_usage_errors_exit_2_without_traceback(args, message):
     result = invoke(*args, "--config", config("layers"))
     assert result.exit_code == 2
@@ -94,8 +100,10 @@ def test_missing_config_exits_2_and_points_at_init(project):
 
 
 def test_invalid_layers_yaml_exits_2_with_every_problem(project):
-    (project / "layers.yaml").write_text("layers:\n  - name: a\n    impl: cli_layers.py:Square\n    inputs: {x: [N, D]}\n"
-                                         "    dims: {N: [1, 2]}\n    tolerance: 1\n")
+    (project / "layers.yaml").write_text(
+        "layers:\n  - name: a\n    impl: cli_layers.py:Square\n    inputs: {x: [N, D]}\n"
+        "    dims: {N: [1, 2]}\n    tolerance: 1\n"
+    )
     result = invoke("run", "all", "--format", "github")
     assert result.exit_code == 2
     assert "layers.yaml:4: input 'x': dim 'D' is used but has no range in 'dims'" in result.stderr
@@ -140,7 +148,8 @@ def test_no_colour_or_progress_off_a_terminal(fmt):
 def test_forced_colour_does_not_bring_progress_into_a_log():
     """FORCE_COLOR (set by some CI systems) colours the table but a log never gets the progress display."""
     result = CliRunner(env=CLEAN_ENV | {"FORCE_COLOR": "1"}).invoke(
-        cli, ["run", "all", "--config", str(config("layers")), "--seed", "7"], catch_exceptions=False)
+        cli, ["run", "all", "--config", str(config("layers")), "--seed", "7"], catch_exceptions=False
+    )
     assert result.exit_code == 0
     assert "\x1b[" in result.stdout  # colour follows FORCE_COLOR, as rich decides
     assert "0:00:0" not in result.output and "layers" not in result.stderr
@@ -152,7 +161,9 @@ def test_progress_shows_on_a_terminal_and_never_on_stdout():
     env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV} | {"TERM": "xterm"}
     process = subprocess.Popen(
         [sys.executable, "-m", "gradcheck", "run", "all", "--config", config("layers"), "--seed", "7"],
-        stdout=subprocess.PIPE, stderr=follower, env=env,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env=env,
     )
     os.close(follower)
     terminal, deadline = b"", time.monotonic() + 60
@@ -195,20 +206,22 @@ def test_mode_is_passed_to_the_engine(captured, mode):
 def test_pyproject_defaults_rank_below_layers_yaml_and_above_built_ins(project, captured):
     (project / "pyproject.toml").write_text(
         '[tool.gradcheck]\nconfig = "tolerance.yaml"\nrtol = 1e-2\nexamples = 9\nseed = 5\njobs = 3\n'
-        'mode = "fast"\ntimeout = 30\n')
-    (project / "tolerance.yaml").write_text((project / "tolerance.yaml").read_text().replace(
-        "layers:", "defaults:\n  examples: 4\nlayers:"))
+        'mode = "fast"\ntimeout = 30\n'
+    )
+    (project / "tolerance.yaml").write_text(
+        (project / "tolerance.yaml").read_text().replace("layers:", "defaults:\n  examples: 4\nlayers:")
+    )
     assert invoke("run", "all").exit_code == 0
     specs, options = captured["specs"], captured["options"]
-    assert specs["off-default"].tolerances.rtol == 1e-2      # [tool.gradcheck] fills the gap
-    assert specs["off-own-rtol"].tolerances.rtol == 1e-5     # the layer's own value wins
-    assert specs["off-default"].examples == 4                # the file's defaults: win too
+    assert specs["off-default"].tolerances.rtol == 1e-2  # [tool.gradcheck] fills the gap
+    assert specs["off-own-rtol"].tolerances.rtol == 1e-5  # the layer's own value wins
+    assert specs["off-default"].examples == 4  # the file's defaults: win too
     assert specs["off-default"].timeout == 30
     assert (options.seed, captured["jobs"], options.mode) == (5, 3, "fast")
     assert options.tolerances.rtol is None and options.config is None  # no --config needed to reproduce
 
     assert invoke("run", "all", "--rtol", "0.5", "--seed", 1, "--jobs", 1, "--mode", "full").exit_code == 0
-    assert captured["options"].tolerances.rtol == 0.5        # a flag overrides everything
+    assert captured["options"].tolerances.rtol == 0.5  # a flag overrides everything
     assert (captured["options"].seed, captured["jobs"], captured["options"].mode) == (1, 1, "full")
 
 
@@ -222,13 +235,19 @@ def test_pyproject_precedence_end_to_end(project):
     assert result.exit_code == 1
 
 
-@pytest.mark.parametrize("toml, message", [
-    ('[tool.gradcheck]\nrtol = "abc"\n', "pyproject.toml: [tool.gradcheck] rtol must be a number >= 0 and < 1, got 'abc'"),
-    ("[tool.gradcheck]\nrtl = 1e-3\n", "unknown key 'rtl' (did you mean 'rtol'?)"),
-    ("[tool.gradcheck]\njobs = 0\n", "jobs must be a whole number >= 1, got 0"),
-    ('[tool.gradcheck]\nmode = "quick"\n', "mode must be one of auto, full, fast"),
-    ("[tool.gradcheck\n", "pyproject.toml: invalid TOML"),
-])
+@pytest.mark.parametrize(
+    "toml, message",
+    [
+        (
+            '[tool.gradcheck]\nrtol = "abc"\n',
+            "pyproject.toml: [tool.gradcheck] rtol must be a number >= 0 and < 1, got 'abc'",
+        ),
+        ("[tool.gradcheck]\nrtl = 1e-3\n", "unknown key 'rtl' (did you mean 'rtol'?)"),
+        ("[tool.gradcheck]\njobs = 0\n", "jobs must be a whole number >= 1, got 0"),
+        ('[tool.gradcheck]\nmode = "quick"\n', "mode must be one of auto, full, fast"),
+        ("[tool.gradcheck\n", "pyproject.toml: invalid TOML"),
+    ],
+)
 def test_bad_pyproject_exits_2(project, toml, message):
     (project / "pyproject.toml").write_text(toml)
     result = invoke("run", "all")
@@ -250,8 +269,20 @@ def test_list_reads_the_configured_file(project):
 
 
 def test_fail_fast_stops_at_the_first_failure():
-    result = invoke("run", "bias-not-summed", "affine", "--config", config("failing"), "--seed", 7,
-                    "--fail-fast", "--format", "json", "--output", os.devnull)
+    result = invoke(
+        "run",
+        "bias-not-summed",
+        "affine",
+        "--config",
+        config("failing"),
+        "--seed",
+        7,
+        "--fail-fast",
+        "--format",
+        "json",
+        "--output",
+        os.devnull,
+    )
     assert result.exit_code == 1
     assert "1 layer(s) not checked" in result.stdout
 

@@ -134,8 +134,14 @@ def not_run(code: str, where: str, project: Path, namespace: dict) -> None:
     """Output, shown as printed (the README's excerpt is compared with the command in test_gallery)."""
 
 
-RUNNERS = {"python": run_python, "yaml": run_yaml, "bash": run_bash, "toml": run_toml, "json": run_json,
-           "text": not_run}
+RUNNERS = {
+    "python": run_python,
+    "yaml": run_yaml,
+    "bash": run_bash,
+    "toml": run_toml,
+    "json": run_json,
+    "text": not_run,
+}
 
 
 def _file_name(code: str) -> str | None:
@@ -145,8 +151,14 @@ def _file_name(code: str) -> str | None:
 
 def _pytest(project: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTEST_ADDOPTS": ""}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=project,
-                          capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
 
 
 def _write_stand_ins(document: dict, folder: Path) -> None:
@@ -157,9 +169,13 @@ def _write_stand_ins(document: dict, folder: Path) -> None:
         names = modules.setdefault(module, set())
         names.update(n for n in (obj, layer.get("forward"), layer.get("backward"), layer.get("function")) if n)
     for module, names in modules.items():
-        code = "".join(f"class {n}:\n    def __init__(self, **kw): pass\n    def forward(self, *a, **k): pass\n"
-                       f"    def backward(self, *a): pass\n" if n[0].isupper() else f"def {n}(*a, **k): pass\n"
-                       for n in sorted(names))
+        code = "".join(
+            f"class {n}:\n    def __init__(self, **kw): pass\n    def forward(self, *a, **k): pass\n"
+            f"    def backward(self, *a): pass\n"
+            if n[0].isupper()
+            else f"def {n}(*a, **k): pass\n"
+            for n in sorted(names)
+        )
         (folder / module).write_text(code)
 
 

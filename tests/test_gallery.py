@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from layer_expectations import assert_blamed_on, bug, failed_tensors, layer_names
 
 from gradcheck import run_config
 from gradcheck.cli import cli
 from gradcheck.results import LayerResult, Status, describe_failure
-from layer_expectations import assert_blamed_on, bug, failed_tensors, layer_names
 
 GALLERY = Path(__file__).resolve().parent.parent / "examples" / "buggy"
 BUGGY = GALLERY / "layers.yaml"
@@ -142,7 +142,7 @@ def test_a_diagnosis_read_off_another_example_says_where(buggy_results):
 def test_the_readme_excerpt_is_what_the_command_prints():
     """README.md shows a real run of the gallery; it must stay what that command prints (times aside)."""
     readme = (GALLERY.parent.parent / "README.md").read_text()
-    section = readme[readme.index("## What a caught bug looks like"):]
+    section = readme[readme.index("## What a caught bug looks like") :]
     command = re.search(r"`gradcheck (run [^`]*)`:", section).group(1)
     shown = re.search(r"```\w*\n(.*?)\n```", section, re.S).group(1)
     result = CliRunner().invoke(cli, command.split(), env={"COLUMNS": "120"})
@@ -164,19 +164,25 @@ def _stable(text: str) -> str:
 README_ROW = "│ batch-mean               │ x (2x1) │       16 │    2.84e-12 │    0.00e+00 │ PASS   │  2.10s │"
 
 
-@pytest.mark.parametrize("row", [
-    README_ROW.replace("2.84e-12", "1.19e-10"),                                # another BLAS's rounding
-    README_ROW.replace("0.00e+00", "1.39e-17"),                                # not exactly 0 elsewhere
-    README_ROW.replace("      16 │", "       6 │").replace(" 2.10s", "12.10s"),  # older hypothesis, slower CPU
-])
+@pytest.mark.parametrize(
+    "row",
+    [
+        README_ROW.replace("2.84e-12", "1.19e-10"),  # another BLAS's rounding
+        README_ROW.replace("0.00e+00", "1.39e-17"),  # not exactly 0 elsewhere
+        README_ROW.replace("      16 │", "       6 │").replace(" 2.10s", "12.10s"),  # older hypothesis, slower CPU
+    ],
+)
 def test_the_excerpt_comparison_ignores_what_varies_between_machines(row):
     assert _stable(row) == _stable(README_ROW)
 
 
-@pytest.mark.parametrize("row", [
-    README_ROW.replace("PASS  ", "FAIL  "),
-    README_ROW.replace("2.84e-12", "2.84e-02"),   # an error far above rounding
-    README_ROW.replace("x (2x1)", "x (1x2)"),
-])
+@pytest.mark.parametrize(
+    "row",
+    [
+        README_ROW.replace("PASS  ", "FAIL  "),
+        README_ROW.replace("2.84e-12", "2.84e-02"),  # an error far above rounding
+        README_ROW.replace("x (2x1)", "x (1x2)"),
+    ],
+)
 def test_the_excerpt_comparison_still_sees_what_the_excerpt_promises(row):
     assert _stable(row) != _stable(README_ROW)

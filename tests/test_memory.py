@@ -37,4 +37,3 @@ def test_large_temporaries_stop_faulting_pages_in_once_freed_memory_is_kept():
     plain, kept = _faults("plain"), _faults("keep")
     assert plain > 50 * 1000  # each 16 MB temporary faults its ~4096 pages in again
     assert kept < plain / 20
-

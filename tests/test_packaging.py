@@ -52,7 +52,9 @@ def test_the_sdist_carries_what_the_tests_read():
         assert f"recursive-include {folder} " in manifest, folder
     for folder in ("tests", "examples"):
         taken = set(re.search(rf"^recursive-include {folder} (.*)$", manifest, re.M).group(1).split())
-        shipped = {f"*{path.suffix}" for path in (ROOT / folder).rglob("*.*")
-                   if "__pycache__" not in path.parts and ".hypothesis" not in path.parts}
+        shipped = {
+            f"*{path.suffix}"
+            for path in (ROOT / folder).rglob("*.*")
+            if "__pycache__" not in path.parts and ".hypothesis" not in path.parts
+        }
         assert shipped <= taken, (folder, shipped - taken)  # every kind of file the tests may open
-

@@ -46,12 +46,15 @@ def test_float32_time_layers_pass_at_float32_precision(name, seed):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("name, tensors", [
-    ("time-embedding-last-step", {"W"}),  # = instead of +=: a missing term
-    ("time-rnn-no-recurrence", {"xs"}),  # the hidden state's gradient forgotten
-    ("time-affine-transposed", {"x"}),  # W where W.T belongs
-    ("time-affine-mean-bias", {"b"}),  # a 1/(N*T)
-])
+@pytest.mark.parametrize(
+    "name, tensors",
+    [
+        ("time-embedding-last-step", {"W"}),  # = instead of +=: a missing term
+        ("time-rnn-no-recurrence", {"xs"}),  # the hidden state's gradient forgotten
+        ("time-affine-transposed", {"x"}),  # W where W.T belongs
+        ("time-affine-mean-bias", {"b"}),  # a 1/(N*T)
+    ],
+)
 def test_float32_bugged_twins_fail_on_the_bugged_tensor(name, tensors, seed):
     result = check(WRONG, name, seed)
     assert result.status is Status.FAIL, describe_failure(result)

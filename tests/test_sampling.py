@@ -20,13 +20,16 @@ AFFINE = """
     dims: {dims}
     where: {where}
 """
-LAYERS = "layers:" + "".join(AFFINE.format(name=name, dims=dims, where=where) for name, dims, where in [
-    ("plain", "{N: [1, 4], D: [1, 5], M: [2, 5]}", "[]"),
-    ("constrained", "{N: [1, 4], D: [1, 5], M: [2, 5]}", '["D != M", "N * D * M < 100"]'),
-    ("batch-from-two", "{N: [2, 5], D: [1, 5], M: [1, 5]}", "[]"),
-    ("rare", "{N: [1, 4], D: [1, 5], M: [1, 5]}", '["N == 3", "D == 2", "M == 4"]'),
-    ("impossible", "{N: [1, 4], D: [1, 5], M: [1, 5]}", '["D > 10"]'),
-])
+LAYERS = "layers:" + "".join(
+    AFFINE.format(name=name, dims=dims, where=where)
+    for name, dims, where in [
+        ("plain", "{N: [1, 4], D: [1, 5], M: [2, 5]}", "[]"),
+        ("constrained", "{N: [1, 4], D: [1, 5], M: [2, 5]}", '["D != M", "N * D * M < 100"]'),
+        ("batch-from-two", "{N: [2, 5], D: [1, 5], M: [1, 5]}", "[]"),
+        ("rare", "{N: [1, 4], D: [1, 5], M: [1, 5]}", '["N == 3", "D == 2", "M == 4"]'),
+        ("impossible", "{N: [1, 4], D: [1, 5], M: [1, 5]}", '["D > 10"]'),
+    ]
+)
 
 
 @pytest.fixture(scope="module")

@@ -19,5 +19,7 @@ def test_forward_receives_only_values_inside_the_declared_range(mode):
     received.clear()
     result = check_layer(spec, Options(seed=0, examples=10, mode=mode))
     assert result.status is Status.PASS
-    assert received and min(lo for lo, _ in received) >= 0.1 and max(hi for _, hi in received) <= 3.0, \
-        (min(received), max(received, key=lambda r: r[1]))
+    assert received and min(lo for lo, _ in received) >= 0.1 and max(hi for _, hi in received) <= 3.0, (
+        min(received),
+        max(received, key=lambda r: r[1]),
+    )

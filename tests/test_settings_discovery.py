@@ -15,7 +15,7 @@ from gradcheck.settings import find_pyproject, load_settings
 CLEAN_ENV = {"FORCE_COLOR": None, "NO_COLOR": None, "COLUMNS": None, "GITHUB_WORKSPACE": None}
 GALLERY = Path(__file__).resolve().parent.parent / "examples" / "buggy"
 
-MODULE = '''\
+MODULE = """\
 import numpy as np
 
 
@@ -29,11 +29,11 @@ def good_backward(dout, x):
 
 def wrong_backward(dout, x):
     return dout * (1 + np.tanh(x) ** 2)
-'''
+"""
 
 
 def layers_yaml(name):
-    return f'''layers:
+    return f"""layers:
   - name: {name}
     impl: mine.py
     style: functions
@@ -41,7 +41,7 @@ def layers_yaml(name):
     backward: {name}_backward
     inputs: {{x: [N, D]}}
     dims: {{N: [1, 3], D: [1, 3]}}
-'''
+"""
 
 
 def invoke(*args):
@@ -114,8 +114,13 @@ def _project(tmp_path: Path) -> Path:
 
 def test_the_command_line_leaves_no_hypothesis_folder(tmp_path):
     project = _project(tmp_path)
-    ran = subprocess.run([sys.executable, "-m", "gradcheck", "run", "all", "--seed", "1"], cwd=project,
-                         capture_output=True, text=True, timeout=300)
+    ran = subprocess.run(
+        [sys.executable, "-m", "gradcheck", "run", "all", "--seed", "1"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ran.returncode == 1, ran.stderr
     assert not (project / ".hypothesis").exists()
 
@@ -123,8 +128,14 @@ def test_the_command_line_leaves_no_hypothesis_folder(tmp_path):
 def test_the_pytest_plugin_leaves_no_hypothesis_folder(tmp_path):
     project = _project(tmp_path)
     env = {**os.environ, "HYPOTHESIS_PROFILE": ""}
-    ran = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--gradcheck"], cwd=project,
-                         capture_output=True, text=True, timeout=300, env=env)
+    ran = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--gradcheck"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert ran.returncode == 1 and "1 failed" in ran.stdout, ran.stdout
     assert not (project / ".hypothesis").exists()
 
@@ -133,5 +144,6 @@ def test_the_python_api_leaves_no_hypothesis_folder(tmp_path, monkeypatch):
     project = _project(tmp_path)
     monkeypatch.chdir(project)
     from gradcheck.api import run_config
+
     assert run_config("layers.yaml", seed=1).exit_code() == 1
     assert not (project / ".hypothesis").exists()

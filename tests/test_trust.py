@@ -112,16 +112,30 @@ def test_the_evidence_after_a_failure_gets_what_is_left_of_the_deadline_not_a_ne
 
 
 # -- the reproduce command --------------------------------------------------------------------
-EVERY_OPTION = Options(seed=9, examples=7, tolerances=Tolerances(rtol=1.2345678e-5, atol=3e-8, eps=2.5e-7),
-                       timeout=42.5, config="my layers/layers.yaml", mode="fast")
+EVERY_OPTION = Options(
+    seed=9,
+    examples=7,
+    tolerances=Tolerances(rtol=1.2345678e-5, atol=3e-8, eps=2.5e-7),
+    timeout=42.5,
+    config="my layers/layers.yaml",
+    mode="fast",
+)
 
 
 def test_the_reproduce_command_carries_every_option_that_shapes_the_verdict_exactly():
     argv = shlex.split(reproduce("odd name", EVERY_OPTION, 9))
     assert argv[:3] == ["gradcheck", "check", "odd name"]
-    flags = dict(zip(argv[3::2], argv[4::2]))
-    assert flags == {"--seed": "9", "--examples": "7", "--rtol": "1.2345678e-05", "--atol": "3e-08",
-                     "--eps": "2.5e-07", "--mode": "fast", "--config": "my layers/layers.yaml", "--timeout": "42.5"}
+    flags = dict(zip(argv[3::2], argv[4::2], strict=True))
+    assert flags == {
+        "--seed": "9",
+        "--examples": "7",
+        "--rtol": "1.2345678e-05",
+        "--atol": "3e-08",
+        "--eps": "2.5e-07",
+        "--mode": "fast",
+        "--config": "my layers/layers.yaml",
+        "--timeout": "42.5",
+    }
 
 
 def test_the_engine_and_a_worker_that_died_give_the_same_reproduce_command():
@@ -144,10 +158,13 @@ def test_skip_does_not_pass_the_gate_and_the_summary_counts_it():
     assert "1 skip" in line.plain and "red" in str(line.style)
 
 
-@pytest.mark.parametrize("name, reason", [
-    ("always-empty", "x (it had no elements in any example)"),
-    ("nothing-differentiable", "no differentiable input and no parameter"),
-])
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("always-empty", "x (it had no elements in any example)"),
+        ("nothing-differentiable", "no differentiable input and no parameter"),
+    ],
+)
 def test_a_layer_with_nothing_to_compare_is_skip_with_its_reason(name, reason):
     """layers.yaml refuses both at load; a LayerSpec built in Python reaches the engine all the same."""
     result = check_layer(_unloadable(name), Options(seed=2, examples=5))
@@ -195,8 +212,9 @@ def test_a_layers_sys_exit_is_its_error_and_does_not_escape_the_api():
 
 
 def test_run_config_takes_timeout_mode_and_jobs():
-    run = api.run_config(ROOT.parent / "layers.yaml", ["linear", "tanh"], seed=1, examples=2, timeout=120,
-                         mode="fast", jobs=2)
+    run = api.run_config(
+        ROOT.parent / "layers.yaml", ["linear", "tanh"], seed=1, examples=2, timeout=120, mode="fast", jobs=2
+    )
     assert [layer.status for layer in run.layers] == [Status.PASS, Status.PASS]
     assert all(dict(t.checked_by).get("fast") == 2 for layer in run.layers for t in layer.tensors)
     assert all("--timeout" not in layer.repro for layer in run.layers)  # a pass has none

@@ -74,7 +74,11 @@ def layers_in(*files: str) -> list:
         for layer in doc["layers"]:
             expectation = parse_expectation(layer.get("description", ""))
             marks = [GAP] if layer["name"] in DIAGNOSIS_GAPS else []
-            params.append(pytest.param(HERE / file, layer["name"], expectation, id=f"{Path(file).stem}:{layer['name']}", marks=marks))
+            params.append(
+                pytest.param(
+                    HERE / file, layer["name"], expectation, id=f"{Path(file).stem}:{layer['name']}", marks=marks
+                )
+            )
     return params
 
 
@@ -88,17 +92,23 @@ def assert_verdict(result, expectation: Expectation) -> None:
     assert result.status in expectation.statuses, report
     if expectation.message:
         said = " ".join([result.message, *result.warnings])
-        assert re.search(expectation.message, said, re.I | re.S), f"message does not match /{expectation.message}/:\n{report}"
+        assert re.search(expectation.message, said, re.I | re.S), (
+            f"message does not match /{expectation.message}/:\n{report}"
+        )
     tensors = {t.name: t for t in result.tensors}
     for name, pattern in expectation.diagnoses:
         assert name in tensors, f"no tensor {name!r} in the result:\n{report}"
         diagnosis = tensors[name].diagnosis
         if pattern.startswith("!"):
-            assert not re.search(pattern[1:], diagnosis, re.I), f"diagnosis of {name!r} wrongly matches /{pattern[1:]}/: {diagnosis!r}\n{report}"
+            assert not re.search(pattern[1:], diagnosis, re.I), (
+                f"diagnosis of {name!r} wrongly matches /{pattern[1:]}/: {diagnosis!r}\n{report}"
+            )
         elif pattern == "none":
             assert diagnosis == "", f"confident guess for a patternless bug in {name!r}: {diagnosis!r}\n{report}"
         else:
-            assert re.search(pattern, diagnosis, re.I), f"diagnosis of {name!r} does not match /{pattern}/: {diagnosis!r}\n{report}"
+            assert re.search(pattern, diagnosis, re.I), (
+                f"diagnosis of {name!r} does not match /{pattern}/: {diagnosis!r}\n{report}"
+            )
 
 
 @pytest.mark.parametrize("config, name, expectation", layers_in(*ALL_FILES))
@@ -142,7 +152,14 @@ def test_warn_exits_zero_unless_strict():
 
 def test_run_continues_after_raising_and_nan_layers():
     """A layer that raises or returns NaN is a verdict; the layers after it are still checked."""
-    names = ["forward-raises", "forward-nan", "backward-nan", "backward-returns-none", "one-tuple", "global-np-random-dropout"]
+    names = [
+        "forward-raises",
+        "forward-nan",
+        "backward-nan",
+        "backward-returns-none",
+        "one-tuple",
+        "global-np-random-dropout",
+    ]
     run = run_config(HERE / "hygiene.yaml", names=names, seed=SEED, examples=5)
     got = {layer.name: layer.status for layer in run.layers}
     assert list(got) == names
@@ -153,9 +170,11 @@ def test_run_continues_after_raising_and_nan_layers():
     assert got["one-tuple"] is Status.PASS and got["global-np-random-dropout"] is Status.PASS
 
 
-REPORTED = [pytest.param("diagnosis.yaml", "diag-later-rows", "x", id="diag-later-rows"),
-            pytest.param("batch.yaml", "affine-dw-transposed-square", "W", id="affine-dw-transposed-square"),
-            pytest.param("diagnosis.yaml", "diag-conv-pad", "x", id="diag-conv-pad")]
+REPORTED = [
+    pytest.param("diagnosis.yaml", "diag-later-rows", "x", id="diag-later-rows"),
+    pytest.param("batch.yaml", "affine-dw-transposed-square", "W", id="affine-dw-transposed-square"),
+    pytest.param("diagnosis.yaml", "diag-conv-pad", "x", id="diag-conv-pad"),
+]
 
 
 @pytest.mark.parametrize("file, name, tensor", REPORTED)

@@ -38,6 +38,4 @@ class BatchNormFixed(BatchNorm):
         self.dgamma = np.sum(dout * self.xhat, axis=0)
         dxhat = dout * self.gamma
         # The two means are the paths through mu and through var.
-        return (
-            dxhat - dxhat.mean(axis=0) - self.xhat * np.mean(dxhat * self.xhat, axis=0)
-        ) / self.std
+        return (dxhat - dxhat.mean(axis=0) - self.xhat * np.mean(dxhat * self.xhat, axis=0)) / self.std

@@ -45,9 +45,7 @@ class Conv2d:
                 window = self.xp[:, :, i * s : i * s + K, j * s : j * s + K]
                 self.dW += np.tensordot(dout[:, :, i, j], window, axes=([0], [0]))
                 # BUG: the window read in forward starts at (i * s, j * s), not (i, j)
-                dxp[:, :, i : i + K, j : j + K] += np.tensordot(
-                    dout[:, :, i, j], self.W, axes=([1], [0])
-                )
+                dxp[:, :, i : i + K, j : j + K] += np.tensordot(dout[:, :, i, j], self.W, axes=([1], [0]))
         H, W = self.x_shape[2:]
         return dxp[:, :, p : p + H, p : p + W]
 

@@ -35,7 +35,7 @@ def backward_propagation(parameters, cache, X, Y, lambd):
     dZ2 = A2 - Y  # sigmoid and cross-entropy together
     dW2 = dZ2 @ A1.T / m + lambd / m * parameters["W2"]
     db2 = np.sum(dZ2, axis=1, keepdims=True) / m
-    dZ1 = (parameters["W2"].T @ dZ2) * (1 - A1 ** 2)  # tanh' = 1 - tanh^2
+    dZ1 = (parameters["W2"].T @ dZ2) * (1 - A1**2)  # tanh' = 1 - tanh^2
     dW1 = dZ1 @ X.T / m + lambd / m * parameters["W1"]
     db1 = np.sum(dZ1, axis=1, keepdims=True) / m
     return {"dW1": dW1, "db1": db1, "dW2": dW2, "db2": db2}
