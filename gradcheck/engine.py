@@ -129,7 +129,7 @@ def _refuse_bad_options(count, mode: str, timeout) -> None:
         raise GradcheckError(f"examples must be a whole number >= 1, got {count!r}")
     if mode not in MODES:
         raise GradcheckError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    if timeout is not None and not (isinstance(timeout, numbers.Real) and timeout > 0):  # NaN fails `> 0` too
+    if timeout is not None and not (isinstance(timeout, numbers.Real) and float(timeout) > 0):  # NaN fails `> 0` too
         raise GradcheckError(f"timeout must be a number of seconds > 0, got {timeout!r}")
 
 
