@@ -9,10 +9,8 @@ import numpy as np
 
 from gradcheck.adapters import UPDATE_LEARNING_RATE, Adapter, LayerProblem, adapter_for
 from gradcheck import finite_diff
-from gradcheck.finite_diff import (
-    MAX_STRETCH, Estimate, Kinks, centred_difference, coloured_gradient, directions_agree, element_differences, is_steady,
-    numerical_gradient, tolerance,
-)
+from gradcheck.directions import MAX_STRETCH, Kinks, directions_agree
+from gradcheck.finite_diff import Estimate, centred_difference, element_differences, is_steady, numerical_gradient, tolerance
 from gradcheck.diagnosis import float_errors, nonfinite_cause, output_label, upstream_label
 from gradcheck.results import Status
 from gradcheck.sampling import Example, clip_to_range, draw_arrays, draw_upstream
@@ -327,7 +325,7 @@ class _ExampleRun:
         return found
 
     def _kinks(self, names: list[str], upstream) -> Kinks:
-        """What the directions need to tell kinks from errors (see finite_diff.Kinks): per sample
+        """What the directions need to tell kinks from errors (see directions.Kinks): per sample
         where the layer's samples proved independent (the probe rides in the directions' first
         stacked forward) and only batch-leading inputs move."""
         size = self.batch_size
@@ -554,11 +552,11 @@ class _ExampleRun:
         evaluate = self._evaluate_one(name)
         if self._batching is None and name in self._colourable():
             try:
-                return coloured_gradient(evaluate, x, upstream, eps, hidden, self._evaluate_each(name, coloured=True)), True
+                return numerical_gradient(evaluate, x, upstream, eps, hidden, self._evaluate_each(name, coloured=True), by_sample=True), True
             except _NotColoured:
                 pass
         if name in self.batching()[0]:
-            return coloured_gradient(evaluate, x, upstream, eps, hidden, self._evaluate_each(name)), True
+            return numerical_gradient(evaluate, x, upstream, eps, hidden, self._evaluate_each(name), by_sample=True), True
         return numerical_gradient(evaluate, x, upstream, eps, hidden, self._evaluate_each(name)), False
 
     def _probe_batching(self, extra: dict[str, np.ndarray] | None = None) -> tuple[set[str], bool, list | None]:
@@ -697,7 +695,7 @@ class _ExampleRun:
         outcome = None
         for group in (chunk for g in groups for chunk in np.array_split(g, -(-len(g) // CONFIRM_CHUNK))):
             part = element_differences(self._evaluate_each(name), x, group, upstream, self.tol.eps, self.hidden)
-            numeric.reshape(-1)[group], noise.reshape(-1)[group] = part.value, part.noise
+            numeric.reshape(-1)[group], noise.reshape(-1)[group] = part.value, part.rounding
             outcome = self._confirm(name, kind, x, analytic, base, upstream, Estimate(numeric.copy(), noise.copy()),
                                     False)
             if outcome.status is Status.FAIL:
@@ -708,7 +706,7 @@ class _ExampleRun:
         """The verdict on a numerical estimate: suspects re-derived and swept for steadiness."""
         eps, rtol, atol = self.tol.eps, self.tol.rtol, self.tol.atol
         evaluate = self._evaluate_one(name)
-        numeric, noise = estimate.value, estimate.noise
+        numeric, noise = estimate.value, estimate.rounding
         bound = tolerance(estimate, analytic, rtol, atol, self._natural(name))
         unreliable = ~np.isfinite(numeric)
         gap = np.abs(analytic - numeric)

@@ -11,7 +11,7 @@ import pytest
 
 import gradcheck.examples as examples
 from gradcheck.examples import Counter, check_example
-from gradcheck.finite_diff import FAST_TIGHTNESS, MAX_STRETCH, directions_agree
+from gradcheck.directions import FAST_TIGHTNESS, MAX_STRETCH, directions_agree
 from gradcheck.registry import load_registry
 from gradcheck.results import Status
 from gradcheck.sampling import Example

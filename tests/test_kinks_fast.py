@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import gradcheck.finite_diff as finite_diff
+import gradcheck.directions as directions
 from gradcheck.examples import Counter, check_example
-from gradcheck.finite_diff import Kinks, directions_agree
+from gradcheck.directions import Kinks, directions_agree
 from gradcheck.registry import import_file, load_registry
 from gradcheck.results import Status
 from gradcheck.sampling import Example
@@ -38,7 +38,7 @@ def test_overlapping_max_pool_passes_on_the_directions_alone():
         outcome, forwards = _run(spec, "fast", seed)
         assert outcome.status is Status.PASS
         assert outcome.tensors[0].method == "fast", seed
-        assert forwards <= 2 + finite_diff.KINK_RETRIES
+        assert forwards <= 2 + directions.KINK_RETRIES
 
 
 @pytest.mark.parametrize("bug", ["MaxPoolToEvery", "MaxPoolAssigns"])
