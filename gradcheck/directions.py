@@ -16,6 +16,8 @@ FAST_TIGHTNESS = 0.1
 # Where rounding would cloud the directions (foretold, or found and no tensor has more room than
 # the rest), the step may stretch beyond eps * max(1, |x|), by at most this factor in all.
 MAX_STRETCH = 64.0
+# A step stretched against rounding is stretched to leave it at most 1/ROUNDING_SHARE of FAST_TIGHTNESS.
+ROUNDING_SHARE = 4.0
 
 
 @dataclass
@@ -40,7 +42,7 @@ class DirectionalCheck:
 
     def growth(self) -> float:
         """How much larger the step must be to bring rounding well under FAST_TIGHTNESS."""
-        return max(2.0, 4.0 * self.rounding / FAST_TIGHTNESS)
+        return max(2.0, ROUNDING_SHARE * self.rounding / FAST_TIGHTNESS)
 
     def roomy(self) -> list[str]:
         """The tensors that leave a step that much larger than the one the tightest tensor set."""
@@ -163,7 +165,7 @@ def _directions_round(evaluate, points, analytic, upstream, eps, units, rng, str
     t = eps * stretch * np.min(list(reach.values()), axis=0)  # one step per direction, shared by all tensors
     foretold = float((ROUNDING_SAFETY * current_rounding_unit() * weight / (2 * t)).max())
     if foretold > FAST_TIGHTNESS / 2:  # in tolerance units
-        more = min(4 * foretold / FAST_TIGHTNESS, MAX_STRETCH / stretch)
+        more = min(ROUNDING_SHARE * foretold / FAST_TIGHTNESS, MAX_STRETCH / stretch)
         t *= more
         stretch *= more
     moved = {}

@@ -18,6 +18,10 @@ QUANTA = 64
 STEADINESS = 0.1
 # A step incommensurate with h and 2h, for the steadiness sweep.
 ODD_STEP = 0.37
+# The steps, in units of h, whose centred differences the steadiness sweep compares with the one at h;
+# each may differ from it by this many times its own rounding.
+SWEEP = (2.0, ODD_STEP, 1 / 8, 1 / 64)
+SWEEP_ROUNDING_MARGIN = 3.0
 # Forwards whose outputs are weighed together: at most this many output elements per block.
 BLOCK_ELEMENTS = 1 << 18
 # Guards divisions by a size that may be zero.
@@ -176,7 +180,7 @@ def is_steady(
     """
     h = float(eps * max(1.0, abs(x.reshape(-1)[index])))
     g = {}
-    for t in (h, 2 * h, ODD_STEP * h, h / 8, h / 64):
+    for t in (h, *(factor * h for factor in SWEEP)):
         for signed in (t, -t):
             moved, taken = perturbed(x, index, signed)
             total, rounding = weigh(upstream, evaluate(moved), base, magnitude, grains=False)
@@ -192,9 +196,8 @@ def is_steady(
         (gp, tp, _), (gm, tm, _) = g[t], g[-t]
         return gp / tp - gm / tm
 
-    drift = [
-        abs(numeric - value) - 3 * rounding for value, rounding in map(centred, (2 * h, ODD_STEP * h, h / 8, h / 64))
-    ]
+    sweep = (centred(factor * h) for factor in SWEEP)
+    drift = [abs(numeric - value) - SWEEP_ROUNDING_MARGIN * rounding for value, rounding in sweep]
     spread = max(*drift, abs(curvature(2 * h) - 2 * curvature(h)))
     return spread <= STEADINESS * abs(analytic - numeric)
 
