@@ -45,7 +45,8 @@ def check_example(
 
 
 def _check(forwards: Forwards, tol: Tolerances, mode: str, warnings: list[str]) -> tuple[list[TensorOutcome], str]:
-    """The steps of the check in order; a step that finds the layer at fault raises LayerProblem."""
+    """The check's steps in order: (the outcome of every tensor, the precision checked at). A step
+    that finds the layer at fault raises LayerProblem, which is the example's verdict."""
     warnings += forwards.prepare()  # build the layer; undeclared parameters it holds are checked too
     # Forward at the drawn point: finite, and leaving what it is given alone.
     reference = hygiene.reference_forward(forwards)
@@ -55,9 +56,7 @@ def _check(forwards: Forwards, tol: Tolerances, mode: str, warnings: list[str]) 
     # A layer computing in float32 inside is checked at float32's step and tolerances.
     precision, steps = checked_precision(forwards.adapter, reference.outputs, forwards.magnitude, tol, warnings)
     compare = Comparison(forwards, steps, upstream)
-    spec = forwards.spec
-    tensors = [(t.name, "input") for t in spec.differentiable_inputs]
-    tensors += [(p.name, "param") for p in spec.params if p.name in analytic]
+    tensors = _compared_tensors(forwards.spec, analytic)
     # Random directions first where the mode or the cost asks for them; the others element by element.
     quick = fast_pass(compare, [name for name, _ in tensors], analytic, mode)
     outcomes = [_compare(compare, name, kind, analytic[name], quick, mode) for name, kind in tensors]
@@ -67,6 +66,12 @@ def _check(forwards: Forwards, tol: Tolerances, mode: str, warnings: list[str]) 
     # ... and never wrote into the copies every call shared (a later call may where the first did not).
     hygiene.check_unchanged(forwards, forwards.shared_inputs, forwards.shared_params, "forward")
     return outcomes, precision
+
+
+def _compared_tensors(spec: LayerSpec, analytic: dict) -> list[tuple[str, str]]:
+    """(name, kind) of every tensor compared: the differentiated inputs, and the parameters backward gave."""
+    tensors = [(t.name, "input") for t in spec.differentiable_inputs]
+    return tensors + [(p.name, "param") for p in spec.params if p.name in analytic]
 
 
 def _compare(compare: Comparison, name: str, kind: str, analytic: np.ndarray, quick: dict, mode: str) -> TensorOutcome:
