@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradcheck import finite_diff, hygiene
-from gradcheck.adapters import LayerProblem, adapter_for
+from gradcheck.adapters import LayerProblem
 from gradcheck.by_directions import by_groups, fast_pass, passed
 from gradcheck.comparison import Comparison
 from gradcheck.forwards import Forwards
@@ -36,7 +36,7 @@ def check_example(
     try:
         # a layer's overflow warnings are its verdict's business, not the console's
         with np.errstate(all="ignore"), finite_diff.rounding_unit():
-            forwards = Forwards(adapter_for(spec), example, arrays, counter or Counter(), rng)
+            forwards = Forwards(spec, example, arrays, counter or Counter(), rng)
             tensors, precision = _check(forwards, tol, mode, warnings)
     except LayerProblem as problem:
         return ExampleOutcome(example, problem.status, problem.message, shapes=shapes, tensor=problem.tensor)

@@ -7,7 +7,7 @@ from typing import cast
 import numpy as np
 
 from gradcheck import batching, finite_diff
-from gradcheck.adapters import Adapter, ClassAdapter, LayerProblem
+from gradcheck.adapters import Adapter, ClassAdapter, LayerProblem, adapter_for
 from gradcheck.outcomes import Counter
 from gradcheck.results import Status
 from gradcheck.sampling import Example
@@ -19,8 +19,11 @@ class Forwards:
     once per example (the reference forward shows forward leaves them alone; the check's last step
     makes sure it always did)."""
 
-    def __init__(self, adapter: Adapter, example: Example, arrays: dict[str, np.ndarray], counter: Counter, rng):
-        self.adapter, self.arrays, self.counter, self.rng = adapter, arrays, counter, rng
+    def __init__(self, spec: LayerSpec, example: Example, arrays: dict[str, np.ndarray], counter: Counter, rng):
+        # the registry's spec; the adapter's once it adopts or drops parameters (see prepare, forget_params)
+        self.spec = spec
+        self.adapter: Adapter = adapter_for(spec)
+        self.arrays, self.counter, self.rng = arrays, counter, rng
         self.seed, self.dim_values = example.seed, example.dim_values
         self.params = {p.name: arrays[p.name] for p in self.spec.params}
         self.shared_inputs, self.shared_params = self.fresh_copies()
@@ -36,11 +39,6 @@ class Forwards:
         self.repeated = False  # whether a later forward has reproduced the reference outputs
 
     @property
-    def spec(self) -> LayerSpec:
-        """The layer's spec, with the parameters the adapter adopted or dropped."""
-        return self.adapter.spec
-
-    @property
     def class_adapter(self) -> ClassAdapter:
         """The adapter of a class layer: only those adopt parameters and read them where the layer holds them."""
         return cast(ClassAdapter, self.adapter)
@@ -48,6 +46,8 @@ class Forwards:
     def prepare(self) -> list[str]:
         """Build the layer; undeclared parameters it holds are checked like declared ones. Returns warnings."""
         self.adapter.prepare({**self.dim_values, **self.arrays}, self.seed)
+        if self.adapter.adopted:
+            self.spec = self.adapter.spec
         for name, drawn in self.adapter.adopted.items():
             self.arrays[name] = self.params[name] = drawn
             self.shared_params[name] = drawn.copy()
@@ -60,6 +60,7 @@ class Forwards:
         for name in names:
             del self.params[name], self.shared_params[name]
         self.class_adapter.drop(names)
+        self.spec = self.adapter.spec
 
     def fresh_copies(self) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
         """Copies of the drawn inputs and parameters, for a call whose effect on them is checked."""
