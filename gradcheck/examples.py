@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradcheck import finite_diff, hygiene
+from gradcheck import by_directions, finite_diff, hygiene
 from gradcheck.adapters import LayerProblem
-from gradcheck.by_directions import by_groups, fast_pass, passed
 from gradcheck.comparison import Comparison
 from gradcheck.forwards import Forwards
 from gradcheck.gradients import analytic_gradients
@@ -58,7 +57,7 @@ def _check(forwards: Forwards, tol: Tolerances, mode: str, warnings: list[str]) 
     compare = Comparison(forwards, steps, upstream)
     tensors = _compared_tensors(forwards.spec, analytic)
     # Random directions first where the mode or the cost asks for them; the others element by element.
-    quick = fast_pass(compare, [name for name, _ in tensors], analytic, mode)
+    quick = by_directions.fast_pass(compare, [name for name, _ in tensors], analytic, mode)
     outcomes = [_compare(compare, name, kind, analytic[name], quick, mode) for name, kind in tensors]
     # Forward gives the same outputs twice (unless a stacked probe already showed it) ...
     if not forwards.repeated:
@@ -78,7 +77,7 @@ def _compare(compare: Comparison, name: str, kind: str, analytic: np.ndarray, qu
     """One tensor's verdict: passed by the directions, checked group by group, or element by element."""
     if name in quick:
         error, unit = quick[name]
-        return passed(name, kind, analytic, error * unit, np.full(analytic.shape, unit))
+        return by_directions.passed(name, kind, analytic, error * unit, np.full(analytic.shape, unit))
     if checked_in_groups(compare.forwards, name, mode):
-        return by_groups(compare, name, kind, analytic)
+        return by_directions.by_groups(compare, name, kind, analytic)
     return compare.element_by_element(name, kind, analytic)

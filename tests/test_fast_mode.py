@@ -11,8 +11,8 @@ import pytest
 
 import gradcheck.by_directions as by_directions
 import gradcheck.method_choice as method_choice
-from gradcheck.examples import Counter, check_example
 from gradcheck.directions import FAST_TIGHTNESS, MAX_STRETCH, directions_agree
+from gradcheck.examples import Counter, check_example
 from gradcheck.registry import load_registry
 from gradcheck.results import Status
 from gradcheck.sampling import Example

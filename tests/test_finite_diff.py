@@ -32,7 +32,7 @@ def test_stacked_weighing_matches_one_perturbation_at_a_time(problem):
     rng = np.random.default_rng(6)
     pluses = [_layer(x + 1e-6 * rng.standard_normal(x.shape)) for _ in range(5)]
     minuses = [_layer(x - 1e-6 * rng.standard_normal(x.shape)) for _ in range(5)]
-    stacked = [[np.stack(col) for col in zip(*side)] for side in (pluses, minuses)]
+    stacked = [[np.stack(col) for col in zip(*side, strict=False)] for side in (pluses, minuses)]
     total, rounding = weigh_per_sample(upstream, stacked[0], stacked[1], 4)
     assert total.shape == rounding.shape == (5, 4)
     for k in range(5):
