@@ -274,10 +274,10 @@ class _Search:
         return _guarded_check(self.spec, example, self.tol, self.counter, self.mode)
 
 
-def _guarded_check(spec, example, tol, counter, mode, only: frozenset[str] | None = None) -> ExampleOutcome:
+def _guarded_check(spec, example, tol, counter, mode) -> ExampleOutcome:
     """check_example, with whatever escapes it made that example's ERROR (only a time limit or Ctrl-C go on)."""
     try:
-        return check_example(spec, example, tol, counter, mode, only)
+        return check_example(spec, example, tol, counter, mode)
     except (KeyboardInterrupt, _Timeout):
         raise
     except Exception as exc:  # a bug in gradcheck itself: say so rather than blame the layer silently

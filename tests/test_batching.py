@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradcheck.examples import Counter, _ExampleRun, check_example
+from gradcheck import batching
+from gradcheck.examples import Counter, check_example
+from gradcheck.forwards import Forwards
 from gradcheck.registry import load_registry
 from gradcheck.results import Status
 from gradcheck.sampling import Example
@@ -54,14 +56,16 @@ def test_a_batch_of_one_is_stacked_too():
     assert outcome.status is Status.PASS and forwards == 2
 
 
-@pytest.mark.parametrize("name, dims", [("tanh", {"N": 3, "D": 5}), ("linear", {"N": 3, "D": 4, "M": 2}),
-                                         ("conv2d", None), ("attention", None)])
+@pytest.mark.parametrize(
+    "name, dims",
+    [("tanh", {"N": 3, "D": 5}), ("linear", {"N": 3, "D": 4, "M": 2}), ("conv2d", None), ("attention", None)],
+)
 def test_stacked_and_unstacked_differences_agree(name, dims, monkeypatch):
     spec = BUILTINS.get(name)
     dims = dims or {dim: min(hi, max(lo, 3)) for dim, (lo, hi) in spec.dims.items()}
     stacked, stacked_calls = _run(spec, **dims)
-    original = _ExampleRun._probe_batching
-    monkeypatch.setattr(_ExampleRun, "_probe_batching", lambda self, extra=None: (original(self)[0], False, None))
+    original = batching.probe
+    monkeypatch.setattr(batching, "probe", lambda forwards, extra=None: (original(forwards)[0], False, None))
     plain, plain_calls = _run(spec, **dims)
     assert stacked.status is plain.status is Status.PASS
     assert stacked_calls < plain_calls
@@ -73,16 +77,18 @@ def test_stacked_and_unstacked_differences_agree(name, dims, monkeypatch):
 @pytest.mark.parametrize("name", ["fixed-batch-affine", "scaled-by-batch", "mask-by-shape"])
 def test_layers_that_defeat_stacking_are_checked_one_forward_at_a_time(name, mode, monkeypatch):
     stacked_calls = []  # stacked forwards whose outputs were used: plain ones, and probes that carried copies
-    original, probe = _ExampleRun._stacked, _ExampleRun._probe_batching
-    monkeypatch.setattr(_ExampleRun, "_stacked", lambda self, moved: stacked_calls.append(len(moved)) or original(self, moved))
+    original, probe = Forwards.stacked, batching.probe
+    monkeypatch.setattr(
+        Forwards, "stacked", lambda self, moved: stacked_calls.append(len(moved)) or original(self, moved)
+    )
 
-    def spied_probe(self, extra=None):
-        verdict = probe(self, extra)
+    def spied_probe(forwards, extra=None):
+        verdict = probe(forwards, extra)
         if verdict[2] is not None:
             stacked_calls.append(len(extra))
         return verdict
 
-    monkeypatch.setattr(_ExampleRun, "_probe_batching", spied_probe)
+    monkeypatch.setattr(batching, "probe", spied_probe)
     spec = STACKING.get(name)
     outcome, _ = _run(spec, mode, **_largest(spec))
     assert outcome.status is Status.PASS

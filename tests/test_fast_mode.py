@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import gradcheck.examples as examples
+import gradcheck.by_directions as by_directions
+import gradcheck.method_choice as method_choice
+from gradcheck.directions import FAST_TIGHTNESS, MAX_STRETCH, directions_agree
 from gradcheck.examples import Counter, check_example
-from gradcheck.finite_diff import FAST_TIGHTNESS, MAX_STRETCH, directions_agree
 from gradcheck.registry import load_registry
 from gradcheck.results import Status
 from gradcheck.sampling import Example
@@ -33,13 +34,13 @@ def _methods(outcome) -> dict[str, str]:
 def _spy_directions(monkeypatch, **overrides) -> list:
     """Record every DirectionalCheck the example's fast pass gets (with `overrides` passed in)."""
     found = []
-    original = examples.directions_agree
+    original = by_directions.directions_agree
 
     def spied(*args, **kwargs):
         found.append(original(*args, **{**kwargs, **overrides}))
         return found[-1]
 
-    monkeypatch.setattr(examples, "directions_agree", spied)
+    monkeypatch.setattr(by_directions, "directions_agree", spied)
     return found
 
 
@@ -106,24 +107,24 @@ def test_a_stretched_step_moves_the_farthest_element_that_many_steps():
 SLOW_DIMS = {"N": 4, "D": 12, "M": 12}  # W: 144 elements, 288 forwards in the full check
 # one forward there costs CALL_COST + 252 elements (x 48, W 144, b 12, out 48); the full checks of
 # x (coloured: 24 forwards), W (288) and b (24) together 336 forwards, those of x and b 48
-SLOW_FORWARD = examples.CALL_COST + 252
+SLOW_FORWARD = method_choice.CALL_COST + 252
 
 
 def test_auto_starts_with_the_directions_where_the_full_check_would_be_costly(monkeypatch):
     spec = BUILTINS.get("linear")
-    monkeypatch.setattr(examples, "FULL_BUDGET", 100 * SLOW_FORWARD)  # W's 288 forwards do not fit
+    monkeypatch.setattr(method_choice, "FULL_BUDGET", 100 * SLOW_FORWARD)  # W's 288 forwards do not fit
     outcome, forwards = _run(spec, "auto", **SLOW_DIMS)
     assert outcome.status is Status.PASS
     assert _methods(outcome) == {"x": "coloured", "W": "fast", "b": "full"}
     assert forwards < 288 / 4
-    monkeypatch.setattr(examples, "FULL_BUDGET", 336 * SLOW_FORWARD)  # everything fits: every tensor full
+    monkeypatch.setattr(method_choice, "FULL_BUDGET", 336 * SLOW_FORWARD)  # everything fits: every tensor full
     every, _ = _run(spec, "auto", **SLOW_DIMS)
     assert _methods(every) == {"x": "coloured", "W": "full", "b": "full"}
 
 
 def test_a_wrong_weight_element_still_fails_where_auto_starts_with_the_directions(monkeypatch):
     spec = BUILTINS.get("linear")
-    monkeypatch.setattr(examples, "FULL_BUDGET", 100 * SLOW_FORWARD)
+    monkeypatch.setattr(method_choice, "FULL_BUDGET", 100 * SLOW_FORWARD)
 
     class OneWrong(spec.target):
         def backward(self, dout):
@@ -187,11 +188,11 @@ def test_auto_keeps_the_whole_example_within_its_budget_not_each_tensor(monkeypa
     forwards (Wx and Wh 128 each), 176 without Wx's. With a budget of 200 forwards the first of the
     two equal tensors starts with the directions and the rest fits; with 150, both do."""
     spec = BUILTINS.get("rnn-cell")
-    per_forward = examples.CALL_COST + 232
-    monkeypatch.setattr(examples, "FULL_BUDGET", 200 * per_forward)
+    per_forward = method_choice.CALL_COST + 232
+    monkeypatch.setattr(method_choice, "FULL_BUDGET", 200 * per_forward)
     outcome, _ = _run(spec, "auto", N=4, D=8, H=8)
     assert outcome.status is Status.PASS
     assert _methods(outcome) == {"x": "coloured", "prev_h": "coloured", "Wx": "fast", "Wh": "full", "b": "full"}
-    monkeypatch.setattr(examples, "FULL_BUDGET", 150 * per_forward)
+    monkeypatch.setattr(method_choice, "FULL_BUDGET", 150 * per_forward)
     outcome, _ = _run(spec, "auto", N=4, D=8, H=8)
     assert _methods(outcome) == {"x": "coloured", "prev_h": "coloured", "Wx": "fast", "Wh": "fast", "b": "full"}

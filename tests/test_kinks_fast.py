@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import gradcheck.finite_diff as finite_diff
+import gradcheck.directions as directions
+from gradcheck.directions import Kinks, directions_agree
 from gradcheck.examples import Counter, check_example
-from gradcheck.finite_diff import Kinks, directions_agree
 from gradcheck.registry import import_file, load_registry
 from gradcheck.results import Status
 from gradcheck.sampling import Example
@@ -38,7 +38,7 @@ def test_overlapping_max_pool_passes_on_the_directions_alone():
         outcome, forwards = _run(spec, "fast", seed)
         assert outcome.status is Status.PASS
         assert outcome.tensors[0].method == "fast", seed
-        assert forwards <= 2 + finite_diff.KINK_RETRIES
+        assert forwards <= 2 + directions.KINK_RETRIES
 
 
 @pytest.mark.parametrize("bug", ["MaxPoolToEvery", "MaxPoolAssigns"])
@@ -76,8 +76,17 @@ def test_a_smooth_layer_with_a_wrong_gradient_gets_no_second_round():
     only): that is no kink, and the doubt goes to the full check at once."""
     x = np.random.default_rng(0).standard_normal((8, 20))
     evaluate, calls = _counting(lambda c: c**2)
-    found = directions_agree(evaluate, {"x": x}, {"x": 2.01 * x}, [np.ones((8, 20))], 1e-6, 1e-5, 1e-7, 0,
-                             kinks=Kinks([x**2], lambda: 8, (x**2).sum(axis=1)))
+    found = directions_agree(
+        evaluate,
+        {"x": x},
+        {"x": 2.01 * x},
+        [np.ones((8, 20))],
+        1e-6,
+        1e-5,
+        1e-7,
+        0,
+        kinks=Kinks([x**2], lambda: 8, (x**2).sum(axis=1)),
+    )
     assert not found.agree and len(calls) == 1
 
 
@@ -93,14 +102,25 @@ def test_a_kink_crossed_within_the_step_is_drawn_again_and_a_wrong_gradient_is_n
     wrong_there[3, 0] *= 1 + 5e-5  # five tolerances off, in the sample with the kink: the second round sees it
     for analytic, agrees in ((np.sign(x), True), (np.sign(x) * 1.01, False), (wrong_there, False)):
         evaluate, calls = _counting(np.abs)
-        found = directions_agree(evaluate, {"x": x}, {"x": analytic}, upstream, 1e-6, 1e-5, 1e-7, 0,
-                                 weight=float(np.abs(x).sum()) * 1e6, kinks=kinks)
+        found = directions_agree(
+            evaluate,
+            {"x": x},
+            {"x": analytic},
+            upstream,
+            1e-6,
+            1e-5,
+            1e-7,
+            0,
+            weight=float(np.abs(x).sum()) * 1e6,
+            kinks=kinks,
+        )
         assert found.agree is agrees
         if analytic is not wrong_there:  # (that one doubts in the first round or the second)
             assert len(calls) == (2 if agrees else 1)
     evaluate, calls = _counting(np.abs)
-    without = directions_agree(evaluate, {"x": x}, {"x": np.sign(x)}, upstream, 1e-6, 1e-5, 1e-7, 0,
-                               weight=float(np.abs(x).sum()) * 1e6)
+    without = directions_agree(
+        evaluate, {"x": x}, {"x": np.sign(x)}, upstream, 1e-6, 1e-5, 1e-7, 0, weight=float(np.abs(x).sum()) * 1e6
+    )
     assert not without.agree and len(calls) == 1
 
 
