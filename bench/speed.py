@@ -303,7 +303,7 @@ def phase_meter():
     per-element checks of doubted groups included), "NAME full" (per-element check and confirmation).
     Times are inclusive: "NAME full" inside "NAME groups" counts in both, the per-tensor keys in a phase.
     """
-    from gradcheck import engine, examples
+    from gradcheck import by_directions, comparison, engine
 
     spent: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
     patched = []
@@ -327,9 +327,10 @@ def phase_meter():
     meter(engine._Search, "_sample", lambda a: "sample", lambda a: a[0].counter)
     meter(engine._Search, "_search", lambda a: "search", lambda a: a[0].counter)
     meter(engine, "_gather_evidence", lambda a: "evidence", lambda a: a[3])
-    meter(examples._ExampleRun, "_fast_pass", lambda a: "directions", lambda a: a[0].counter)
-    meter(examples._ExampleRun, "_by_groups", lambda a: f"{a[1]} groups", lambda a: a[0].counter)
-    meter(examples._ExampleRun, "compare", lambda a: f"{a[1]} full", lambda a: a[0].counter)
+    meter(by_directions, "fast_pass", lambda a: "directions", lambda a: a[0].forwards.counter)
+    meter(by_directions, "by_groups", lambda a: f"{a[1]} groups", lambda a: a[0].forwards.counter)
+    meter(comparison.Comparison, "element_by_element", lambda a: f"{a[1]} full", lambda a: a[0].forwards.counter)
+    meter(comparison.Comparison, "in_groups", lambda a: f"{a[1]} full", lambda a: a[0].forwards.counter)
     try:
         yield spent
     finally:

@@ -7,7 +7,8 @@ from typing import cast
 import numpy as np
 
 from gradcheck import batching, finite_diff
-from gradcheck.adapters import Adapter, ClassAdapter, LayerProblem, adapter_for
+from gradcheck.adapters import Adapter, LayerProblem, adapter_for
+from gradcheck.adapters_class import ClassAdapter
 from gradcheck.outcomes import Counter
 from gradcheck.results import Status
 from gradcheck.sampling import Example

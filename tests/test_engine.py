@@ -293,10 +293,15 @@ def test_a_loss_returned_as_a_one_element_array_gets_upstream_one(tmp_path):
 def test_a_class_backward_may_return_its_parameter_gradients(tmp_path):
     """`return dx, dW, db` with nothing stored on the object: the returned ones are checked."""
     fixture = Path(__file__).parent / "fixtures" / "returned_param_grads.py"
-    entry = ("{{name: {0}, impl: ret.py:{1}, init: {{W: $W, b: $b}}, params: {{W: [D, M], b: [M]}}, "
-             "inputs: {{x: [N, D]}}, dims: {{N: [1, 4], D: [1, 3], M: [1, 3]}}}}")
-    config = _config(tmp_path, "layers:\n  - " + entry.format("ret", "Affine") + "\n  - "
-                     + entry.format("ret-wrong", "AffineWrong") + "\n", ret=fixture.read_text())
+    entry = (
+        "{{name: {0}, impl: ret.py:{1}, init: {{W: $W, b: $b}}, params: {{W: [D, M], b: [M]}}, "
+        "inputs: {{x: [N, D]}}, dims: {{N: [1, 4], D: [1, 3], M: [1, 3]}}}}"
+    )
+    config = _config(
+        tmp_path,
+        "layers:\n  - " + entry.format("ret", "Affine") + "\n  - " + entry.format("ret-wrong", "AffineWrong") + "\n",
+        ret=fixture.read_text(),
+    )
     assert check_named("ret", config, seed=0).status is Status.PASS
     wrong = check_named("ret-wrong", config, seed=0)
     assert wrong.status is Status.FAIL
@@ -366,8 +371,9 @@ def test_a_failure_found_by_numpy_is_shrunk_by_hypothesis(monkeypatch):
 
 def test_the_numpy_failure_stands_when_hypothesis_finds_none(monkeypatch):
     """Hypothesis restricted to a passing example: the failure the sampler found is still reported."""
-    import gradcheck.engine as engine
     from hypothesis import strategies as st
+
+    import gradcheck.engine as engine
 
     spec = REGISTRY.get("linear")
     drawn = _spy_on_draws(monkeypatch)
