@@ -44,7 +44,7 @@ def test_example_model_passes(config, name):
     [
         (CS231N, "two-layer-net", "two_layer_net.py", "+ self.reg * W2", "", "W2"),  # regularisation forgotten
         (CS231N, "two-layer-net", "two_layer_net.py", "(hidden_in > 0)", "(hidden_in >= -1)", "W1"),  # relu mask
-        (TUTORIAL, "planar-two-layer-net", "planar_net.py", "(1 - A1 ** 2)", "(1 - A1)", "b1"),  # tanh'
+        (TUTORIAL, "planar-two-layer-net", "planar_net.py", "(1 - A1**2)", "(1 - A1)", "b1"),  # tanh'
         (
             TUTORIAL,
             "planar-two-layer-net",
@@ -71,7 +71,7 @@ def test_example_cli_exit_codes(tmp_path):
         ).exit_code
         == 0
     )
-    config = planted(TUTORIAL, tmp_path, "planar_net.py", "(1 - A1 ** 2)", "(1 - A1)")
+    config = planted(TUTORIAL, tmp_path, "planar_net.py", "(1 - A1**2)", "(1 - A1)")
     assert invoke("run", "all", "--config", config, "--examples", 3, "--seed", 0).exit_code == 1
 
 
