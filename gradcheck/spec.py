@@ -158,7 +158,7 @@ class Options:
     timeout: float | None = None
     config: str | None = None  # shown in the reproduce command
     # "full": every element; "fast": random directions, full check on any doubt; "auto": full up to
-    # 4096 elements while the example's full checks fit a budget of forwards (see examples.FULL_MAX)
+    # 4096 elements while the example's full checks fit a budget of forwards (see method_choice.FULL_MAX)
     mode: str = "auto"
 
     def resolved_seed(self) -> int:
