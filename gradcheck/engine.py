@@ -174,12 +174,25 @@ class _Search:
         self.shrinks = 0
         self.redrawn = 0  # examples drawn again because points were skipped at kinks
         self.redraws: set[Example] = set()  # those of them kept in `evaluated` (not counted as examples)
+        self.only: frozenset[str] | None = (
+            None  # once an example failed: the tensors it failed for, all later checks need
+        )
 
     def run(self, seed: int) -> list[ExampleOutcome]:
-        if not self._sample(seed):
+        if not self._sample(seed) and not self._failed_at_the_minimum():
             self.failing = False  # hypothesis's own search is free until it meets a failure; its shrinking is not
             self._search(seed)
         return list(self.evaluated.values())
+
+    def _failed_at_the_minimum(self) -> bool:
+        """Whether the first example failed and no example is smaller: every dim at its minimum, unscaled,
+        value seed 0 (the sampler's first, and hypothesis's). Hypothesis would only find it again."""
+        if len(self.evaluated) != 1:
+            return False
+        outcome = next(iter(self.evaluated.values()))
+        example = outcome.example
+        lowest = {name: bounds[0] for name, bounds in self.spec.dims.items()}
+        return outcome.failed and example.dim_values == lowest and example.scale == 1.0 and example.seed == 0
 
     def _sample(self, seed: int) -> bool:
         """Check `count` numpy-drawn examples; False as soon as one fails, or if `where` defeats the sampler."""
@@ -259,6 +272,8 @@ class _Search:
                 self.redraws.add(again.example)
                 outcome = again if again.failed else outcome
         self.evaluated[example] = outcome
+        if outcome.failed and self.only is None:
+            self.only = frozenset(t.name for t in outcome.tensors if t.status is Status.FAIL) or None
         self.failing = self.failing or outcome.failed
         self.failed = self.failed or outcome.failed
         if self.progress:  # told at once, before any shrinking: --fail-fast and the display need not wait
@@ -271,13 +286,15 @@ class _Search:
 
     def _check(self, example: Example) -> ExampleOutcome:
         _expire(self.deadline)
-        return _guarded_check(self.spec, example, self.tol, self.counter, self.mode)
+        # once the verdict is known, searching and shrinking need only the tensors that failed
+        only = self.only if self.failed else None
+        return _guarded_check(self.spec, example, self.tol, self.counter, self.mode, only)
 
 
-def _guarded_check(spec, example, tol, counter, mode) -> ExampleOutcome:
+def _guarded_check(spec, example, tol, counter, mode, only: frozenset[str] | None = None) -> ExampleOutcome:
     """check_example, with whatever escapes it made that example's ERROR (only a time limit or Ctrl-C go on)."""
     try:
-        return check_example(spec, example, tol, counter, mode)
+        return check_example(spec, example, tol, counter, mode, only)
     except (KeyboardInterrupt, _Timeout):
         raise
     except Exception as exc:  # a bug in gradcheck itself: say so rather than blame the layer silently
@@ -329,10 +346,41 @@ def _alarms() -> bool:
 
 
 def _gather_evidence(spec, outcomes, tol, counter, mode, deadline: float | None = None) -> Evidence:
-    """The extra examples diagnosis asks for around the smallest failure, run within the layer's deadline."""
+    """The extra examples diagnosis asks for around the smallest failure, run within the layer's deadline.
+
+    Each compares every tensor, at a cost bounded by those that failed: they are checked in `mode`,
+    the others in mode fast (the directions; a doubt still falls back to their full check), so a
+    second bug that only the larger dims show is still found."""
+    names = _tensor_names(spec, outcomes)
+    focus = frozenset(t.name for o in outcomes if o.failed for t in o.tensors if t.status is Status.FAIL)
+    others = frozenset(names) - focus
 
     def run(example: Example) -> ExampleOutcome:
         _expire(deadline)
-        return _guarded_check(spec, example, tol, counter, mode)
+        if not focus or not others:
+            return _guarded_check(spec, example, tol, counter, mode)
+        outcome = _guarded_check(spec, example, tol, counter, mode, focus)
+        if not outcome.tensors:  # the layer misbehaved: that is the example's verdict
+            return outcome
+        _expire(deadline)
+        return _merged(names, outcome, _guarded_check(spec, example, tol, counter, "fast", others))
 
     return gather_evidence(spec, outcomes, run)
+
+
+def _tensor_names(spec: LayerSpec, outcomes: list[ExampleOutcome]) -> list[str]:
+    """The differentiable inputs and the parameters, in the order an example compares them, then any
+    parameter the layer held undeclared (found in the examples checked)."""
+    names = [t.name for t in spec.differentiable_inputs] + [p.name for p in spec.params]
+    return list(dict.fromkeys(names + [t.name for o in outcomes for t in o.tensors]))
+
+
+def _merged(names: list[str], focused: ExampleOutcome, rest: ExampleOutcome) -> ExampleOutcome:
+    """One example checked in two parts (the same arrays) as one outcome; a problem the second finds is its verdict."""
+    if not rest.tensors and rest.failed:
+        return rest
+    order = {name: i for i, name in enumerate(names)}
+    tensors = sorted(focused.tensors + rest.tensors, key=lambda t: order.get(t.name, len(order)))
+    status = Status.FAIL if any(t.status is Status.FAIL for t in tensors) else Status.PASS
+    warnings = list(dict.fromkeys(focused.warnings + rest.warnings))
+    return replace(focused, status=status, tensors=tensors, warnings=warnings)

@@ -25,9 +25,15 @@ __all__ = ["FULL_BUDGET", "FULL_MAX", "Counter", "ExampleOutcome", "TensorOutcom
 
 
 def check_example(
-    spec: LayerSpec, example: Example, tol: Tolerances, counter: Counter | None = None, mode: str = "auto"
+    spec: LayerSpec,
+    example: Example,
+    tol: Tolerances,
+    counter: Counter | None = None,
+    mode: str = "auto",
+    only: frozenset[str] | None = None,
 ) -> ExampleOutcome:
-    """Run every check on one drawn example; a misbehaving layer is a verdict."""
+    """Run every check on one drawn example; a misbehaving layer is a verdict. `only`: compare just
+    these tensors' gradients (the others' numeric gradients are skipped; hygiene is checked in full)."""
     rng = np.random.default_rng(example.seed)  # one generator per example: the arrays, then R, probes, directions
     arrays = draw_arrays(spec, example, rng)
     shapes = {name: a.shape for name, a in arrays.items()}
@@ -36,14 +42,16 @@ def check_example(
         # a layer's overflow warnings are its verdict's business, not the console's
         with np.errstate(all="ignore"), finite_diff.rounding_unit():
             forwards = Forwards(spec, example, arrays, counter or Counter(), rng)
-            tensors, precision = _check(forwards, tol, mode, warnings)
+            tensors, precision = _check(forwards, tol, mode, warnings, only)
     except LayerProblem as problem:
         return ExampleOutcome(example, problem.status, problem.message, shapes=shapes, tensor=problem.tensor)
     status = Status.FAIL if any(t.status is Status.FAIL for t in tensors) else Status.PASS
     return ExampleOutcome(example, status, "", tensors, warnings, shapes, precision=precision)
 
 
-def _check(forwards: Forwards, tol: Tolerances, mode: str, warnings: list[str]) -> tuple[list[TensorOutcome], str]:
+def _check(
+    forwards: Forwards, tol: Tolerances, mode: str, warnings: list[str], only: frozenset[str] | None = None
+) -> tuple[list[TensorOutcome], str]:
     """The check's steps in order: (the outcome of every tensor, the precision checked at). A step
     that finds the layer at fault raises LayerProblem, which is the example's verdict."""
     warnings += forwards.prepare()  # build the layer; undeclared parameters it holds are checked too
@@ -55,7 +63,7 @@ def _check(forwards: Forwards, tol: Tolerances, mode: str, warnings: list[str]) 
     # A layer computing in float32 inside is checked at float32's step and tolerances.
     precision, steps = checked_precision(forwards.adapter, reference.outputs, forwards.magnitude, tol, warnings)
     compare = Comparison(forwards, steps, upstream)
-    tensors = _compared_tensors(forwards.spec, analytic)
+    tensors = [(n, kind) for n, kind in _compared_tensors(forwards.spec, analytic) if only is None or n in only]
     # Random directions first where the mode or the cost asks for them; the others element by element.
     quick = by_directions.fast_pass(compare, [name for name, _ in tensors], analytic, mode)
     outcomes = [_compare(compare, name, kind, analytic[name], quick, mode) for name, kind in tensors]

@@ -59,7 +59,7 @@ def _failed(
     pool = failures + ([evidence.larger] if evidence.larger else [])
     tensors = tuple(
         replace(_tensor_result(spec, t, seen, failures, evidence), checked_by=_checked_by(t.name, outcomes))
-        for t, seen in _own_failures(spec, smallest, pool)
+        for t, seen in _own_failures(spec, smallest, pool, outcomes)
     )
     wrong = ", ".join(t.name for t in tensors if t.failed)
     if not smallest.message:
@@ -98,7 +98,9 @@ def _passed(spec: LayerSpec, base: LayerResult, outcomes: list[ExampleOutcome]) 
     )
 
 
-def _own_failures(spec: LayerSpec, smallest: ExampleOutcome, pool: list[ExampleOutcome]) -> list[Shown]:
+def _own_failures(
+    spec: LayerSpec, smallest: ExampleOutcome, pool: list[ExampleOutcome], outcomes: list[ExampleOutcome]
+) -> list[Shown]:
     """Each tensor with the example to report it at: the smallest where it failed, else `smallest`.
 
     A layer with two bugs reports both, each at its own example, even when the smallest failing
@@ -109,10 +111,26 @@ def _own_failures(spec: LayerSpec, smallest: ExampleOutcome, pool: list[ExampleO
         for tensor in outcome.tensors:
             if tensor.status is Status.FAIL and tensor.name not in failed:
                 failed[tensor.name] = (tensor, outcome)
-    shown = [failed.get(t.name, (t, smallest)) for t in smallest.tensors]
-    at_smallest = {t.name for t in smallest.tensors}
+    rows = _rows(spec, smallest, outcomes)
+    shown = [failed.get(t.name, (t, seen)) for t, seen in rows]
+    at_smallest = {t.name for t, _ in rows}
     extra = [failed[name] for name in _names(spec) if name in failed and name not in at_smallest]
     return shown + extra
+
+
+def _rows(spec: LayerSpec, smallest: ExampleOutcome, outcomes: list[ExampleOutcome]) -> list[Shown]:
+    """The tensors compared at the smallest failing example, each with the example it is read from.
+
+    Shrinking compares only the tensors that failed: a tensor the smallest example left out is
+    read from the smallest example that compared it (one checked in full before the shrink)."""
+    if not smallest.tensors:
+        return []
+    rows: dict[str, Shown] = {t.name: (t, smallest) for t in smallest.tensors}
+    for outcome in sorted(outcomes, key=smallness):
+        for tensor in outcome.tensors:
+            rows.setdefault(tensor.name, (tensor, outcome))
+    names = _names(spec)
+    return [rows[n] for n in names + [n for n in rows if n not in names] if n in rows]
 
 
 def _names(spec: LayerSpec) -> list[str]:
