@@ -30,6 +30,8 @@ from gradcheck.summary import apply_xfail, summarise
 
 SHRINK_BUDGET = 40  # examples hypothesis may check, after a failure, looking for a smaller one
 REDRAWS = 2  # an example with points skipped at kinks is drawn again, with new values, this often at most
+REDRAW_SEED_STEP = 7919  # a prime: a redraw's value seed lands far from the seeds the sampler draws next
+SEEDS = 2**32  # value seeds wrap around here
 Progress = Callable[[str, int, int, bool], None]  # (layer, examples done, of total, an example has failed)
 
 
@@ -266,7 +268,7 @@ class _Search:
                 break
             # points were skipped at kinks: the same dims with fresh values cover them again
             self.redrawn += 1
-            again = self._check(replace(example, seed=(example.seed + 7919 * retry) % 2**32))
+            again = self._check(replace(example, seed=(example.seed + REDRAW_SEED_STEP * retry) % SEEDS))
             if again.failed or again.skipped < outcome.skipped:
                 self.evaluated[again.example] = again
                 self.redraws.add(again.example)
