@@ -70,11 +70,12 @@ def passed(name: str, kind: str, analytic: np.ndarray, directional: float, bound
 
 
 def by_groups(compare: Comparison, name: str, kind: str, analytic: np.ndarray) -> TensorOutcome:
-    """A tensor above FULL_MAX that the shared directions doubted: its elements in disjoint groups
-    of at most FULL_MAX, each checked by directions of its own (its own tolerance unit, step and
-    rounding: a group moves fewer elements, so crosses fewer kinks); only the groups those doubt
-    get the per-element check, one group at a time, until one confirms a failure. The forwards
-    stay bounded by the groups that doubt, never the whole tensor's two per element."""
+    """A tensor the shared directions doubted (see method_choice.checked_in_groups): its elements
+    in disjoint groups of at most FULL_MAX, each checked by directions of its own (its own
+    tolerance unit, step and rounding: a group moves fewer elements, so crosses fewer kinks); only
+    the groups those doubt get the per-element check, one group at a time, until one confirms a
+    failure. The forwards stay bounded by the groups that doubt, never the whole tensor's two per
+    element."""
     x = compare.forwards.arrays[name]
     flat_analytic = analytic.reshape(-1)
     groups = np.array_split(np.arange(x.size), -(-x.size // method_choice.FULL_MAX))

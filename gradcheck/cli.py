@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
+
+# One BLAS thread for the layers' arithmetic, here and in the workers, unless the user chose: numpy
+# reads these once, when first imported, which must come after (the package imports it lazily).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import contextlib
 import signal
 import sys
 import time

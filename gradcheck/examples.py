@@ -65,8 +65,9 @@ def _check(
     compare = Comparison(forwards, steps, upstream)
     tensors = [(n, kind) for n, kind in _compared_tensors(forwards.spec, analytic) if only is None or n in only]
     # Random directions first where the mode or the cost asks for them; the others element by element.
-    quick = by_directions.fast_pass(compare, [name for name, _ in tensors], analytic, mode)
-    outcomes = [_compare(compare, name, kind, analytic[name], quick, mode) for name, kind in tensors]
+    names = [name for name, _ in tensors]
+    quick = by_directions.fast_pass(compare, names, analytic, mode)
+    outcomes = [_compare(compare, name, kind, analytic[name], quick, mode, names) for name, kind in tensors]
     # Forward gives the same outputs twice (unless a stacked probe already showed it) ...
     if not forwards.repeated:
         hygiene.check_repeatable(forwards)
@@ -81,11 +82,14 @@ def _compared_tensors(spec: LayerSpec, analytic: dict) -> list[tuple[str, str]]:
     return tensors + [(p.name, "param") for p in spec.params if p.name in analytic]
 
 
-def _compare(compare: Comparison, name: str, kind: str, analytic: np.ndarray, quick: dict, mode: str) -> TensorOutcome:
-    """One tensor's verdict: passed by the directions, checked group by group, or element by element."""
+def _compare(
+    compare: Comparison, name: str, kind: str, analytic: np.ndarray, quick: dict, mode: str, names: list[str]
+) -> TensorOutcome:
+    """One tensor's verdict (`names`: every tensor compared): passed by the directions, checked group
+    by group, or element by element."""
     if name in quick:
         error, unit = quick[name]
         return by_directions.passed(name, kind, analytic, error * unit, np.full(analytic.shape, unit))
-    if checked_in_groups(compare.forwards, name, mode):
+    if checked_in_groups(compare.forwards, name, names, mode):
         return by_directions.by_groups(compare, name, kind, analytic)
     return compare.element_by_element(name, kind, analytic)

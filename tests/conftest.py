@@ -10,6 +10,11 @@ seed (example counts, the exact shrunk example): its generator changes between v
 
 import os
 
+# One BLAS thread, as the CLI sets (gradcheck/cli.py), before numpy is first imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(

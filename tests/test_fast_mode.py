@@ -115,7 +115,8 @@ def test_auto_starts_with_the_directions_where_the_full_check_would_be_costly(mo
     monkeypatch.setattr(method_choice, "FULL_BUDGET", 100 * SLOW_FORWARD)  # W's 288 forwards do not fit
     outcome, forwards = _run(spec, "auto", **SLOW_DIMS)
     assert outcome.status is Status.PASS
-    assert _methods(outcome) == {"x": "coloured", "W": "fast", "b": "full"}
+    # b rides the directions W pays for; x, batch-leading, keeps its coloured check
+    assert _methods(outcome) == {"x": "coloured", "W": "fast", "b": "fast"}
     assert forwards < 288 / 4
     monkeypatch.setattr(method_choice, "FULL_BUDGET", 336 * SLOW_FORWARD)  # everything fits: every tensor full
     every, _ = _run(spec, "auto", **SLOW_DIMS)
@@ -136,6 +137,40 @@ def test_a_wrong_weight_element_still_fails_where_auto_starts_with_the_direction
     assert outcome.status is Status.FAIL
     weight = next(t for t in outcome.tensors if t.name == "W")
     assert weight.status is Status.FAIL and weight.method == "full" and weight.worst_index == (2, 7)
+
+
+@pytest.mark.parametrize("tensor, index", [("W", (2, 7)), ("b", (5,))])
+def test_a_wrong_element_of_a_rider_or_a_costly_tensor_fails_by_its_groups(monkeypatch, tensor, index):
+    """W (sent by the budget) and b (riding along) doubted by the shared directions go by groups:
+    their own directions, then the per-element check of the group that doubts."""
+    spec = BUILTINS.get("linear")
+    monkeypatch.setattr(method_choice, "FULL_BUDGET", 100 * SLOW_FORWARD)
+
+    class OneWrong(spec.target):
+        def backward(self, dout):
+            dx = super().backward(dout)
+            getattr(self, "d" + tensor)[index] *= 1.01
+            return dx
+
+    groups = []
+    original = by_directions.by_groups
+    monkeypatch.setattr(by_directions, "by_groups", lambda c, name, *a: groups.append(name) or original(c, name, *a))
+    outcome, _ = _run(replace(spec, target=OneWrong), "auto", **SLOW_DIMS)
+    assert outcome.status is Status.FAIL and groups == ["W", "b"]
+    failing = [t for t in outcome.tensors if t.status is Status.FAIL]
+    assert [(t.name, t.method, t.worst_index) for t in failing] == [(tensor, "full", index)]
+
+
+def test_a_shared_doubt_sends_costly_tensors_to_their_groups_not_the_full_check(monkeypatch):
+    """Where the shared directions doubt (kinks elsewhere, say), a tensor the budget sent to them
+    gets directions of its own, not the two forwards per element the budget had ruled out."""
+    spec = BUILTINS.get("linear")
+    monkeypatch.setattr(method_choice, "FULL_BUDGET", 100 * SLOW_FORWARD)
+    monkeypatch.setattr(by_directions, "fast_pass", lambda *args: {})  # the shared directions doubt
+    outcome, forwards = _run(spec, "auto", **SLOW_DIMS)
+    assert outcome.status is Status.PASS
+    assert _methods(outcome) == {"x": "coloured", "W": "fast", "b": "fast"}
+    assert forwards < 288  # W's full check alone
 
 
 def test_the_built_in_layers_at_their_registry_shapes_fit_the_budget():
@@ -173,14 +208,14 @@ def test_the_report_says_which_tensors_passed_by_the_directions_alone():
     assert result.status is Status.PASS
     counts = {t.name: dict(t.checked_by) for t in result.tensors}
     assert counts["W"].get("fast", 0) >= 1 and sum(counts["W"].values()) == 3
-    assert "fast" not in counts["b"] and sum(counts["b"].values()) == 3  # 80 elements: element by element
+    assert "fast" not in counts["x"] and sum(counts["x"].values()) == 3  # batch-leading: coloured
     document = json.loads(render("json", RunResult((result,), 1.0, 0)))
     assert {t["name"]: t["checked_by"] for t in document["layers"][0]["tensors"]} == counts
 
     buffer = io.StringIO()
     print_run(Console(file=buffer, width=200, no_color=True), RunResult((result,), 1.0, 0), detail=True)
     line = next(line for line in buffer.getvalue().splitlines() if "random directions" in line)
-    assert f"W in {counts['W']['fast']} of 3" in line and " b in" not in line
+    assert f"W in {counts['W']['fast']} of 3" in line and " x in" not in line
 
 
 def test_auto_keeps_the_whole_example_within_its_budget_not_each_tensor(monkeypatch):
@@ -189,10 +224,14 @@ def test_auto_keeps_the_whole_example_within_its_budget_not_each_tensor(monkeypa
     two equal tensors starts with the directions and the rest fits; with 150, both do."""
     spec = BUILTINS.get("rnn-cell")
     per_forward = method_choice.CALL_COST + 232
+    costly, original = [], method_choice.costly
+    monkeypatch.setattr(method_choice, "costly", lambda *args: costly.append(original(*args)) or costly[-1])
     monkeypatch.setattr(method_choice, "FULL_BUDGET", 200 * per_forward)
     outcome, _ = _run(spec, "auto", N=4, D=8, H=8)
     assert outcome.status is Status.PASS
-    assert _methods(outcome) == {"x": "coloured", "prev_h": "coloured", "Wx": "fast", "Wh": "full", "b": "full"}
+    assert _methods(outcome) == {"x": "coloured", "prev_h": "coloured", "Wx": "fast", "Wh": "fast", "b": "fast"}
+    assert costly == [{"Wx"}]  # Wh and b only ride along
     monkeypatch.setattr(method_choice, "FULL_BUDGET", 150 * per_forward)
+    costly.clear()
     outcome, _ = _run(spec, "auto", N=4, D=8, H=8)
-    assert _methods(outcome) == {"x": "coloured", "prev_h": "coloured", "Wx": "fast", "Wh": "fast", "b": "full"}
+    assert costly == [{"Wx", "Wh"}]
