@@ -6,8 +6,10 @@ checks each for real and answers whether it failed, so a failing candidate is a 
 becomes the new best. Per dim, in the order layers.yaml lists them, it tries the lowest value
 that `where` allows, then bisects between the highest value known to pass and the lowest known to
 fail (the other dims, the value seed and the magnitude as in the best); then magnitude 1, then
-value seed 0, at the best's dims. Passes repeat until one improves nothing, or until the caller
-answers None (its budget spent). The same start gives the same candidates, in the same order.
+value seed 0, at the best's dims. When none of that helps, a joint move lowers a dim together
+with one or two others, for `where` clauses that allow no dim to move alone. Passes repeat until
+one improves nothing, or until the caller answers None (its budget spent). No candidate is asked
+twice, and the same start gives the same candidates, in the same order.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class _Descent:
 
     def __init__(self, spec: LayerSpec, start: Example, fails: Verdict):
         self.spec, self.best, self.fails = spec, start, fails
+        self.known: dict[Example, bool] = {}  # every candidate's answer: none is asked twice
         self.floors: dict[str, int] = {}  # per dim, the highest value seen to pass in this pass (others as the best)
 
     def one_pass(self) -> bool:
@@ -116,9 +119,12 @@ class _Descent:
 
     def _try(self, candidate: Example) -> bool:
         """Have the candidate checked; a failure smaller than the best becomes the best."""
-        failed = self.fails(candidate)
+        failed = self.known.get(candidate)
         if failed is None:
-            raise _Spent
+            failed = self.fails(candidate)
+            if failed is None:
+                raise _Spent
+            self.known[candidate] = failed
         if failed and size(candidate) < size(self.best):
             self.best = candidate
         return failed
