@@ -1,11 +1,11 @@
 """The engine: checking one layer over drawn examples, and shrinking any failure to its smallest case.
 
 Two phases. First, examples drawn by a seeded numpy generator (`draw_examples`, ~20 µs each):
-most layers pass, and for them hypothesis's own engine (over 1 ms per example, more than the
-whole check of a small layer) would be pure overhead. Only once an example fails, or the `where`
-clauses defeat the numpy sampler, does hypothesis run, with the same seed: it searches around
-and shrinks to the smallest failing example, which is what it is best at. Every outcome of both
-phases is kept, so the failure reported is the smallest found by either.
+most layers pass, and for them nothing more runs. Once an example fails, the dims descent
+(`descent.descend`) shrinks it: it proposes smaller examples, dim by dim, and each is checked
+for real, for the tensors that failed only, within SHRINK_BUDGET. Hypothesis runs only when the
+`where` clauses defeat the numpy sampler before `count` examples: it searches with the same seed
+and shrinks what it finds. Every outcome is kept, so the failure reported is the smallest found.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ Progress = Callable[[str, int, int, bool], None]  # (layer, examples done, of to
 
 
 class _ExampleFailed(Exception):
-    """Raised inside the hypothesis test so that it shrinks towards a smaller failing example."""
+    """Raised inside the hypothesis test (when `where` defeats the sampler) so that it shrinks a failure."""
 
 
 class _Timeout(BaseException):
