@@ -63,18 +63,14 @@ class _Descent:
 
     def _lower(self, name: str) -> None:
         """Bisect dim `name` between the highest value known to pass and the lowest known to fail."""
-        values = self.best.dim_values
-        if name not in values:
-            return
-        passed, failed = self.floors[name], values[name]
-        for order in (_lowest_first, _middle_first):
-            while (value := self._next(name, passed, failed, order)) is not None:
-                if self._try(self._with(name, value)):
-                    failed = value
-                else:
-                    passed = value
-                if order is _lowest_first:
-                    break
+        passed, failed = self.floors[name], self.best.dim_values[name]
+        order = _lowest_first  # the lowest value `where` allows first, then bisection
+        while (value := self._next(name, passed, failed, order)) is not None:
+            if self._try(self._with(name, value)):
+                failed = value
+            else:
+                passed = value
+            order = _middle_first
         self.floors[name] = passed
 
     def _joint_move(self) -> bool:
@@ -92,7 +88,7 @@ class _Descent:
     def _joint_candidates(self, name: str) -> Iterator[Example]:
         """The examples `_joint_move` may try for dim `name`, best first (JOINT_REACH values below each dim)."""
         best = self.best.dim_values
-        others = [k for k in self.spec.dims if k != name and k in best]
+        others = [k for k in self.spec.dims if k != name]
         for value in self._below(name):
             if satisfies(self.spec, {**best, name: value}):
                 continue  # a move of this dim alone: the bisection's
@@ -106,7 +102,7 @@ class _Descent:
 
     def _below(self, name: str) -> range:
         """The values of dim `name` a joint move may give it: above its floor, at most JOINT_REACH below the best's."""
-        value = self.best.dim_values.get(name, 0)
+        value = self.best.dim_values[name]
         return range(value - 1, max(self.floors[name], value - 1 - JOINT_REACH), -1)
 
     def _next(self, name: str, passed: int, failed: int, order: Callable[[int, int], Iterator[int]]) -> int | None:
