@@ -6,10 +6,12 @@ checks each for real and answers whether it failed, so a failing candidate is a 
 becomes the new best. Per dim, in the order layers.yaml lists them, it tries the lowest value
 that `where` allows, then bisects between the highest value known to pass and the lowest known to
 fail (the other dims, the value seed and the magnitude as in the best); then magnitude 1, then
-value seed 0, at the best's dims. When none of that helps, a joint move lowers a dim together
-with one or two others, for `where` clauses that allow no dim to move alone. Passes repeat until
-one improves nothing, or until the caller answers None (its budget spent). No candidate is asked
-twice, and the same start gives the same candidates, in the same order.
+value seeds 0, 1, 2, at the best's dims. A failure that seed 0 does not repeat needs its values
+(an overflow at magnitude 1000 needs one large value): from then on, smaller dims that pass at
+the best's seed are tried at seeds 0, 1, 2 too. When none of that helps, a joint move lowers a
+dim together with one or two others, for `where` clauses that allow no dim to move alone.
+Passes repeat until one improves nothing, or until the caller answers None (its budget spent).
+No candidate is asked twice, and the same start gives the same candidates, in the same order.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from gradcheck.sampling import Example, satisfies
 from gradcheck.smallest import size
 from gradcheck.spec import LayerSpec
 
+LOW_SEEDS = (0, 1, 2)  # value seeds tried at the best's dims (and, when values matter, at smaller dims)
 JOINT_REACH = 4  # how far below the best a joint move takes each dim it moves (where's divisibility needs few)
 Verdict = Callable[[Example], bool | None]  # True: it failed; False: it passed; None: stop, no more checks
 
@@ -45,28 +48,36 @@ class _Descent:
 
     def __init__(self, spec: LayerSpec, start: Example, fails: Verdict):
         self.spec, self.best, self.fails = spec, start, fails
+        self.reseeds: tuple[int, ...] = ()  # LOW_SEEDS once the failure proved to need its values
         self.known: dict[Example, bool] = {}  # every candidate's answer: none is asked twice
         self.floors: dict[str, int] = {}  # per dim, the highest value seen to pass in this pass (others as the best)
 
     def one_pass(self) -> bool:
-        """Every dim lowered in turn, then magnitude 1, then value seed 0; when none of these helps,
-        one joint move: whether the best changed."""
-        before = self.best
+        """Every dim lowered in turn, then magnitude 1, then low value seeds; when none of these helps,
+        one joint move: whether the best changed (or the values proved to matter: a pass more)."""
+        before, reseeds = self.best, self.reseeds
         self.floors = {name: lo - 1 for name, (lo, _) in self.spec.dims.items()}
         for name in self.spec.dims:
             self._lower(name)
         if self.best.scale != 1.0:
             self._try(replace(self.best, scale=1.0))
-        if self.best.seed != 0:
-            self._try(replace(self.best, seed=0))
-        return self.best != before or self._joint_move()
+        self._lower_seed()
+        return self.best != before or self.reseeds != reseeds or self._joint_move()
+
+    def _lower_seed(self) -> None:
+        """Value seeds LOW_SEEDS at the best's dims, lowest first. Should seed 0 pass where the best's
+        seed fails, the failure needs its values: from then on, dims that pass are tried at LOW_SEEDS too."""
+        for seed in LOW_SEEDS:
+            if seed >= self.best.seed or self._try(replace(self.best, seed=seed)):
+                return
+            self.reseeds = LOW_SEEDS
 
     def _lower(self, name: str) -> None:
         """Bisect dim `name` between the highest value known to pass and the lowest known to fail."""
         passed, failed = self.floors[name], self.best.dim_values[name]
         order = _lowest_first  # the lowest value `where` allows first, then bisection
         while (value := self._next(name, passed, failed, order)) is not None:
-            if self._try(self._with(name, value)):
+            if self._try_dims(self._with(name, value)):
                 failed = value
             else:
                 passed = value
@@ -81,7 +92,7 @@ class _Descent:
         order; dims seen to pass lower (`floors`) are not moved, nor moved below that value."""
         for name in self.spec.dims:
             candidate = next(self._joint_candidates(name), None)
-            if candidate is not None and self._try(candidate):
+            if candidate is not None and self._try_dims(candidate):
                 return True
         return False
 
@@ -112,6 +123,11 @@ class _Descent:
 
     def _with(self, name: str, value: int) -> Example:
         return replace(self.best, dims=tuple((k, value if k == name else v) for k, v in self.best.dims))
+
+    def _try_dims(self, candidate: Example) -> bool:
+        """Whether smaller dims fail: at the best's value seed, then at `reseeds` (when the values matter)."""
+        seeds = [candidate.seed] + [seed for seed in self.reseeds if seed != candidate.seed]
+        return any(self._try(replace(candidate, seed=seed)) for seed in seeds)
 
     def _try(self, candidate: Example) -> bool:
         """Have the candidate checked; a failure smaller than the best becomes the best."""

@@ -55,6 +55,20 @@ def test_a_failure_that_needs_its_magnitude_and_seed_keeps_them():
     assert descend(LINEAR, start, fails) == _example(N=1, D=1, M=1, seed=77, scale=1000.0)
 
 
+def test_the_lowest_value_seeds_that_fail_are_found():
+    fails, _ = _asked(lambda e: e.seed in (7, 1))  # seed 0 passes: the values matter
+    assert descend(LINEAR, _example(N=4, D=5, M=5, seed=7), fails) == _example(N=1, D=1, M=1, seed=1, scale=1.0)
+
+
+def test_when_the_values_matter_smaller_dims_are_tried_at_other_seeds():
+    """N=1 passes at the failure's seed 7 but fails at seed 1: found once seed 0 proved the values matter."""
+    rule = lambda e: (e.seed == 7 and e.dim_values["N"] >= 3) or (e.seed == 1 and e.dim_values["N"] == 1)  # noqa: E731
+    fails, asked = _asked(rule)
+    best = descend(LINEAR, _example(N=4, D=1, M=1, seed=7, scale=1.0), fails)
+    assert best == _example(N=1, D=1, M=1, seed=1, scale=1.0)
+    assert asked.index(_example(N=3, D=1, M=1, seed=0, scale=1.0)) < asked.index(best)  # seed 0 passed first
+
+
 def test_where_is_respected_and_coupled_dims_move_together():
     """conv with stride 2 is only allowed at odd H - K: K and H can only go down together."""
     start = _example(N=1, C=1, F=1, K=2, S=2, P=0, H=4, Wd=4, seed=0, scale=1.0)
