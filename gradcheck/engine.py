@@ -1,11 +1,11 @@
 """The engine: checking one layer over drawn examples, and shrinking any failure to its smallest case.
 
 Two phases. First, examples drawn by a seeded numpy generator (`draw_examples`, ~20 µs each):
-most layers pass, and for them hypothesis's own engine (over 1 ms per example, more than the
-whole check of a small layer) would be pure overhead. Only once an example fails, or the `where`
-clauses defeat the numpy sampler, does hypothesis run, with the same seed: it searches around
-and shrinks to the smallest failing example, which is what it is best at. Every outcome of both
-phases is kept, so the failure reported is the smallest found by either.
+most layers pass, and for them nothing more runs. Once an example fails, the dims descent
+(`descent.descend`) shrinks it: it proposes smaller examples, dim by dim, and each is checked
+for real, for the tensors that failed only, within SHRINK_BUDGET. Hypothesis runs only when the
+`where` clauses defeat the numpy sampler before `count` examples: it searches with the same seed
+and shrinks what it finds. Every outcome is kept, so the failure reported is the smallest found.
 """
 
 from __future__ import annotations
@@ -19,16 +19,17 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from gradcheck.descent import descend
 from gradcheck.diagnosis import Evidence, gather_evidence
 from gradcheck.errors import GradcheckError
 from gradcheck.examples import Counter, ExampleOutcome, check_example
 from gradcheck.results import LayerResult, Status
 from gradcheck.sampling import Example, draw_examples, examples_strategy
-from gradcheck.smallest import smallest_failure
+from gradcheck.smallest import smallest_failure, smallness
 from gradcheck.spec import DEFAULT_EXAMPLES, DEFAULT_TOLERANCES, MODES, LayerSpec, Options
 from gradcheck.summary import apply_xfail, summarise
 
-SHRINK_BUDGET = 40  # examples hypothesis may check, after a failure, looking for a smaller one
+SHRINK_BUDGET = 40  # examples the descent (or hypothesis) may check, after a failure, looking for a smaller one
 REDRAWS = 2  # an example with points skipped at kinks is drawn again, with new values, this often at most
 REDRAW_SEED_STEP = 7919  # a prime: a redraw's value seed lands far from the seeds the sampler draws next
 SEEDS = 2**32  # value seeds wrap around here
@@ -36,7 +37,7 @@ Progress = Callable[[str, int, int, bool], None]  # (layer, examples done, of to
 
 
 class _ExampleFailed(Exception):
-    """Raised inside the hypothesis test so that it shrinks towards a smaller failing example."""
+    """Raised inside the hypothesis test (when `where` defeats the sampler) so that it shrinks a failure."""
 
 
 class _Timeout(BaseException):
@@ -165,7 +166,8 @@ def _ignore_local_constants() -> None:
 
 
 class _Search:
-    """Checks one layer's examples, numpy-drawn, then by hypothesis after a failure; remembers every outcome."""
+    """Checks one layer's examples, numpy-drawn, then those the descent proposes after a failure (hypothesis's
+    when `where` defeats the sampler); remembers every outcome."""
 
     def __init__(self, spec, tol, count, counter, progress, mode="auto", deadline: float | None = None):
         self.spec, self.tol, self.count, self.counter, self.progress = spec, tol, count, counter, progress
@@ -182,13 +184,15 @@ class _Search:
 
     def run(self, seed: int) -> list[ExampleOutcome]:
         if not self._sample(seed) and not self._failed_at_the_minimum():
-            self.failing = False  # hypothesis's own search is free until it meets a failure; its shrinking is not
-            self._search(seed)
+            if self.failed:
+                self._descend()
+            else:  # `where` defeated the sampler: hypothesis searches, and shrinks what it finds
+                self._search(seed)
         return list(self.evaluated.values())
 
     def _failed_at_the_minimum(self) -> bool:
         """Whether the first example failed and no example is smaller: every dim at its minimum, unscaled,
-        value seed 0 (the sampler's first, and hypothesis's). Hypothesis would only find it again."""
+        value seed 0 (the sampler's first). The descent would propose nothing."""
         if len(self.evaluated) != 1:
             return False
         outcome = next(iter(self.evaluated.values()))
@@ -209,15 +213,30 @@ class _Search:
                 return True
         return False
 
-    def _search(self, seed: int) -> None:
-        """Let hypothesis search and shrink; every example it checks lands in `self.evaluated`.
+    def _descend(self) -> None:
+        """Shrink the smallest failure found so far by the dims descent (`descent.descend`).
 
-        Hypothesis generates up to `count` examples of its own (a systematic bug fails within the
-        first few); from its first failure on, each new example spends SHRINK_BUDGET, so a failing
-        layer costs at most 2 * count + SHRINK_BUDGET examples. Examples past the budget pass
-        unchecked, so hypothesis stops shrinking there; the numpy failure stands if hypothesis finds
-        none smaller. Its first example, the simplest, is the sampler's first too, so a failure
-        there is not checked twice.
+        Each candidate is checked through `visit`, for the tensors that failed only; from the
+        first failure on, each new example spends SHRINK_BUDGET, and the descent stops when it is
+        spent. Candidates already checked are answered from `self.evaluated`, free.
+        """
+        start = min((o for o in self.evaluated.values() if o.failed), key=smallness).example
+        descend(self.spec, start, self._fails)
+
+    def _fails(self, example: Example) -> bool | None:
+        """The descent's question: whether `example` fails; None once the budget is spent."""
+        if example not in self.evaluated and self.shrinks >= SHRINK_BUDGET:
+            return None
+        return self.visit(example).failed
+
+    def _search(self, seed: int) -> None:
+        """Let hypothesis search and shrink, when `where` defeated the numpy sampler before `count`
+        examples; every example it checks lands in `self.evaluated`.
+
+        Hypothesis generates up to `count` examples of its own (`where` by rejection, more patient
+        than the sampler's); from its first failure on, each new example spends SHRINK_BUDGET, so
+        such a layer costs at most 2 * count + SHRINK_BUDGET examples. Examples past the budget
+        pass unchecked, so hypothesis stops shrinking there.
         """
         from hypothesis import HealthCheck, Phase, Verbosity, given, settings
         from hypothesis import seed as hypothesis_seed

@@ -1,11 +1,11 @@
 """Drawing examples: dims, a value seed and a magnitude, then the arrays themselves.
 
 Examples come two ways with one distribution. `draw_examples` draws them from a seeded numpy
-generator, for about 20 µs each: the engine checks a layer over these first, since most layers
-pass and hypothesis's own engine costs over 1 ms per example. `examples_strategy` is the same
-distribution as a hypothesis strategy, used only once an example has failed, so that hypothesis
-searches around it and shrinks to the smallest failing example. Array values always come from
-a numpy generator seeded with the example's seed.
+generator, for about 20 µs each: the engine checks a layer over these, since most layers pass
+and hypothesis's own engine costs over 1 ms per example; a failure among them is shrunk by the
+engine's dims descent. `examples_strategy` is the same distribution as a hypothesis strategy,
+used only when the `where` clauses defeat the numpy sampler (hypothesis rejects more patiently).
+Array values always come from a numpy generator seeded with the example's seed.
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ def draw_examples(spec: LayerSpec, seed: int) -> Iterator[Example]:
     max-subtraction meets one above 709 all but surely (a few small examples at ~1e3 can all be
     negative). When `where` rejects a corner, `extremes` follows with examples that reach every
     dim's minimum and maximum (and batch size 1) all the same, wherever `where` allows them. The
-    minimum has value seed 0, which makes it hypothesis's own first example: should it fail,
-    hypothesis finds it already checked. The next examples take every magnitude
+    minimum has value seed 0, the seed the descent shrinks towards: should it fail, nothing
+    smaller exists. The next examples take every magnitude
     of SCALES once, in a random order; after that the magnitude is drawn like the rest. Stops
     early only when MAX_TRIES draws in a row miss the `where` clauses.
     """

@@ -9,13 +9,19 @@ from gradcheck.spec import LayerSpec
 
 if TYPE_CHECKING:
     from gradcheck.examples import ExampleOutcome
+    from gradcheck.sampling import Example
 
 
 def smallness(outcome: ExampleOutcome) -> tuple:
+    """Sort key of an example's outcome, smallest first: the `size` of its example."""
+    return size(outcome.example)
+
+
+def size(example: Example) -> tuple:
     """Sort key of an example, smallest first: total of its dims, then the dims in order, then
     unscaled before scaled values, then the value seed (so that ties are broken the same way every run)."""
-    dims = outcome.example.dim_values
-    return (sum(dims.values()), tuple(dims.values()), outcome.example.scale != 1.0, outcome.example.seed)
+    dims = example.dim_values
+    return (sum(dims.values()), tuple(dims.values()), example.scale != 1.0, example.seed)
 
 
 def smallest_failure(outcomes: Iterable[ExampleOutcome]) -> dict[str, Any] | None:

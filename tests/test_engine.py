@@ -315,7 +315,7 @@ def test_gelu_far_in_the_negative_tail_is_not_a_failure():
     assert result.status is Status.PASS, result.message
 
 
-# -- numpy first, hypothesis on failure -------------------------------------------------------
+# -- numpy first, the dims descent on failure ---------------------------------------------------
 def _no_hypothesis(*args, **kwargs):
     raise AssertionError("hypothesis was called for a passing layer")
 
@@ -356,11 +356,14 @@ def _wrong_from_three_features(linear):
     return Wrong
 
 
-def test_a_failure_found_by_numpy_is_shrunk_by_hypothesis(monkeypatch):
+def test_a_failure_found_by_numpy_is_shrunk_by_the_descent_without_hypothesis(monkeypatch):
+    import hypothesis
+
     from gradcheck.engine import SHRINK_BUDGET
 
     spec = REGISTRY.get("linear")
     drawn = _spy_on_draws(monkeypatch)
+    monkeypatch.setattr(hypothesis, "given", _no_hypothesis)
     result = check_layer(replace(spec, target=_wrong_from_three_features(spec.target)), Options(seed=0))
     assert result.status is Status.FAIL
     found = drawn[-1].dim_values  # the numpy draw that failed: the sampler stops at the first failure
@@ -369,19 +372,17 @@ def test_a_failure_found_by_numpy_is_shrunk_by_hypothesis(monkeypatch):
     assert result.examples <= len(drawn) + SHRINK_BUDGET
 
 
-def test_the_numpy_failure_stands_when_hypothesis_finds_none(monkeypatch):
-    """Hypothesis restricted to a passing example: the failure the sampler found is still reported."""
-    from hypothesis import strategies as st
-
+def test_the_numpy_failure_stands_when_no_shrink_is_allowed(monkeypatch):
+    """With no budget for shrinking, the failure the sampler found is reported as it was drawn."""
     import gradcheck.engine as engine
 
     spec = REGISTRY.get("linear")
     drawn = _spy_on_draws(monkeypatch)
-    passing = Example((("N", 1), ("D", 1), ("M", 1)), 0)
-    monkeypatch.setattr(engine, "examples_strategy", lambda spec: st.just(passing))
+    monkeypatch.setattr(engine, "SHRINK_BUDGET", 0)
     result = check_layer(replace(spec, target=_wrong_from_three_features(spec.target)), Options(seed=0))
     assert result.status is Status.FAIL
-    assert result.failing_dims == drawn[-1].dim_values
+    assert result.failing_dims == drawn[-1].dim_values != {"N": 1, "D": 3, "M": 1}
+    assert result.examples == len(drawn)
 
 
 def test_where_clauses_that_no_dims_satisfy_are_an_error(tmp_path):

@@ -1,4 +1,4 @@
-"""After the first failure the verdict is known: searching and shrinking cost little, and change no verdict."""
+"""After the first failure the verdict is known: shrinking costs little, and changes no verdict."""
 
 from __future__ import annotations
 
@@ -16,38 +16,44 @@ GALLERY = load_registry(ROOT / "examples" / "buggy" / "layers.yaml")
 KEEP = ("status", "failing_dims", "example", "calls", "examples", "trail", "message")
 
 
-def _hypothesis_runs(monkeypatch) -> list[int]:
-    runs: list[int] = []
-    original = engine._Search._search
+def _shrinks(monkeypatch) -> list[str]:
+    """Record which shrink runs: the dims descent ("descend") or hypothesis ("search")."""
+    runs: list[str] = []
+    descend, search = engine._Search._descend, engine._Search._search
 
-    def counted(self, seed):
-        runs.append(seed)
-        return original(self, seed)
+    def counted_descend(self):
+        runs.append("descend")
+        return descend(self)
 
-    monkeypatch.setattr(engine._Search, "_search", counted)
+    def counted_search(self, seed):
+        runs.append("search")
+        return search(self, seed)
+
+    monkeypatch.setattr(engine._Search, "_descend", counted_descend)
+    monkeypatch.setattr(engine._Search, "_search", counted_search)
     return runs
 
 
 @pytest.mark.parametrize("name", ["sigmoid-wrong-sign", "mul-swapped-inputs", "lstm-forget-gate"])
-def test_a_failure_at_the_smallest_example_skips_hypothesis_and_changes_nothing(name, monkeypatch):
+def test_a_failure_at_the_smallest_example_skips_the_descent_and_changes_nothing(name, monkeypatch):
     spec = GALLERY.get(name)
-    runs = _hypothesis_runs(monkeypatch)
+    runs = _shrinks(monkeypatch)
     quick = check_layer(spec, Options(seed=1))
     assert quick.status is Status.FAIL and quick.examples == 1 and runs == []
     assert quick.failing_dims == {n: bounds[0] for n, bounds in spec.dims.items()}
     monkeypatch.setattr(engine._Search, "_failed_at_the_minimum", lambda self: False)
     searched = check_layer(spec, Options(seed=1))
-    assert runs == [1]  # hypothesis ran this time, and found nothing new
+    assert runs == ["descend"]  # the descent ran this time, and found nothing new
     assert {k: getattr(quick, k) for k in KEEP} == {k: getattr(searched, k) for k in KEEP}
     assert [(t.name, t.status, t.diagnosis) for t in quick.tensors] == [
         (t.name, t.status, t.diagnosis) for t in searched.tensors
     ]
 
 
-def test_a_failure_above_the_smallest_example_is_still_shrunk_by_hypothesis(monkeypatch):
-    runs = _hypothesis_runs(monkeypatch)
+def test_a_failure_above_the_smallest_example_is_shrunk_by_the_descent_not_hypothesis(monkeypatch):
+    runs = _shrinks(monkeypatch)
     result = check_layer(GALLERY.get("bias-first-row"), Options(seed=1))
-    assert result.status is Status.FAIL and runs == [1]
+    assert result.status is Status.FAIL and runs == ["descend"]
     assert result.failing_dims["N"] == 2  # a bias kept from the first row only: wrong from batch 2
 
 
