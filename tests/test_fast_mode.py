@@ -166,7 +166,7 @@ def test_a_shared_doubt_sends_costly_tensors_to_their_groups_not_the_full_check(
     gets directions of its own, not the two forwards per element the budget had ruled out."""
     spec = BUILTINS.get("linear")
     monkeypatch.setattr(method_choice, "FULL_BUDGET", 100 * SLOW_FORWARD)
-    monkeypatch.setattr(by_directions, "fast_pass", lambda *args: {})  # the shared directions doubt
+    monkeypatch.setattr(by_directions, "fast_pass", lambda *args: by_directions.Quick())  # the shared directions doubt
     outcome, forwards = _run(spec, "auto", **SLOW_DIMS)
     assert outcome.status is Status.PASS
     assert _methods(outcome) == {"x": "coloured", "W": "fast", "b": "fast"}
