@@ -54,27 +54,25 @@ def fast_pass(compare: Comparison, names: list[str], analytic: dict, mode: str) 
     for _ in range(ATTEMPTS):
         if not eligible:
             break
-        points = {n: forwards.arrays[n] for n in eligible}
-        natural = {n: compare.natural(n) for n in points}
+        kinks = _kinks(compare, eligible)
         found = directions_agree(
             forwards.evaluate_copies,
-            points,
+            {n: forwards.arrays[n] for n in eligible},
             analytic,
             compare.upstream,
             tol.eps,
             tol.rtol,
             tol.atol,
             forwards.rng,
-            natural,
+            {n: compare.natural(n) for n in eligible},
             stretch=stretch,
-            weight=compare.output_weight,
-            kinks=_kinks(compare, eligible),
+            weight=_foretelling(compare, kinks, eligible),
+            kinks=kinks,
         )
         if found.agree:
             return Quick({n: (found.error, found.units[n]) for n in eligible})
         if found.kinked:
-            kinked = {n: found.units[n] for n in eligible}
-            return Quick(kinked=kinked, samples=found.kinked_samples, passed=found.passed)
+            return Quick(kinked=found.units, samples=found.kinked_samples, passed=found.passed)
         if not found.rounding_only:
             break
         roomy = found.roomy()
@@ -85,6 +83,16 @@ def fast_pass(compare: Comparison, names: list[str], analytic: dict, mode: str) 
         else:
             break
     return Quick()
+
+
+def _foretelling(compare: Comparison, kinks: Kinks, names: list[str]) -> float:
+    """The output weight that foretells the directions' rounding: per sample (the largest sample's)
+    where they will be weighed sample by sample, else the whole outputs'."""
+    verdict = compare.forwards.batching_verdict
+    may_colour = verdict is None or set(names) <= verdict[0]
+    if kinks.weights is None or not may_colour or not set(names) <= compare.forwards.batch_leading:
+        return compare.output_weight
+    return float(kinks.weights.max())
 
 
 def passed(name: str, kind: str, analytic: np.ndarray, directional: float, bound: np.ndarray) -> TensorOutcome:
