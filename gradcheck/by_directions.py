@@ -24,15 +24,16 @@ GROUP_KINK_RETRIES = 0  # a group whose doubt kinks explain is halved at once: f
 @dataclass
 class Quick:
     """What the shared directions settled: the tensors they passed (`agreed`: each with the
-    directions' error in tolerance units and its unit, see DirectionalCheck), and the tensors of a
-    doubt that only kinks crossed within the step explain (`kinked`: they go by groups). Where the
-    directions were weighed sample by sample, `samples` are those still doubting (the others
-    agreed, with errors up to `passed` units)."""
+    directions' error in tolerance units and its unit, see DirectionalCheck); the tensors whose
+    doubt only rounding or kinks crossed within the step explain (`unsettled`: they go by groups,
+    see by_groups); and, where a kinked doubt was weighed sample by sample, the samples still
+    doubting (`samples`; the others agreed, with errors up to `passed` in each tensor's `units`)."""
 
     agreed: dict[str, tuple[float, float]] = field(default_factory=dict)
-    kinked: dict[str, float] = field(default_factory=dict)  # tensor: its unit
+    unsettled: frozenset[str] = frozenset()
     samples: np.ndarray | None = None
     passed: float = 0.0
+    units: dict[str, float] = field(default_factory=dict)
 
 
 def fast_pass(compare: Comparison, names: list[str], analytic: dict, mode: str) -> Quick:
@@ -45,44 +46,54 @@ def fast_pass(compare: Comparison, names: list[str], analytic: dict, mode: str) 
     directions once more for the others, with a step large enough to leave rounding well
     under the threshold; when every tensor is that tight (one tensor alone, or all alike), the
     same tensors go again with the step stretched beyond eps (at most MAX_STRETCH times). Any
-    other doubt, or a second one, sends the remaining tensors to the full check; unless kinks alone
-    explain it (a switch of a max crossed, retries spent): those tensors go by groups (see by_groups).
+    other doubt sends the remaining tensors to the full check. Tensors whose doubt only rounding
+    explains (those with little room, or every tensor after a second such doubt) or kinks alone
+    (a switch of a max crossed, retries spent) are unsettled: they go by groups (see by_groups).
     """
-    forwards, tol = compare.forwards, compare.tol
-    eligible = method_choice.directions_first(forwards, names, mode)
-    stretch = 1.0
+    eligible = method_choice.directions_first(compare.forwards, names, mode)
+    stretch, found = 1.0, None
+    unsettled: set[str] = set()
     for _ in range(ATTEMPTS):
         if not eligible:
             break
-        kinks = _kinks(compare, eligible)
-        found = directions_agree(
-            forwards.evaluate_copies,
-            {n: forwards.arrays[n] for n in eligible},
-            analytic,
-            compare.upstream,
-            tol.eps,
-            tol.rtol,
-            tol.atol,
-            forwards.rng,
-            {n: compare.natural(n) for n in eligible},
-            stretch=stretch,
-            weight=_foretelling(compare, kinks, eligible),
-            kinks=kinks,
-        )
+        found = _shared_directions(compare, eligible, analytic, stretch)
         if found.agree:
-            return Quick({n: (found.error, found.units[n]) for n in eligible})
+            return Quick({n: (found.error, found.units[n]) for n in eligible}, frozenset(unsettled))
         if found.kinked:
-            return Quick(kinked=found.units, samples=found.kinked_samples, passed=found.passed)
+            unsettled |= set(eligible)
+            return Quick({}, frozenset(unsettled), found.kinked_samples, found.passed, found.units)
         if not found.rounding_only:
             break
         roomy = found.roomy()
+        unsettled |= set(eligible) - set(roomy)
         if roomy:
             eligible = roomy
         elif found.stretch * found.growth() <= MAX_STRETCH:
             stretch = found.stretch * found.growth()
         else:
-            break
-    return Quick()
+            break  # (every tensor tight, the step at its longest: rounding alone explains the doubt)
+    if found is not None and found.rounding_only:  # a doubt that rounding alone explains, attempts spent
+        unsettled |= set(eligible)
+    return Quick(unsettled=frozenset(unsettled))
+
+
+def _shared_directions(compare: Comparison, names: list[str], analytic: dict, stretch: float) -> DirectionalCheck:
+    """One directions_agree through the tensors `names` at once."""
+    forwards, tol, kinks = compare.forwards, compare.tol, _kinks(compare, names)
+    return directions_agree(
+        forwards.evaluate_copies,
+        {n: forwards.arrays[n] for n in names},
+        analytic,
+        compare.upstream,
+        tol.eps,
+        tol.rtol,
+        tol.atol,
+        forwards.rng,
+        {n: compare.natural(n) for n in names},
+        stretch=stretch,
+        weight=_foretelling(compare, kinks, names),
+        kinks=kinks,
+    )
 
 
 def _foretelling(compare: Comparison, kinks: Kinks, names: list[str]) -> float:
@@ -115,10 +126,10 @@ def by_groups(
     Where `quick` tells the samples that still doubt (see Quick), only their elements are grouped."""
     x = compare.forwards.arrays[name]
     doubted, directional, bound = [], 0.0, np.empty(x.size)
-    samples = quick.samples if quick is not None and name in quick.kinked else None
+    samples = quick.samples if quick is not None and name in quick.units else None
     if quick is not None and samples is not None:  # the other samples agreed already
-        bound[:] = quick.kinked[name]
-        directional = quick.passed * quick.kinked[name]
+        bound[:] = quick.units[name]
+        directional = quick.passed * quick.units[name]
     pending = _first_groups(x.size, samples)
     while pending:
         group = pending.pop(0)

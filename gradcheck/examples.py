@@ -96,6 +96,6 @@ def _compare(
     if name in quick.agreed:
         error, unit = quick.agreed[name]
         return by_directions.passed(name, kind, analytic, error * unit, np.full(analytic.shape, unit))
-    if name in quick.kinked or checked_in_groups(compare.forwards, name, names, mode):
+    if name in quick.unsettled or checked_in_groups(compare.forwards, name, names, mode):
         return by_directions.by_groups(compare, name, kind, analytic, quick)
     return compare.element_by_element(name, kind, analytic)

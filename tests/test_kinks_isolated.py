@@ -110,3 +110,30 @@ def test_first_groups_cover_only_the_samples_that_doubt():
     assert [g.tolist() for g in groups] == [list(range(10, 20)), list(range(40, 50))]
     whole = by_directions._first_groups(10_000, None)
     assert np.array_equal(np.concatenate(whole), np.arange(10_000)) and max(map(len, whole)) <= 4096
+
+
+MODEL = load_registry(ROOT.parent / "examples" / "cs231n-two-layer-net" / "layers.yaml").get("two-layer-net")
+MODEL_EXAMPLE = Example((("N", 16), ("D", 196), ("H", 64), ("C", 10)), 2, 1.0)  # doubted by rounding at first
+
+
+def test_a_doubt_rounding_alone_explains_sends_small_tensors_by_groups_in_fast_mode():
+    """A whole model's loss, large next to each gradient: the shared directions' doubt is rounding
+    (every gap within it) in the first round and the second; b1, W2, b2 then went to the full check
+    (1486 forwards). By groups, their own directions settle it."""
+    outcome, forwards = _run(MODEL, "fast", MODEL_EXAMPLE)
+    assert outcome.status is Status.PASS
+    assert {t.name: t.method for t in outcome.tensors} == dict.fromkeys(["W1", "b1", "W2", "b2"], "fast")
+    assert forwards < 300
+
+
+@pytest.mark.parametrize("tensor, index", [("W2", (5, 3)), ("b1", (7,))])
+def test_a_wrong_element_of_a_small_tensor_still_fails_there_in_fast_mode(tensor, index):
+    class OneOff(MODEL.target):
+        def loss(self, X, y=None):
+            loss, grads = super().loss(X, y)
+            grads[tensor][index] *= 1.01
+            return loss, grads
+
+    outcome, _ = _run(replace(MODEL, target=OneOff), "fast", MODEL_EXAMPLE)
+    assert outcome.status is Status.FAIL
+    assert [(t.name, t.worst_index) for t in outcome.tensors if t.status is Status.FAIL] == [(tensor, index)]
