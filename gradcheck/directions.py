@@ -9,6 +9,10 @@ import numpy as np
 
 from gradcheck.finite_diff import ATOL_SCALE_FLOOR, ROUNDING_SAFETY, TINY, current_rounding_unit, weigh_per_sample
 
+# A direction whose one-sided slopes differ by at least its gap crossed a kink within its step (a
+# switch of a max, a ReLU's corner): its samples' directions are drawn again, at most this often.
+KINK_RETRIES = 3
+
 # Fast mode: tensors pass only if every random direction agrees this tightly, measured in units
 # of each tensor's rms per-element tolerance; any doubt sends them to the full per-element check.
 FAST_DIRECTIONS = 4
@@ -39,6 +43,8 @@ class DirectionalCheck:
     units: dict = field(default_factory=dict)
     stretch: float = 1.0
     passed: float = 0.0  # the largest error among the directions (per sample) that agreed
+    kinked: bool = False  # a doubt that kinks crossed within the step explain, every retry spent
+    kinked_samples: np.ndarray | None = None  # weighed per sample: those still doubting (the others agreed)
 
     def growth(self) -> float:
         """How much larger the step must be to bring rounding well under FAST_TIGHTNESS."""
@@ -63,6 +69,8 @@ def directions_agree(
     stretch: float = 1.0,
     weight: float = 0.0,
     kinks: Kinks | None = None,
+    groups: dict | None = None,
+    retries: int = KINK_RETRIES,
 ) -> DirectionalCheck:
     """Compare directional derivatives along Gaussian directions through all tensors at once.
 
@@ -77,20 +85,22 @@ def directions_agree(
     sum |R * out| at the drawn point, foretells the rounding when every output moves: where it
     would take half the threshold, the step stretches (up to MAX_STRETCH in all) to bring it to a
     quarter. `evaluate` takes {tensor: moved copies stacked along a new leading axis} and returns
-    each output stacked the same way. `rng`: a generator, or a seed for one.
+    each output stacked the same way. `rng`: a generator, or a seed for one. `groups`: {tensor:
+    flat indices}, the only elements of that tensor the directions move (its unit is theirs).
 
     With `kinks` (see Kinks), a doubt that only kinks crossed within the step explain draws the
-    doubting directions again (see _retry_kinks), at most KINK_RETRIES times.
+    doubting directions again (see _retry_kinks), at most `retries` times; if kinks still explain
+    every doubt then, the result says so (`kinked`).
     """
-    rng = np.random.default_rng(rng)
-    units = {name: _unit(analytic[name], rtol, atol, (natural or {}).get(name, 0.0)) for name in points}
-    found = _directions_round(evaluate, points, analytic, upstream, eps, units, rng, stretch, weight, kinks, None)
-    return _retry_kinks(found, evaluate, points, analytic, upstream, eps, units, rng, stretch, weight, kinks)
-
-
-# A direction whose one-sided slopes differ by at least its gap crossed a kink within its step (a
-# switch of a max, a ReLU's corner): its samples' directions are drawn again, at most this often.
-KINK_RETRIES = 3
+    groups = groups or {}
+    units = {
+        name: _unit(_within(analytic[name], groups.get(name)), rtol, atol, (natural or {}).get(name, 0.0))
+        for name in points
+    }
+    task = _Task(evaluate, points, analytic, upstream, eps, units, np.random.default_rng(rng), kinks, groups)
+    moving = task.touched() if groups else None
+    first = _directions_round(task, stretch, weight if moving is None else task.share(moving), moving)
+    return _retry_kinks(first, task, stretch, weight, retries)
 
 
 @dataclass
@@ -106,6 +116,42 @@ class Kinks:
 
 
 @dataclass
+class _Task:
+    """What every round of one directions_agree shares (see there)."""
+
+    evaluate: Callable[[dict], list]
+    points: dict
+    analytic: dict
+    upstream: Sequence
+    eps: float
+    units: dict
+    rng: np.random.Generator
+    kinks: Kinks | None
+    groups: dict
+
+    def touched(self) -> np.ndarray | None:
+        """The samples the groups reach, when the round is weighed per sample (else None: all)."""
+        samples = self.kinks.samples() if self.kinks is not None else 1
+        if samples < 2:
+            return None
+        reached = np.zeros(samples, bool)
+        for name, x in self.points.items():
+            where = np.zeros(x.size, bool)
+            where[self.groups.get(name, slice(None))] = True
+            reached |= where.reshape(samples, -1).any(axis=1)
+        return reached
+
+    def share(self, moving: np.ndarray | None) -> float:
+        """The moving samples' largest sum |R * out|: the rounding weight of a round that moves only them."""
+        weights = self.kinks.weights if self.kinks is not None else None
+        return float(weights[moving].max()) if moving is not None and weights is not None else 0.0
+
+
+def _within(a: np.ndarray, group: np.ndarray | None) -> np.ndarray:
+    return a if group is None else a.reshape(-1)[group]
+
+
+@dataclass
 class _Round:
     """One round of directions, weighed per sample: `doubts` (direction, sample) cells outside the
     threshold, `kinked` those of them a kink explains, `moving` the samples the round moved."""
@@ -115,27 +161,31 @@ class _Round:
     kinked: np.ndarray
     moving: np.ndarray | None
 
+    def doubting(self) -> np.ndarray | None:
+        """The samples with a doubt, when the round was weighed sample by sample (else None)."""
+        return np.asarray(self.doubts.any(axis=0)) if self.doubts.shape[1] > 1 else None
 
-def _retry_kinks(
-    first: _Round, evaluate, points, analytic, upstream, eps, units, rng, stretch, weight, kinks
-) -> DirectionalCheck:
+
+def _retry_kinks(first: _Round, task: _Task, stretch: float, weight: float, retries: int) -> DirectionalCheck:
     """Draw the directions again where every doubt is a kink crossed: only in the doubting samples
     when samples are independent (their share of the rounding foretells a shorter step, which
     crosses fewer kinks), else everywhere. Each retry must agree on its own; one round whose
-    doubts are not all kinks, or KINK_RETRIES spent, is a doubt (the full check follows)."""
+    doubts are not all kinks, or `retries` spent, is a doubt (the full check follows)."""
     current, worst = first, first.found.passed
-    for _ in range(KINK_RETRIES):
-        if current.found.agree or kinks is None or not current.doubts.any() or not current.kinked.all():
+    for _ in range(retries):
+        if current.found.agree or task.kinks is None or not current.doubts.any() or not current.kinked.all():
             break
-        moving = current.doubts.any(axis=0) if current.doubts.shape[1] > 1 else None
-        share = kinks.weights[moving].max() if moving is not None and kinks.weights is not None else weight
-        current = _directions_round(
-            evaluate, points, analytic, upstream, eps, units, rng, stretch, share, kinks, moving
-        )
+        moving = current.doubting()
+        share = weight if moving is None or task.kinks.weights is None else task.share(moving)
+        current = _directions_round(task, stretch, share, moving)
         worst = max(worst, current.found.passed)
     found = current.found
     if found.agree:
         found.error = max(found.error, worst)
+    else:
+        found.kinked = bool(current.doubts.any() and current.kinked.all())
+        if found.kinked:
+            found.kinked_samples, found.passed = current.doubting(), worst
     return found
 
 
@@ -149,19 +199,29 @@ def _unit(a: np.ndarray, rtol: float, atol: float, natural: float) -> float:
     return float(np.sqrt(np.dot(per_element.reshape(-1), per_element.reshape(-1)) / a.size)) if a.size else 1.0
 
 
-def _directions_round(evaluate, points, analytic, upstream, eps, units, rng, stretch, weight, kinks, moving) -> _Round:
+def _draw(task: _Task, name: str, count: int) -> np.ndarray:
+    """Standard normal rows (one per direction) over a tensor's elements, zero outside its group."""
+    x, group = task.points[name], task.groups.get(name)
+    if group is None:
+        return task.rng.standard_normal((count, x.size))
+    drawn = np.zeros((count, x.size))
+    drawn[:, group] = task.rng.standard_normal((count, len(group)))
+    return drawn
+
+
+def _directions_round(task: _Task, stretch: float, weight: float, moving: np.ndarray | None) -> _Round:
     """FAST_DIRECTIONS directions (only through the samples `moving`, if given), evaluated both ways
     and weighed per sample when kinks.samples() allows it."""
-    count = FAST_DIRECTIONS
+    count, units, eps = FAST_DIRECTIONS, task.units, task.eps
     rows, reach = {}, {}
-    for name, x in points.items():
-        drawn = rows[name] = rng.standard_normal((count, x.size))
+    for name, x in task.points.items():
+        drawn = rows[name] = _draw(task, name, count)
         if moving is not None:
             drawn.reshape(count, len(moving), -1)[:, ~moving] = 0.0
         drawn /= max(units[name], TINY)  # one row per direction
         # how far each direction may go before some element moves by more than eps * max(1, |x|)
         widest = np.maximum(np.abs(drawn).max(axis=1, initial=0.0), TINY)
-        reach[name] = max(1.0, float(np.abs(x).max(initial=0.0))) / widest
+        reach[name] = max(1.0, float(np.abs(_within(x, task.groups.get(name))).max(initial=0.0))) / widest
     t = eps * stretch * np.min(list(reach.values()), axis=0)  # one step per direction, shared by all tensors
     foretold = float((ROUNDING_SAFETY * current_rounding_unit() * weight / (2 * t)).max())
     if foretold > FAST_TIGHTNESS / 2:  # in tolerance units
@@ -169,20 +229,21 @@ def _directions_round(evaluate, points, analytic, upstream, eps, units, rng, str
         t *= more
         stretch *= more
     moved = {}
-    for name, x in points.items():  # direction k up at 2k, down at 2k + 1
+    for name, x in task.points.items():  # direction k up at 2k, down at 2k + 1
         along = rows[name].reshape((count,) + x.shape) * t.reshape((-1,) + (1,) * x.ndim)
         copies = moved[name] = np.empty((2 * count,) + x.shape)
         np.add(x, along, out=copies[0::2])
         np.subtract(x, along, out=copies[1::2])
-    outputs = evaluate(moved)
-    samples = kinks.samples() if kinks is not None else 1
+    outputs = task.evaluate(moved)
+    samples = task.kinks.samples() if task.kinks is not None else 1
     if moving is not None and samples != len(moving):
-        samples, moving = 1, None  # (never so: a retry by sample follows a round weighed by sample)
-    return _weigh_round(upstream, outputs, rows, points, analytic, units, t, stretch, reach, samples, kinks, moving)
+        samples, moving = 1, None  # (never so: a round by sample is weighed by sample)
+    return _weigh_round(task, outputs, rows, t, stretch, reach, samples, moving)
 
 
-def _weigh_round(upstream, outputs, rows, points, analytic, units, t, stretch, reach, samples, kinks, moving) -> _Round:
+def _weigh_round(task: _Task, outputs, rows, t, stretch, reach, samples, moving) -> _Round:
     """The round's verdict: |a.v - n_v| plus rounding per direction and sample, against FAST_TIGHTNESS."""
+    points, analytic, units, upstream, kinks = task.points, task.analytic, task.units, task.upstream, task.kinks
     count = len(t)
     predicted = sum(
         (rows[name].reshape(count, samples, -1) * analytic[name].reshape(samples, -1)).sum(axis=2) for name in points

@@ -83,13 +83,19 @@ def _compared_tensors(spec: LayerSpec, analytic: dict) -> list[tuple[str, str]]:
 
 
 def _compare(
-    compare: Comparison, name: str, kind: str, analytic: np.ndarray, quick: dict, mode: str, names: list[str]
+    compare: Comparison,
+    name: str,
+    kind: str,
+    analytic: np.ndarray,
+    quick: by_directions.Quick,
+    mode: str,
+    names: list[str],
 ) -> TensorOutcome:
     """One tensor's verdict (`names`: every tensor compared): passed by the directions, checked group
     by group, or element by element."""
-    if name in quick:
-        error, unit = quick[name]
+    if name in quick.agreed:
+        error, unit = quick.agreed[name]
         return by_directions.passed(name, kind, analytic, error * unit, np.full(analytic.shape, unit))
-    if checked_in_groups(compare.forwards, name, names, mode):
-        return by_directions.by_groups(compare, name, kind, analytic)
+    if name in quick.unsettled or checked_in_groups(compare.forwards, name, names, mode):
+        return by_directions.by_groups(compare, name, kind, analytic, quick)
     return compare.element_by_element(name, kind, analytic)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import cast
 
 import numpy as np
@@ -137,28 +138,36 @@ class Forwards:
         inputs = sum(self.arrays[name].size for name in self.batch_leading)
         return max(inputs, sum(int(np.prod(shape)) for shape in self.output_shapes))
 
-    def stacked(self, moved: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def in_samples(self, samples: np.ndarray) -> Callable[[dict[str, np.ndarray]], list[np.ndarray]]:
+        """evaluate_copies for copies of some samples of the batch only (`samples`, their indices): each
+        moved tensor stacks (K, len(samples), ...), and one forward takes them stacked along the batch
+        axis; outputs come back (K, len(samples), ...). Only where samples proved independent and
+        copies stack (see batching)."""
+        return lambda moved: self.stacked(moved, samples)
+
+    def stacked(self, moved: dict[str, np.ndarray], samples: np.ndarray | None = None) -> list[np.ndarray]:
         """One forward on the moved copies stacked along the batch axis; outputs split back into copies."""
         try:
-            return self.forward_stacked(moved)
+            return self.forward_stacked(moved, samples)
         except batching.Unstacked as unstacked:
             how = f"{copy_count(moved)} stacked copies of the batch with a slightly moved"
             where = f"from the drawn batch's {', '.join(map(str, self.output_shapes))}"
             raise shape_moved(unstacked.outputs, unstacked.expected, sorted(moved), how, where) from None
 
-    def forward_stacked(self, moved: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """Outputs, stacked per copy, of one forward on the copies stacked along the batch axis."""
-        count, size = copy_count(moved), self.batch_size
+    def forward_stacked(self, moved: dict[str, np.ndarray], samples: np.ndarray | None = None) -> list[np.ndarray]:
+        """Outputs, stacked per copy, of one forward on the copies stacked along the batch axis
+        (copies of the samples `samples` only, if given)."""
+        count, size = copy_count(moved), self.batch_size if samples is None else len(samples)
         inputs = []
         for t, x in zip(self.spec.inputs, self.shared_inputs, strict=False):
             if t.name in moved:  # (count, size, ...) -> (count * size, ...): copy k is rows k*size .. (k+1)*size
                 inputs.append(np.ascontiguousarray(moved[t.name]).reshape((count * size,) + x.shape[1:]))
             elif t.name in self.batch_leading:
-                inputs.append(np.concatenate([x] * count))
+                inputs.append(np.concatenate([x if samples is None else x[samples]] * count))
             else:
                 inputs.append(x)
         outputs = self.forward(inputs, self.shared_params)[0]
-        expected = [(count * size,) + shape[1:] for shape in self.output_shapes]
+        expected = [(count * size,) + shape[1:] for shape in self.output_shapes]  # (all batch-leading when stacking)
         if [out.shape for out in outputs] != expected:
             raise batching.Unstacked(outputs, expected)
         return [out.reshape((count, size) + out.shape[1:]) for out in outputs]

@@ -44,7 +44,7 @@ def _spy_directions(monkeypatch, **overrides) -> list:
     return found
 
 
-LARGE = [("tanh", {"N": 16, "D": 256}), ("linear", {"N": 16, "D": 64, "M": 64})]
+LARGE = [("tanh", {"N": 1, "D": 4096}), ("linear", {"N": 16, "D": 64, "M": 64})]  # weighed whole
 
 
 @pytest.mark.parametrize("name, dims", LARGE)
@@ -59,6 +59,16 @@ def test_directions_stretch_their_step_where_rounding_would_cloud_them(name, dim
     assert len(found) == 1 and found[0].agree
     assert 1.0 < found[0].stretch <= MAX_STRETCH
     assert forwards <= 2 + 2 * 4  # the reference, the probe, 4 directions both ways
+
+
+def test_directions_weighed_per_sample_foretell_each_sample_s_rounding(monkeypatch):
+    """The same 4096 outputs as 16 independent samples: each sample's share of the rounding is what
+    counts, a sixteenth of the whole; the step need not stretch, and one round settles it."""
+    found = _spy_directions(monkeypatch)
+    outcome, forwards = _run(BUILTINS.get("tanh"), "fast", N=16, D=256)
+    assert outcome.status is Status.PASS and set(_methods(outcome).values()) == {"fast"}
+    assert len(found) == 1 and found[0].agree and found[0].stretch == 1.0
+    assert forwards <= 2 + 2 * 4
 
 
 @pytest.mark.parametrize("name, dims", LARGE)
@@ -166,7 +176,7 @@ def test_a_shared_doubt_sends_costly_tensors_to_their_groups_not_the_full_check(
     gets directions of its own, not the two forwards per element the budget had ruled out."""
     spec = BUILTINS.get("linear")
     monkeypatch.setattr(method_choice, "FULL_BUDGET", 100 * SLOW_FORWARD)
-    monkeypatch.setattr(by_directions, "fast_pass", lambda *args: {})  # the shared directions doubt
+    monkeypatch.setattr(by_directions, "fast_pass", lambda *args: by_directions.Quick())  # the shared directions doubt
     outcome, forwards = _run(spec, "auto", **SLOW_DIMS)
     assert outcome.status is Status.PASS
     assert _methods(outcome) == {"x": "coloured", "W": "fast", "b": "fast"}
