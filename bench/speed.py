@@ -297,7 +297,8 @@ def phase_meter():
     and per tensor and method inside each example, got by wrapping the engine's own functions (what they
     do and return is untouched).
 
-    Keys: "sample" (the numpy-drawn examples), "search" (hypothesis: its search, then its shrink),
+    Keys: "sample" (the numpy-drawn examples), "shrink" (the dims descent after a failure), "search"
+    (hypothesis, only where `where` defeats the sampler: its search, then its shrink),
     "evidence" (the runs around the smallest failure); "directions" (the shared random directions of
     every tensor they start with), "NAME groups" (a huge tensor's own directions per group, its
     per-element checks of doubted groups included), "NAME full" (per-element check and confirmation).
@@ -325,6 +326,7 @@ def phase_meter():
         patched.append((owner, attr, original))
 
     meter(engine._Search, "_sample", lambda a: "sample", lambda a: a[0].counter)
+    meter(engine._Search, "_descend", lambda a: "shrink", lambda a: a[0].counter)
     meter(engine._Search, "_search", lambda a: "search", lambda a: a[0].counter)
     meter(engine, "_gather_evidence", lambda a: "evidence", lambda a: a[3])
     meter(by_directions, "fast_pass", lambda a: "directions", lambda a: a[0].forwards.counter)
@@ -359,7 +361,7 @@ def bench_phases(configs: list[Path], examples: int | None, seed: int) -> list[d
                     "phases": phases,
                 }
             )
-    keys = ["sample", "search", "evidence"]
+    keys = ["sample", "shrink", "search", "evidence"]
     lines = [
         [
             r["layer"],
@@ -394,7 +396,8 @@ def bench_phases(configs: list[Path], examples: int | None, seed: int) -> list[d
                 "forwards",
                 "cpu seconds",
                 "numpy sample (cpu s / fwd)",
-                "hypothesis search+shrink",
+                "dims descent",
+                "hypothesis (strict where)",
                 "evidence",
             ],
             lines,

@@ -86,7 +86,7 @@ def test_progress_hears_of_the_failure_before_the_shrink_runs(counted):
     first = next(i for i, (failed, _) in enumerate(heard) if failed)
     assert first > 0 and not any(failed for failed, _ in heard[:first])  # the simplest example passed
     assert heard[first][1] < result.calls["forward"]  # the search, the shrink and the evidence came after
-    assert len(heard) > first + 1  # hypothesis checked examples of its own after the failure...
+    assert len(heard) > first + 1  # the shrink checked examples of its own after the failure...
     assert all(failed for failed, _ in heard[first:])  # ...and the layer stayed failing meanwhile
 
 
