@@ -39,6 +39,7 @@ class Forwards:
         self.output_shapes: list[tuple[int, ...]] = []
         self.batching_verdict: tuple[set[str], bool] | None = None  # (inputs to colour, whether copies stack)
         self.repeated = False  # whether a later forward has reproduced the reference outputs
+        self.parts_stack = True  # whether a forward may take stacked copies of a part of the batch (see in_samples)
 
     @property
     def class_adapter(self) -> ClassAdapter:
@@ -142,8 +143,22 @@ class Forwards:
         """evaluate_copies for copies of some samples of the batch only (`samples`, their indices): each
         moved tensor stacks (K, len(samples), ...), and one forward takes them stacked along the batch
         axis; outputs come back (K, len(samples), ...). Only where samples proved independent and
-        copies stack (see batching)."""
-        return lambda moved: self.stacked(moved, samples)
+        copies stack (see batching). A layer that refuses that batch size (it took K copies of the
+        whole batch, not a part of one) gets the moved samples inside whole copies of the batch."""
+
+        def evaluate(moved: dict[str, np.ndarray]) -> list[np.ndarray]:
+            if self.parts_stack:
+                try:
+                    return self.forward_stacked(moved, samples)
+                except (LayerProblem, batching.Unstacked):
+                    self.parts_stack = False
+            whole = {}
+            for name, part in moved.items():
+                copies = whole[name] = np.repeat(self.arrays[name][None], len(part), axis=0)
+                copies[:, samples] = part
+            return [out[:, samples] for out in self.evaluate_copies(whole)]
+
+        return evaluate
 
     def stacked(self, moved: dict[str, np.ndarray], samples: np.ndarray | None = None) -> list[np.ndarray]:
         """One forward on the moved copies stacked along the batch axis; outputs split back into copies."""

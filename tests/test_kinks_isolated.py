@@ -105,6 +105,25 @@ def test_one_wrong_element_is_found_beside_the_tie(mode, where):
     assert outcome.tensors[0].worst_index == wrong
 
 
+@pytest.mark.parametrize("mode", ["fast", "auto"])
+def test_a_layer_taking_only_whole_batches_gets_its_groups_in_whole_copies(mode, monkeypatch):
+    """A layer that takes K copies of its batch stacked, but no part of one (it splits its input
+    into the batch size it was built for): its halves go through whole copies of the batch."""
+    spec, example, _ = _tied()
+    batch = PLAIN["N"]
+
+    class WholeBatchesOnly(spec.target):
+        def forward(self, x):
+            if len(x) % batch:
+                raise ValueError(f"a batch of {len(x)} samples: this layer takes multiples of {batch}")
+            return super().forward(x)
+
+    sizes = _spy_element_checks(monkeypatch)
+    outcome, forwards = _run(replace(spec, target=WholeBatchesOnly), mode, example)
+    assert outcome.status is Status.PASS, outcome.message
+    assert sizes and sum(sizes) <= 2 * by_directions.KINKED_GROUP and forwards < 80
+
+
 def test_first_groups_cover_only_the_samples_that_doubt():
     groups = by_directions._first_groups(6 * 10, np.array([False, True, False, False, True, False]))
     assert [g.tolist() for g in groups] == [list(range(10, 20)), list(range(40, 50))]
