@@ -18,6 +18,9 @@ GROUP_ROUNDING = 1.0
 # A group whose doubt kinks alone explain is halved, and each half gets directions of its own, down
 # to this many elements: only the few elements next to a switch get the per-element check.
 KINKED_GROUP = 16
+# A doubt whose every gap stays under this many tolerance units (ten times the threshold) shows no
+# clear error: the tensors go by groups; a larger gap sends them to the full check, for a whole report.
+MARGINAL_GAP = 1.0
 GROUP_KINK_RETRIES = 0  # a group whose doubt kinks explain is halved at once: fewer forwards than drawing again
 
 
@@ -46,9 +49,10 @@ def fast_pass(compare: Comparison, names: list[str], analytic: dict, mode: str) 
     directions once more for the others, with a step large enough to leave rounding well
     under the threshold; when every tensor is that tight (one tensor alone, or all alike), the
     same tensors go again with the step stretched beyond eps (at most MAX_STRETCH times). Any
-    other doubt sends the remaining tensors to the full check. Tensors whose doubt only rounding
-    explains (those with little room, or every tensor after a second such doubt) or kinks alone
-    (a switch of a max crossed, retries spent) are unsettled: they go by groups (see by_groups).
+    other doubt sends the remaining tensors to the full check, unless every gap is under
+    MARGINAL_GAP. Tensors whose doubt only rounding explains (those with little room, or every
+    tensor after a second such doubt), kinks alone (a switch of a max crossed, retries spent) or
+    marginal gaps are unsettled: they go by groups (see by_groups).
     """
     eligible = method_choice.directions_first(compare.forwards, names, mode)
     stretch, found = 1.0, None
@@ -63,6 +67,8 @@ def fast_pass(compare: Comparison, names: list[str], analytic: dict, mode: str) 
             unsettled |= set(eligible)
             return Quick({}, frozenset(unsettled), found.kinked_samples, found.passed, found.units)
         if not found.rounding_only:
+            if found.error <= MARGINAL_GAP:  # kinks and curvature at once, say: no clear bug either
+                unsettled |= set(eligible)
             break
         roomy = found.roomy()
         unsettled |= set(eligible) - set(roomy)
