@@ -4,7 +4,8 @@ Two phases. First, examples drawn by a seeded numpy generator (`draw_examples`, 
 most layers pass, and for them nothing more runs. Once an example fails, the dims descent
 (`descent.descend`) shrinks it: it proposes smaller examples, dim by dim, and each is checked
 for real, for the tensors that failed only, within SHRINK_BUDGET. Hypothesis runs only when the
-`where` clauses defeat the numpy sampler before `count` examples: it searches with the same seed
+failure needs its values (value seed 0 does not repeat it), or when the `where` clauses defeat
+the numpy sampler before `count` examples: it searches with the same seed, drawing values anew,
 and shrinks what it finds. Every outcome is kept, so the failure reported is the smallest found.
 """
 
@@ -186,9 +187,22 @@ class _Search:
         if not self._sample(seed) and not self._failed_at_the_minimum():
             if self.failed:
                 self._descend()
-            else:  # `where` defeated the sampler: hypothesis searches, and shrinks what it finds
+            if not self.failed or not self._fails_at_other_values():
+                # `where` defeated the sampler, or the failure needs its values: hypothesis explores
+                self.failing = False  # its search is free until it meets a failure; its shrinking is not
                 self._search(seed)
         return list(self.evaluated.values())
+
+    def _fails_at_other_values(self) -> bool:
+        """Whether the smallest failure fails again at value seed 0 (same dims, same magnitude): a
+        systematic bug, which the dims descent has shrunk. A failure that needs its values (a loss
+        that underflows only where some probability does) goes to hypothesis too, whose search draws
+        values anew, with what is left of SHRINK_BUDGET (the descent has asked seed 0 already)."""
+        start = min((o for o in self.evaluated.values() if o.failed), key=smallness).example
+        again = replace(start, seed=0)
+        if start.seed == 0 or (again not in self.evaluated and self.shrinks >= SHRINK_BUDGET):
+            return True  # (the budget spent: nothing more is explored)
+        return self.visit(again).failed
 
     def _failed_at_the_minimum(self) -> bool:
         """Whether the first example failed and no example is smaller: every dim at its minimum, unscaled,

@@ -106,3 +106,26 @@ def test_the_tensors_the_shrink_left_out_are_reported_from_full_examples():
     for name in ("x", "w"):  # passing, read from an example that compared them
         assert rows[name].status is Status.PASS and rows[name].max_abs_error is not None
         assert rows[name].example is not None and rows[name].shape != ()
+
+
+def test_a_failure_that_needs_its_values_is_explored_by_hypothesis_after_the_descent(monkeypatch):
+    """A softmax loss taking log of a probability fails only where some probability underflows (a
+    few draws at magnitude 1000); the descent keeps the failure's values, and no smaller dims fail
+    with them. Value seed 0 does not repeat it, so hypothesis, drawing values anew, searches after."""
+    spec = load_registry(ROOT / "tests" / "fixtures" / "realcode_report" / "losses.yaml").get(
+        "softmax-loss-log-of-probability"
+    )
+    runs = _shrinks(monkeypatch)
+    explored = check_layer(spec, Options(seed=1))
+    assert explored.status is Status.FAIL and runs == ["descend", "search"]
+    monkeypatch.setattr(engine._Search, "_search", lambda self, seed: None)
+    descended = check_layer(spec, Options(seed=1))
+    assert descended.status is Status.FAIL
+    assert sum(explored.failing_dims.values()) < sum(descended.failing_dims.values())
+
+
+def test_a_systematic_failure_is_not_handed_to_hypothesis(monkeypatch):
+    runs = _shrinks(monkeypatch)
+    for name in ("bias-first-row", "conv-stride", "batch-mean"):
+        assert check_layer(GALLERY.get(name), Options(seed=1)).status is Status.FAIL
+    assert runs == ["descend"] * 3
