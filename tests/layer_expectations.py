@@ -1,4 +1,4 @@
-"""Shared by the gallery and style tests: what a buggy layer's report must say, and how to read it."""
+"""Shared by the tests: what a buggy layer's report must say, how to read it, and layers wrong on purpose."""
 
 from __future__ import annotations
 
@@ -55,3 +55,14 @@ def assert_blamed_on(res: LayerResult, expected: Bug) -> None:
         assert blames(res, name), f"the report does not name {name!r} as failing\n{report}"
     wrongly = failed_tensors(res) & expected.correct
     assert not wrongly, f"correct gradients reported as failing: {sorted(wrongly)}\n{report}"
+
+
+def wrong_from_three_features(linear):
+    """linear's backward, wrong for dx once D >= 3: the smallest failing dims are N=1, D=3, M=1."""
+
+    class Wrong(linear):
+        def backward(self, dout):
+            dx = super().backward(dout)
+            return dx * 1.01 if dx.shape[1] >= 3 else dx
+
+    return Wrong

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from layer_expectations import wrong_from_three_features
 
 import gradcheck.engine as engine
 from gradcheck.descent import descend
@@ -146,19 +147,8 @@ def test_the_same_seed_gives_the_same_trail_and_report(name):
     ]
 
 
-def _wrong_from_three_features(linear):
-    """linear's backward, wrong for dx once D >= 3."""
-
-    class Wrong(linear):
-        def backward(self, dout):
-            dx = super().backward(dout)
-            return dx * 1.01 if dx.shape[1] >= 3 else dx
-
-    return Wrong
-
-
 def test_a_failure_inside_a_where_region_is_found_and_shrunk():
-    spec = replace(LINEAR, target=_wrong_from_three_features(LINEAR.target), where=(parse("D != M"),))
+    spec = replace(LINEAR, target=wrong_from_three_features(LINEAR.target), where=(parse("D != M"),))
     result = check_layer(spec, Options(seed=0))
     assert result.status is Status.FAIL
     assert result.failing_dims == {"N": 1, "D": 3, "M": 1}
@@ -170,7 +160,7 @@ def test_where_that_defeats_the_sampler_leaves_the_search_to_hypothesis(monkeypa
     search = engine._Search._search
     monkeypatch.setattr(engine._Search, "_search", lambda self, seed: runs.append(seed) or search(self, seed))
     dims = {**LINEAR.dims, "K": (1, 100000)}
-    spec = replace(LINEAR, target=_wrong_from_three_features(LINEAR.target), dims=dims, where=(parse("K <= 3"),))
+    spec = replace(LINEAR, target=wrong_from_three_features(LINEAR.target), dims=dims, where=(parse("K <= 3"),))
     result = check_layer(spec, Options(seed=1))
     assert runs == [1]
     assert result.status is Status.FAIL

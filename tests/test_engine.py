@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from layer_expectations import wrong_from_three_features
 
 from gradcheck.api import check_layer as check_named
 from gradcheck.engine import Options, check_layer
@@ -345,17 +346,6 @@ def _spy_on_draws(monkeypatch) -> list:
     return drawn
 
 
-def _wrong_from_three_features(linear):
-    """linear's backward, wrong for dx once D >= 3: the smallest failing dims are N=1, D=3, M=1."""
-
-    class Wrong(linear):
-        def backward(self, dout):
-            dx = super().backward(dout)
-            return dx * 1.01 if dx.shape[1] >= 3 else dx
-
-    return Wrong
-
-
 def test_a_failure_found_by_numpy_is_shrunk_by_the_descent_without_hypothesis(monkeypatch):
     import hypothesis
 
@@ -364,7 +354,7 @@ def test_a_failure_found_by_numpy_is_shrunk_by_the_descent_without_hypothesis(mo
     spec = REGISTRY.get("linear")
     drawn = _spy_on_draws(monkeypatch)
     monkeypatch.setattr(hypothesis, "given", _no_hypothesis)
-    result = check_layer(replace(spec, target=_wrong_from_three_features(spec.target)), Options(seed=0))
+    result = check_layer(replace(spec, target=wrong_from_three_features(spec.target)), Options(seed=0))
     assert result.status is Status.FAIL
     found = drawn[-1].dim_values  # the numpy draw that failed: the sampler stops at the first failure
     assert found["D"] >= 3 and sum(found.values()) > 5, found  # not already the smallest (else pick another seed)
@@ -379,7 +369,7 @@ def test_the_numpy_failure_stands_when_no_shrink_is_allowed(monkeypatch):
     spec = REGISTRY.get("linear")
     drawn = _spy_on_draws(monkeypatch)
     monkeypatch.setattr(engine, "SHRINK_BUDGET", 0)
-    result = check_layer(replace(spec, target=_wrong_from_three_features(spec.target)), Options(seed=0))
+    result = check_layer(replace(spec, target=wrong_from_three_features(spec.target)), Options(seed=0))
     assert result.status is Status.FAIL
     assert result.failing_dims == drawn[-1].dim_values != {"N": 1, "D": 3, "M": 1}
     assert result.examples == len(drawn)
