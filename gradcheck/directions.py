@@ -44,6 +44,7 @@ class DirectionalCheck:
     stretch: float = 1.0
     passed: float = 0.0  # the largest error among the directions (per sample) that agreed
     kinked: bool = False  # a doubt that kinks crossed within the step explain, every retry spent
+    crossed: bool = False  # some doubt a kink explains (the others' gaps may be kinks that hid each other)
     kinked_samples: np.ndarray | None = None  # weighed per sample: those still doubting (the others agreed)
 
     def growth(self) -> float:
@@ -184,6 +185,7 @@ def _retry_kinks(first: _Round, task: _Task, stretch: float, weight: float, retr
         found.error = max(found.error, worst)
     else:
         found.kinked = bool(current.doubts.any() and current.kinked.all())
+        found.crossed = bool(current.kinked.any())
         if found.kinked:
             found.kinked_samples, found.passed = current.doubting(), worst
     return found
