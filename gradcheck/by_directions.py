@@ -19,7 +19,8 @@ GROUP_ROUNDING = 1.0
 # to this many elements: only the few elements next to a switch get the per-element check.
 KINKED_GROUP = 16
 # A doubt whose every gap stays under this many tolerance units (ten times the threshold) shows no
-# clear error: the tensors go by groups; a larger gap sends them to the full check, for a whole report.
+# clear error: the tensors go by groups; a larger gap with no kink among the doubts sends them to
+# the full check, for a whole report.
 MARGINAL_GAP = 1.0
 GROUP_KINK_RETRIES = 0  # a group whose doubt kinks explain is halved at once: fewer forwards than drawing again
 
@@ -45,16 +46,16 @@ def fast_pass(compare: Comparison, names: list[str], analytic: dict, mode: str) 
 
     The directions share one step, which the tensor with the least room sets (a tight
     tolerance next to large values); the rounding grows as the step shrinks. A doubt that
-    rounding may explain sends the tensors with little room to the full check and draws the
-    directions once more for the others, with a step large enough to leave rounding well
-    under the threshold; when every tensor is that tight (one tensor alone, or all alike), the
-    same tensors go again with the step stretched beyond eps (at most MAX_STRETCH times). Any
-    other doubt sends the remaining tensors to the full check, unless every gap is under
-    MARGINAL_GAP or some doubt is a kink (kinks of opposite curvature on the two sides of a long
-    step cancel in the one-sided slopes, and leave a gap no kink seems to explain). Tensors whose
-    doubt only rounding explains (those with little room, or every tensor after a second such
-    doubt), kinks (a switch of a max crossed, retries spent) or marginal gaps are unsettled: they
-    go by groups (see by_groups), whose per-element check still confirms any failure.
+    rounding may explain sets the tensors with little room aside and draws the directions once
+    more for the others, with a step large enough to leave rounding well under the threshold;
+    when every tensor is that tight (one tensor alone, or all alike), the same tensors go again
+    with the step stretched beyond eps (at most MAX_STRETCH times). Any other doubt sends the
+    remaining tensors to the full check, unless every gap is under MARGINAL_GAP or some doubt is
+    a kink (kinks of opposite curvature on the two sides of a long step cancel in the one-sided
+    slopes, and leave a gap no kink seems to explain). Tensors set aside, or whose doubt only
+    rounding explains after both rounds, kinks (a switch of a max crossed, retries spent) or
+    marginal gaps are unsettled: they go by groups (see by_groups), whose per-element check
+    still confirms any failure.
     """
     eligible = method_choice.directions_first(compare.forwards, names, mode)
     stretch, found = 1.0, None
