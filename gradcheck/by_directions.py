@@ -139,10 +139,10 @@ def by_groups(
     if quick is not None and samples is not None:  # the other samples agreed already
         bound[:] = quick.units[name]
         directional = quick.passed * quick.units[name]
-    pending = _first_groups(x.size, samples)
+    pending, kinks = _first_groups(x.size, samples), _kinks(compare, [name])  # one reference for every group
     while pending:
         group = pending.pop(0)
-        found = _group_directions(compare, name, analytic, group)
+        found = _group_directions(compare, name, analytic, group, kinks)
         bound[group] = found.units[name]
         if found.agree:
             directional = max(directional, found.error * found.units[name])
@@ -169,7 +169,9 @@ def _first_groups(size: int, samples: np.ndarray | None) -> list[np.ndarray]:
     ]
 
 
-def _group_directions(compare: Comparison, name: str, analytic: np.ndarray, group: np.ndarray) -> DirectionalCheck:
+def _group_directions(
+    compare: Comparison, name: str, analytic: np.ndarray, group: np.ndarray, kinks: Kinks
+) -> DirectionalCheck:
     """The random directions through one group of a tensor's elements (the others stay put).
     They agree, or rounding alone explains every gap while it stays under GROUP_ROUNDING tolerance
     units: no looser than the per-element check, whose bound holds each element's own rounding
@@ -178,7 +180,7 @@ def _group_directions(compare: Comparison, name: str, analytic: np.ndarray, grou
     A batch-leading input's group is weighed sample by sample, and only its samples go through
     the forwards, where the samples proved independent and copies stack (see _GroupView)."""
     forwards, tol = compare.forwards, compare.tol
-    view = _GroupView.of(compare, name, analytic, group)
+    view = _GroupView.of(compare, name, analytic, group, kinks)
     stretch = 1.0
     for _ in range(ATTEMPTS):
         found = directions_agree(
@@ -218,12 +220,12 @@ class _GroupView:
     group: np.ndarray
 
     @classmethod
-    def of(cls, compare: Comparison, name: str, analytic: np.ndarray, group: np.ndarray) -> _GroupView:
+    def of(cls, compare: Comparison, name: str, analytic: np.ndarray, group: np.ndarray, kinks: Kinks) -> _GroupView:
         """The whole example; or, for a batch-leading input whose samples proved independent and whose
         copies stack, only the samples the group reaches: a forward of their copies costs that share
         of the batch's."""
         forwards = compare.forwards
-        x, kinks = forwards.arrays[name], _kinks(compare, [name])
+        x = forwards.arrays[name]
         whole = cls(forwards.evaluate_copies, x, analytic, list(compare.upstream), kinks, group)
         verdict, size = forwards.batching_verdict, forwards.batch_size
         if verdict is None or not verdict[1] or name not in verdict[0] or kinks.samples() != size:
