@@ -66,7 +66,7 @@ def test_a_tie_within_the_step_costs_a_few_elements_not_the_whole_tensor(mode, m
     assert sizes and sum(sizes) <= 2 * by_directions.KINKED_GROUP  # the groups next to the tie, no more
     x = outcome.tensors[0]
     assert x.analytic.size == 6 * 6 * 16 * 16
-    assert forwards < 60  # the whole tensor element by element took 131 (coloured) and more plain
+    assert forwards < 100  # the whole tensor element by element took 139 (coloured)
 
 
 def test_without_the_tie_the_directions_alone_pass():
